@@ -1,0 +1,103 @@
+"""Speed of the engine against a faithful notebook-style reference loop, side by side in one process.
+
+The reference is the seed-004 notebook's loop: the data as one (a, b, c) tensor on the device, a
+per-epoch shuffle, ``torch.split`` batches, ``loss.item()`` and ``acc.item()`` per batch, a full
+validation pass every epoch, ``LambdaLR`` warm-up. Both sides train the same model from the same
+initialisation on the same split and device for the same number of optimizer steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.nn.functional import cross_entropy
+
+from . import data, model
+from .config import Config
+from .train import Control, resolve_device, run_training
+
+
+def reference_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, Any]:
+    """The notebook's training loop, cut after `steps` optimizer steps."""
+    split = data.build_from_config(cfg, device)
+    net = model.build(model.arch_from_config(cfg), seed=cfg.train.seed, device=device)
+    o = cfg.optim
+    if o.optimizer == "sgd":
+        optimizer = torch.optim.SGD(net.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    elif o.optimizer == "adam":
+        optimizer = torch.optim.Adam(net.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=(o.beta1, o.beta2))
+    else:
+        optimizer = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=(o.beta1, o.beta2))
+    warm = max(o.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: min((epoch + 1) / warm, 1.0))
+    training_set = torch.cat([split.train_x, split.train_y[:, None]], dim=1)
+    validation_set = torch.cat([split.val_x, split.val_y[:, None]], dim=1)
+    batch_size, done = cfg.train.batch_size, 0
+    history: dict[str, list[float]] = {"train_acc": [], "val_acc": [], "train_loss": [], "val_loss": []}
+    while done < steps:
+        training_set = training_set[torch.randperm(training_set.shape[0], device=device), :]
+        for dset, is_train in [(training_set, True), (validation_set, False)]:
+            total_loss = total_acc = 0.0
+            net.train(is_train)
+            for batch in torch.split(dset, batch_size, dim=0):
+                with torch.set_grad_enabled(is_train):
+                    logits = net(batch[:, :-1])
+                    loss = cross_entropy(logits, batch[:, -1].flatten().to(torch.long))
+                    total_loss += loss.item() * batch.shape[0]
+                if is_train:
+                    net.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    done += 1
+                acc = (logits.argmax(-1) == batch[:, -1]).float().mean()
+                total_acc += acc.item() * batch.shape[0]
+                if done >= steps:
+                    break
+            key = "train" if is_train else "val"
+            history[f"{key}_acc"].append(total_acc / dset.shape[0])
+            history[f"{key}_loss"].append(total_loss / dset.shape[0])
+            if done >= steps:
+                break
+    return history
+
+
+def engine_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, Any]:
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps, checkpoint_every=0,
+                                                              device=str(device)))
+    return run_training(cfg, None, (), Control())
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t
+
+
+def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Steps/s of engine and reference (median of `repeat` alternating runs) and their ratio."""
+    device = resolve_device(cfg.train.device)
+    sides = {"engine": lambda n: engine_loop(cfg, n, device), "reference": lambda n: reference_loop(cfg, n, device)}
+    for fn in sides.values():  # one-time costs (allocator, kernels, caches) out of the timing
+        fn(warmup)
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for i in range(repeat):
+        for name in (("reference", "engine") if i % 2 else ("engine", "reference")):
+            times[name].append(_timed(lambda fn=sides[name]: fn(steps), device))
+            if progress:
+                progress(f"{name} {i + 1}/{repeat}: {steps / times[name][-1]:,.1f} steps/s")
+    rate = {k: steps / statistics.median(v) for k, v in times.items()}
+    return {"device": str(device), "steps": steps, "repeat": repeat, "threads": torch.get_num_threads(),
+            "engine_steps_per_s": rate["engine"], "reference_steps_per_s": rate["reference"],
+            "ratio": rate["engine"] / rate["reference"], "torch": torch.__version__,
+            "config": cfg.to_dict()}

@@ -1,0 +1,43 @@
+"""`grok-tui bench`: engine vs notebook-style reference loop, in one process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import config as config_mod
+from .cli import app
+from .cli_common import ConfigFile, JsonOut, Preset, console, err_console, user_errors, with_config_flags
+
+
+@app.command("bench")
+@with_config_flags
+def bench_cmd(
+    preset: Preset = None,
+    config: ConfigFile = None,
+    bench_steps: Annotated[int, typer.Option("--bench-steps", min=1, help="optimizer steps timed per side")] = 300,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="alternating timed runs per side (median)")] = 3,
+    out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
+    json_out: JsonOut = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Steps/s of the engine and of the seed-004 notebook loop on the same config and device, and the ratio."""
+    from .bench import bench
+
+    with user_errors():
+        cfg = config_mod.resolve(preset or "canonical", config, overrides)
+        say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
+        result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1))
+    if json_out:
+        print(json.dumps(result))
+        return
+    console.print(f"device {result['device']} ({result['threads']} threads), {result['steps']} steps x "
+                  f"{result['repeat']}, torch {result['torch']}")
+    console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
+    console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
+    console.print(f"  ratio      {result['ratio']:10.2f}x")
