@@ -212,8 +212,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "seed001": {"op": "x*y", "tokens": "ab", "layers": 1, "norm": "none", "optimizer": "sgd", "lr": 0.1,
                 "weight_decay": 1e-3, "warmup_steps": 0, "steps": 30_000, "checkpoint_every": 1000},
     # The smallest setting that memorizes and then clearly groks on a 2-core CPU within about a minute.
-    "smoke": {"op": "x+y", "p": 23, "train_frac": 0.5, "tokens": "ab", "layers": 1, "d_model": 64,
-              "heads": 4, "lr": 3e-3, "weight_decay": 1.0, "batch_size": 128, "steps": 3000,
+    # Found by experiment: memorizes by step ~250 and groks (val acc >= 0.99) by ~2700, stably, for
+    # several seeds; about 10 s on 2 free CPU cores. lr 3e-3 groks twice as early but val acc then
+    # dips to ~0.65 (a slingshot), which makes a poor smoke test.
+    "smoke": {"op": "x+y", "p": 31, "train_frac": 0.6, "tokens": "ab", "layers": 1, "d_model": 64,
+              "heads": 4, "lr": 2e-3, "weight_decay": 1.0, "batch_size": 256, "steps": 3500,
               "eval_every": 20, "checkpoint_every": 500},
 }
 
