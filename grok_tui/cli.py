@@ -10,13 +10,29 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from . import config as config_mod
 from . import runs as store
-from .cli_common import (ConfigFile, JsonOut, Preset, RunsDir, console, err_console, fail, user_errors,
-                         with_config_flags)
+from .cli_common import (
+    ConfigFile,
+    JsonOut,
+    Preset,
+    RunsDir,
+    console,
+    err_console,
+    fail,
+    user_errors,
+    with_config_flags,
+)
 from .errors import ConfigError, TrainingError
 from .train import Callback, Control, resume_paths, run_training
 
@@ -102,17 +118,18 @@ class JsonLines(Callback):
         self._out("end", summary)
 
 
-def _install_signals(control: Control) -> None:
+def _install_signals(control: Control) -> dict:
+    """Route SIGINT/SIGTERM to a clean stop and SIGUSR1/2 to pause/resume; returns the old handlers."""
     def stop(signum, frame):  # noqa: ARG001
         control.stop_reason = "stopped"
         control.stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    handlers = {signal.SIGINT: stop, signal.SIGTERM: stop}
     if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, lambda s, f: control.pause.set())
-        signal.signal(signal.SIGUSR2, lambda s, f: control.pause.clear())
+        handlers[signal.SIGUSR1] = lambda s, f: control.pause.set()
+        handlers[signal.SIGUSR2] = lambda s, f: control.pause.clear()
+    return {sig: signal.signal(sig, h) for sig, h in handlers.items()}
 
 
 RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every")
@@ -151,10 +168,10 @@ def run(
             from .checkpoint import atomic_write_text
             atomic_write_text(info.path / "config.toml", cfg.to_toml())
         else:
-            cfg = config_mod.resolve(preset or "canonical", config, overrides)
+            cfg = config_mod.resolve(preset, config, overrides)
             writer = store.RunWriter(Path(runs_dir) / store.new_run_id(Path(runs_dir), cfg, name), cfg)
         control = Control()
-        _install_signals(control)
+        old_handlers = _install_signals(control)
         callbacks: list[Callback] = [JsonLines() if json_out else RichProgress()]
         try:
             summary = run_training(cfg, writer, callbacks, control, resume_from)
@@ -162,6 +179,8 @@ def run(
             raise fail(str(e), 1) from None
         finally:
             writer.close()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
     if summary["status"] == "stopped":
         raise typer.Exit(130)
 
@@ -179,10 +198,10 @@ def _fmt(v: Any) -> str:
 def run_row(r: store.RunInfo) -> dict[str, Any]:
     c, s = r.config, r.summary
     return {"run": r.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
-            "ratio": c.data.train_frac if c else None, "optimizer": c.optim.optimizer if c else None,
+            "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
             "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
             "steps": f"{s.get('steps_run', 0)}/{c.train.steps if c else '?'}",
-            "memorized": s.get("memorized_step"), "grokked": s.get("grokked_step"),
+            "mem": s.get("memorized_step"), "grok": s.get("grokked_step"),
             "best_val": s.get("best_val_acc"), "status": r.status}
 
 
@@ -199,9 +218,11 @@ def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: Js
     if not rows:
         console.print(f"no runs in {runs_dir}")
         return
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for col in rows[0]:
-        table.add_column(col, justify="right" if col not in ("run", "op", "optimizer", "status") else "left")
+        left = col in ("run", "op", "opt", "status")
+        table.add_column(col, justify="left" if left else "right", no_wrap=col != "run",
+                         overflow="fold" if col == "run" else "ellipsis")
     for row in rows:
         table.add_row(*(_fmt(v) for v in row.values()))
     console.print(table)

@@ -28,7 +28,7 @@ def bench_cmd(
     from .bench import bench
 
     with user_errors():
-        cfg = config_mod.resolve(preset or "canonical", config, overrides)
+        cfg = config_mod.resolve(preset, config, overrides)
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
         if out is not None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .config import field_specs
 from .errors import GrokError
@@ -28,7 +29,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="print JSON (one object pe
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -58,7 +59,7 @@ def with_config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     for name, spec in specs.items():
         flag = "--" + name.replace("_", "-")
         decl = f"{flag}/--no-{flag[2:]}" if spec.type is bool else flag
-        help_text = spec.help + (f" [{'|'.join(spec.choices)}]" if spec.choices else "")
+        help_text = spec.help + (f" \\[{'|'.join(spec.choices)}]" if spec.choices else "")
         ann = Annotated[Optional[spec.type], typer.Option(decl, help=help_text, rich_help_panel=spec.section,
                                                           show_default=False)]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))

@@ -1,0 +1,114 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from grok_tui import runs
+from grok_tui.cli import app
+
+runner = CliRunner()
+TINY = ["--preset", "smoke", "--steps", "40", "--eval-every", "10", "--checkpoint-every", "20", "--device", "cpu"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_sentence_exit_2(result, needle):
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--op", "x/y", "--p", "12"], "p must be prime for x/y"),
+    (["--train-frac", "1.5"], "train ratio must be in (0, 1)"),
+    (["--train-frac", "0"], "train ratio must be in (0, 1)"),
+    (["--op", "x%y"], "unknown operation 'x%y'"),
+    (["--heads", "5"], "heads (5) must divide d_model (64)"),
+    (["--norm", "batch"], "norm must be 'layernorm' or 'none'"),
+    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--lr", "-1"], "lr must be a positive number"),
+    (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
+    (["--momentum", "0", "--nesterov", "--optimizer", "sgd"], "nesterov needs momentum > 0"),
+    (["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
+    (["--steps", "0"], "steps must be at least 1"),
+    (["--warmup-steps", "-3"], "warmup steps must be >= 0"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--p", "abc"], "Invalid value"),
+    (["--bogus-flag", "1"], "No such option"),
+])
+def test_run_bad_input_is_one_sentence_and_exit_2(runs_dir, args, needle):
+    one_sentence_exit_2(invoke("run", *TINY, *args), needle)
+    assert not runs.list_runs(runs_dir)
+
+
+def test_bad_config_files(tmp_path, runs_dir):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\np = \n")
+    one_sentence_exit_2(invoke("run", "--config", bad), "is not valid TOML")
+    bad.write_text("[data]\nmodulus = 7\n")
+    one_sentence_exit_2(invoke("run", "--config", bad), "unknown key 'modulus' in [data]")
+    bad.write_text("[train]\nsteps = 'many'\n")
+    one_sentence_exit_2(invoke("run", "--config", bad), "steps in")
+    one_sentence_exit_2(invoke("run", "--config", tmp_path / "missing.toml"), "does not exist")
+
+
+def test_cuda_asked_without_cuda(runs_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    one_sentence_exit_2(invoke("run", *TINY, "--device", "cuda"), "CUDA is not available")
+
+
+def test_run_config_file_flags_override(tmp_path, runs_dir):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('preset = "smoke"\n[train]\nsteps = 20\neval_every = 10\n[data]\np = 13\n')
+    r = invoke("run", "--config", cfg, "--p", "11", "--name", "f", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    info = runs.open_run(runs_dir, "f")
+    assert info.config.data.p == 11 and info.config.train.steps == 20 and info.config.data.op == "x+y"
+
+
+def test_run_json_lines_and_runs_listing(runs_dir):
+    r = invoke("run", *TINY, "--name", "j", "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.strip().splitlines()]
+    assert lines[0]["type"] == "start" and lines[0]["run_id"] == "j"
+    assert [x["step"] for x in lines if x["type"] == "eval"] == [10, 20, 30, 40]
+    assert lines[-1]["type"] == "end" and lines[-1]["status"] == "finished"
+    one_sentence_exit_2(invoke("run", *TINY, "--name", "j"), "already exists")
+    listing = invoke("runs", "--json")
+    row = json.loads(listing.output.strip().splitlines()[0])
+    assert row["run"] == "j" and row["op"] == "x+y" and row["status"] == "finished" and row["steps"] == "40/40" and row["opt"] == "adamw"
+    table = invoke("runs")
+    assert "x+y" in table.output and "finished" in table.output
+    show = invoke("runs", "show", "j")
+    assert show.exit_code == 0 and "checkpoints at steps: 20, 40" in show.output
+    one_sentence_exit_2(invoke("runs", "show", "nope"), "no run 'nope'")
+
+
+def test_resume_extends_a_run_and_rejects_changes(runs_dir):
+    assert invoke("run", *TINY, "--name", "r").exit_code == 0
+    one_sentence_exit_2(invoke("run", "--resume", "r", "--lr", "1"), "--resume can only change")
+    one_sentence_exit_2(invoke("run", "--resume", "missing"), "no run 'missing'")
+    r = invoke("run", "--resume", "r", "--steps", "60")
+    assert r.exit_code == 0, r.output
+    info = runs.open_run(runs_dir, "r")
+    assert [m["step"] for m in info.metrics()] == [10, 20, 30, 40, 50, 60]
+    assert info.summary["steps_run"] == 60 and info.config.train.steps == 60
+
+
+def test_reference_lists():
+    assert "x^2+xy+y^2" in invoke("ops").output
+    assert "adamw" in invoke("optimizers").output
+    assert "smoke" in invoke("presets").output
+
+
+def test_bench_reports_both_sides_and_ratio():
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "20", "--repeat", "1", "--json", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert res["engine_steps_per_s"] > 0 and res["reference_steps_per_s"] > 0
+    assert res["ratio"] == pytest.approx(res["engine_steps_per_s"] / res["reference_steps_per_s"])

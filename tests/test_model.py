@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from grok_tui import config, model
+
+
+def full_causal_last(m: model.Transformer, x: torch.Tensor) -> torch.Tensor:
+    """Reference: every block over every position (no last-only shortcut), then the last position."""
+    h = m.tok_emb(x) + m.pos_emb(m.positions)
+    for block in m.blocks:
+        h = block(h, last_only=False)
+    return m.head(m.ln_f(h[:, -1]))
+
+
+@pytest.mark.parametrize("tokens", ["ab", "aob="])
+@pytest.mark.parametrize("norm", ["layernorm", "none"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_shapes_and_last_only_equals_full_pass(tokens, norm, layers):
+    cfg = config.apply_overrides(config.Config(), {"p": 13, "tokens": tokens, "norm": norm, "layers": layers,
+                                                   "d_model": 32, "heads": 4})
+    arch = model.arch_from_config(cfg)
+    m = model.build(arch, seed=0)
+    x = torch.randint(0, 13, (5, arch.seq_len))
+    out = m(x)
+    assert out.shape == (5, 13)
+    torch.testing.assert_close(out, full_causal_last(m, x), rtol=1e-5, atol=1e-5)
+
+
+def test_same_seed_same_weights_and_global_rng_untouched():
+    arch = model.Arch(vocab=9, seq_len=2, n_classes=7, layers=1, d_model=16, heads=2)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a, b = model.build(arch, seed=5), model.build(arch, seed=5)
+    after = torch.rand(3)
+    assert torch.equal(before, after)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(next(model.build(arch, seed=6).parameters()), next(a.parameters()))
+
+
+def test_param_groups_cover_every_parameter():
+    m = model.build(model.Arch(vocab=9, seq_len=4, n_classes=7, layers=2, d_model=16, heads=2), seed=0)
+    groups = {model.param_group(n) for n, _ in m.named_parameters()}
+    assert groups == {"embed", "attn", "mlp", "norm", "head"}

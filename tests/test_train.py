@@ -1,0 +1,195 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from grok_tui import checkpoint, config, model, runs, train
+from grok_tui.errors import CheckpointError, TrainingError
+
+
+class Rows(train.Callback):
+    def __init__(self):
+        self.rows, self.events = [], []
+
+    def on_eval(self, row):
+        self.rows.append(row)
+
+    def on_event(self, event):
+        self.events.append(event)
+
+
+def _train(cfg, path, **kw):
+    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
+    try:
+        return train.run_training(cfg, writer, **kw)
+    finally:
+        writer.close()
+
+
+def test_run_directory_contract(tiny_cfg, runs_dir):
+    cb = Rows()
+    s = _train(tiny_cfg, runs_dir / "r1", callbacks=[cb])
+    d = runs_dir / "r1"
+    assert s["status"] == "finished" and s["steps_run"] == 60
+    assert config.load_toml(d / "config.toml") == tiny_cfg
+    rows = runs.read_jsonl(d / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
+    keys = {"step", "epoch", "wall_s", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "weight_norm",
+            "grad_norm", "weight_norm.attn", "grad_norm.head"}
+    assert keys <= set(rows[0])
+    events = [e["event"] for e in runs.read_jsonl(d / "events.jsonl")]
+    assert events[0] == "started" and events[-1] == "finished"
+    info = runs.open_run(runs_dir, "r1")
+    assert info.status == "finished"
+    assert [st for st, _ in info.checkpoints()] == [20, 40, 60]
+    assert runs.resolve_checkpoint("r1@last", runs_dir).name == "step-00000060.safetensors"
+    assert runs.resolve_checkpoint("r1@40", runs_dir).name == "step-00000040.safetensors"
+    assert checkpoint.read_sidecar(d / "checkpoints" / "step-00000060.safetensors")["tags"] == ["final"]
+    # the weight norm in the row is that of the model's parameters
+    w, _ = checkpoint.load_weights(d / "checkpoints" / "step-00000060.safetensors")
+    norm = math.sqrt(sum(float((t.double() ** 2).sum()) for t in w.values()))
+    assert rows[-1]["weight_norm"] == pytest.approx(norm, rel=1e-4)
+
+
+def test_milestones_are_first_crossings_with_tagged_checkpoints(tiny_cfg, runs_dir):
+    cfg = config.apply_overrides(tiny_cfg, {"steps": 400, "eval_every": 20, "checkpoint_every": 0,
+                                            "memorized_threshold": 0.9, "grokked_threshold": 0.01})
+    cb = Rows()
+    s = _train(cfg, runs_dir / "m", callbacks=[cb])
+    mem = next(r["step"] for r in cb.rows if r["train_acc"] >= 0.9)
+    grok = next(r["step"] for r in cb.rows if r["val_acc"] >= 0.01)
+    assert s["memorized_step"] == mem and s["grokked_step"] == grok
+    info = runs.open_run(runs_dir, "m")
+    assert info.milestone_step("memorized") == mem
+    assert runs.resolve_checkpoint("m@memorized", runs_dir).name == f"step-{mem:08d}.safetensors"
+    tags = checkpoint.read_sidecar(runs.resolve_checkpoint("m@memorized", runs_dir))["tags"]
+    assert "memorized" in tags
+    assert [e["event"] for e in cb.events].count("memorized") == 1
+
+
+def test_checkpoint_round_trip_and_clear_errors(tiny_cfg, runs_dir, tmp_path):
+    _train(tiny_cfg, runs_dir / "c")
+    path = runs.resolve_checkpoint("c@last", runs_dir)
+    arch = model.arch_from_config(tiny_cfg)
+    m = model.build(arch, seed=99)
+    checkpoint.load_into(m, path, arch)
+    w, _ = checkpoint.load_weights(path)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, w[k])
+    other = model.Arch(**{**arch.__dict__, "d_model": 32})
+    with pytest.raises(CheckpointError, match="does not fit this model: d_model 64 vs 32"):
+        checkpoint.load_into(model.build(other), path, other)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load_weights(bad)
+    with pytest.raises(CheckpointError, match="no checkpoint at step 7"):
+        runs.resolve_checkpoint("c@7", runs_dir)
+    with pytest.raises(CheckpointError, match="has not grokked"):
+        runs.resolve_checkpoint("c@grokked", runs_dir)
+
+
+@pytest.mark.parametrize("opt", ["adamw", "sgd"])
+def test_resume_equals_straight_run(tiny_cfg, runs_dir, opt):
+    """N steps, stop, resume, M more steps == N+M steps straight (mid-epoch stop included)."""
+    cfg = config.apply_overrides(tiny_cfg, {"optimizer": opt, "momentum": 0.9, "lr": 0.05 if opt == "sgd" else 2e-3,
+                                            "steps": 50, "checkpoint_every": 0, "eval_every": 10})
+    straight = Rows()
+    _train(cfg, runs_dir / "straight", callbacks=[straight])
+
+    control = train.Control()
+
+    class StopAt(Rows):
+        def on_eval(self, row):
+            super().on_eval(row)
+            if row["step"] == 30:
+                control.stop.set()
+
+    first = StopAt()
+    s = _train(cfg, runs_dir / "split", callbacks=[first], control=control)
+    assert s["status"] == "stopped" and s["steps_run"] == 30
+    second = Rows()
+    s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
+               resume_from=train.resume_paths(runs_dir / "split"))
+    assert s["status"] == "finished" and s["steps_run"] == 50
+    got = first.rows + second.rows
+    assert [r["step"] for r in got] == [r["step"] for r in straight.rows]
+    for a, b in zip(got, straight.rows, strict=True):
+        for key in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm", "grad_norm"):
+            assert a[key] == b[key], (a["step"], key)
+    merged = runs.open_run(runs_dir, "split").metrics()
+    assert [r["step"] for r in merged] == [10, 20, 30, 40, 50]
+
+
+def test_same_config_same_curve_on_cpu(tiny_cfg):
+    a, b = Rows(), Rows()
+    train.run_training(tiny_cfg, None, [a])
+    train.run_training(tiny_cfg, None, [b])
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in a.rows]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in b.rows]
+
+
+def test_nan_loss_fails_with_one_sentence_and_keeps_what_was_written(tiny_cfg, runs_dir):
+    cfg = config.apply_overrides(tiny_cfg, {"optimizer": "sgd", "lr": 1e30, "weight_decay": 0.0, "warmup_steps": 0})
+    with pytest.raises(TrainingError, match="training diverged: the train loss became nan"):
+        _train(cfg, runs_dir / "nan")
+    info = runs.open_run(runs_dir, "nan")
+    assert info.status == "failed" and "diverged" in info.summary["error"]
+    assert runs.read_jsonl(runs_dir / "nan" / "events.jsonl")[-1]["event"] == "failed"
+
+
+def test_torn_last_line_is_ignored_and_tail_keeps_it(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "val')
+    assert [r["step"] for r in runs.read_jsonl(p)] == [1, 2]
+    tail = runs.JsonlTail(p)
+    assert [r["step"] for r in tail.read()] == [1, 2]
+    with open(p, "a") as f:
+        f.write('_acc": 0.5}\n{"step": 4}\n')
+    assert [r["step"] for r in tail.read()] == [3, 4]
+    assert tail.read() == []
+
+
+def test_sigkill_leaves_every_line_readable_and_the_run_interrupted(runs_dir):
+    cmd = [sys.executable, "-m", "grok_tui", "run", "--preset", "smoke", "--steps", "100000", "--eval-every", "5",
+           "--checkpoint-every", "50", "--name", "killed", "--runs-dir", str(runs_dir), "--json", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = 0
+        deadline = time.time() + 120
+        while seen < 30 and time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += json.loads(line)["type"] == "eval"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert seen >= 30
+    info = runs.open_run(runs_dir, "killed")
+    rows = info.metrics()
+    assert len(rows) >= 30 and [r["step"] for r in rows] == list(range(5, 5 * len(rows) + 1, 5))
+    assert info.status == "interrupted"
+    assert runs.resolve_checkpoint("killed@last", runs_dir).is_file()
+
+
+def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
+    cmd = [sys.executable, "-m", "grok_tui", "run", "--preset", "smoke", "--steps", "100000", "--eval-every", "10",
+           "--checkpoint-every", "0", "--name", "term", "--runs-dir", str(runs_dir), "--json", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["type"] == "eval":
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    info = runs.open_run(runs_dir, "term")
+    assert info.status == "stopped"
+    step, path = info.checkpoints()[-1]
+    assert step == info.summary["steps_run"] and "final" in checkpoint.read_sidecar(path)["tags"]
+    assert train.resume_paths(info.path)[0] == path
