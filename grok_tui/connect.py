@@ -221,12 +221,12 @@ def evaluate_curve(problem: Problem, curve: curves.Curve, points: int = 41, grad
 
 @dataclass
 class FitSettings:
-    steps: int = 1000  # optimizer steps on the bends
-    lr: float = 1e-3  # learning rate
+    steps: int = 500  # optimizer steps on the bends
+    lr: float = 3e-3  # learning rate
     optimizer: str = "adam"  # adam or sgd
     momentum: float = 0.9  # SGD momentum
     batch_size: int = 256  # training examples per step
-    t_per_step: int = 4  # t drawn per step (their losses averaged)
+    t_per_step: int = 2  # t drawn per step (their losses averaged)
     wd: float | None = None  # L2 coefficient in the objective (default: see fit_wd)
     seed: int = 0  # seed of the t draws and minibatches
 
