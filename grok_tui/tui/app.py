@@ -1,0 +1,180 @@
+"""The Textual app: modes (train, runs; connect when it exists), the child run, exports.
+
+`make_app(runs_dir)` is the factory the CLI and the tests use. The app owns the long-lived work: the
+training child (a process, followed by a thread worker) and exports (thread workers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from .. import runs as store
+from ..config import Config
+from ..export import ExportError, save_figure, write_csv
+from .live import ChildRun
+from .messages import ChildEnded, ChildEvent, ChildStarted, ExportDone
+from .screens.dialogs import ConfirmScreen, ExportScreen
+from .screens.runs import RunsScreen
+from .screens.train import TrainScreen
+from .widgets.chart import MetricChart
+
+
+class GrokApp(App):
+    """grok-tui: train and watch a run, compare runs."""
+
+    TITLE = "grok-tui"
+    CSS_PATH = "app.tcss"
+    MODES = {"train": TrainScreen, "runs": RunsScreen}  # the connectivity view registers "connect" here
+    DEFAULT_MODE = "train"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("t", "switch_mode('train')", "Train"),
+        Binding("r", "switch_mode('runs')", "Runs"),
+        Binding("c", "switch_mode('connect')", "Connect"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, runs_dir: Path, python: str | None = None):
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.python = python
+        self.child: ChildRun | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_mode":
+            return bool(parameters) and parameters[0] in self.MODES
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode in self.MODES:
+            yield SystemCommand(f"View: {mode}", f"switch to the {mode} view", lambda m=mode: self.switch_mode(m))
+        if isinstance(screen, TrainScreen):
+            yield SystemCommand("Run: start", "start a run with the form's settings (s)", screen.action_start)
+            yield SystemCommand("Run: pause / resume", "pause or resume the run (p)", screen.action_pause_resume)
+            yield SystemCommand("Run: stop", "stop the run with a final checkpoint (x)", screen.action_stop)
+        if isinstance(screen, RunsScreen):
+            yield SystemCommand("Runs: next metric", "overlay the next metric (m)", lambda: screen.action_metric(1))
+            yield SystemCommand("Runs: open details", "details of the run under the cursor (o)", screen.action_details)
+            yield SystemCommand("Runs: export", "export the overlay chart (e)", screen.action_export)
+
+    # -- the training child -------------------------------------------------------------------
+    def start_child(self, cfg: Config) -> ChildRun:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        run_id = store.new_run_id(self.runs_dir, cfg)
+        child = ChildRun(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
+        self.child = child
+        self._follow_child(child)
+        return child
+
+    @work(thread=True, exit_on_error=False, group="child", description="training child")
+    def _follow_child(self, child: ChildRun) -> None:
+        try:
+            child.start()
+        except OSError as e:
+            child.state, child.error, child.returncode = "failed", f"cannot start the runner: {e}.", -1
+            self.post_message(ChildEnded(child.run_id, child.state, -1, child.error))
+            return
+
+        def on_message(kind: str, msg: dict) -> None:
+            if kind == "start":
+                self.post_message(ChildStarted(child.run_id, child.device))
+            elif kind == "event" and msg.get("event") not in ("checkpoint", "started"):
+                self.post_message(ChildEvent(child.run_id, {k: v for k, v in msg.items() if k != "type"}))
+
+        child.follow(on_message)
+        self.post_message(ChildEnded(child.run_id, child.state, child.returncode or 0, child.error))
+
+    @on(ChildEvent)
+    def _child_event(self, msg: ChildEvent) -> None:
+        name = msg.event.get("event")
+        if name in store.MILESTONES:
+            self.notify(f"{msg.run_id}: {name} at step {msg.event.get('step')}", title=name, timeout=4)
+
+    @on(ChildEnded)
+    def _child_ended(self, msg: ChildEnded) -> None:
+        if msg.status == "failed":
+            self.notify(msg.error or "training failed.", title=f"{msg.run_id} failed", severity="error",
+                        timeout=10)
+        else:
+            self.notify(f"{msg.run_id} {msg.status}", timeout=4)
+        self.refresh_bindings()
+
+    # -- export ---------------------------------------------------------------------------------
+    @on(MetricChart.ExportRequested)
+    def _export_requested(self, msg: MetricChart.ExportRequested) -> None:
+        chart = msg.chart
+        if not chart.series:
+            self.notify("this chart has no data yet.", severity="warning")
+            return
+        all_series = list(chart.series)
+        metric, logx, logy, title = chart.metric, chart.logx, chart.logy, chart.title
+        stem = f"grok-{metric.replace(' ', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+        def chosen(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                self._export(result[0], result[1], all_series, metric, title, logx, logy)
+
+        self.push_screen(ExportScreen(stem, title), chosen)
+
+    @work(thread=True, exit_on_error=False, group="export", description="export chart")
+    def _export(self, stem: str, fmt: str, all_series, metric: str, title: str, logx: bool, logy: bool) -> None:
+        base = Path(stem).expanduser()
+        if base.suffix.lower() in (".png", ".svg", ".pdf", ".csv"):
+            base = base.with_suffix("")
+        paths: list[str] = []
+        error = None
+        try:
+            paths.append(str(write_csv(base.with_suffix(".csv"), all_series, metric)))
+            paths.append(str(save_figure(base.with_suffix("." + fmt), all_series, title, title, logx, logy)))
+        except ExportError as e:
+            error = str(e)
+        self.post_message(ExportDone(paths, error))
+
+    @on(ExportDone)
+    def _export_done(self, msg: ExportDone) -> None:
+        if msg.paths:
+            self.notify("wrote " + ", ".join(msg.paths), title="export", timeout=6)
+        if msg.error:
+            self.notify(msg.error, title="export", severity="error", timeout=10)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.description or event.worker.name}: {event.worker.error}",
+                        title="error", severity="error", timeout=10)
+
+    # -- quitting ---------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        child = self.child
+        if child is None or not child.active:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                child.stop()
+                self.exit()
+
+        self.push_screen(ConfirmScreen(f"{child.run_id} is training. Stop it (with a final checkpoint) and quit?"),
+                         answer)
+
+    def on_unmount(self) -> None:
+        child = self.child
+        if child is not None and child.proc is not None and child.proc.poll() is None:
+            child.stop()
+            if not child.wait(15):  # the runner writes its final checkpoint, then exits
+                child.proc.kill()
+
+
+def make_app(runs_dir: Path, python: str | None = None) -> GrokApp:
+    """The app on a runs directory (the CLI's bare `grok-tui`, the tests and the snapshots use this)."""
+    return GrokApp(runs_dir=runs_dir, python=python)

@@ -1,0 +1,216 @@
+"""Train: the configuration form, start/pause/resume/stop, a status line and four live charts.
+
+The run itself is a child process owned by the app (`app.child`); this screen reads what the child
+has reported on a timer (a few times a second), never per metric row.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Static
+
+from ...export import Series, series
+from ..live import ChildRun
+from ..widgets.chart import MetricChart
+from ..widgets.config_form import ConfigForm
+
+# id, title, metric keys (a key ending in '*' takes every top-level key with that prefix), log x, log y
+CHARTS = (
+    ("acc", "accuracy", ("train_acc", "val_acc"), True, False),
+    ("loss", "loss", ("train_loss", "val_loss"), True, True),
+    ("wnorm", "weight norm", ("weight_norm",), True, False),
+    ("grad", "grad norm / eff lr", ("grad_norm", "eff_lr*"), True, True),
+)
+COLORS = {"train_acc": "cyan", "val_acc": "magenta", "train_loss": "cyan", "val_loss": "magenta",
+          "weight_norm": "green", "grad_norm": "orange"}
+STATUS_HZ = 4.0  # status line refresh rate
+CHART_EVERY = 2  # charts re-plot on every 2nd status tick (2 Hz), and only when there is new data
+
+
+def _keys(patterns: tuple[str, ...], row: dict) -> list[str]:
+    keys: list[str] = []
+    for p in patterns:
+        if p.endswith("*"):
+            keys += sorted(k for k in row if k.startswith(p[:-1]) and "." not in k)
+        else:
+            keys.append(p)
+    return keys
+
+
+def chart_series(rows: list[dict], patterns: tuple[str, ...], milestones: dict[str, int]) -> list[Series]:
+    """The series of one train chart; the milestone marks ride on the first series."""
+    keys = _keys(patterns, rows[-1] if rows else {})
+    out = []
+    for i, k in enumerate(keys):
+        s = series(rows, k, milestones=milestones if i == 0 else None, color=COLORS.get(k))
+        if s.x:
+            out.append(s)
+    return out
+
+
+def _fmt_acc(v) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
+
+class TrainScreen(Screen):
+    """Configure a run, start it, watch it."""
+
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("p", "pause_resume", "Pause/Resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("f", "toggle_form", "Form"),
+        Binding("escape", "leave_field", "Charts", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ticks = 0
+        self._shown: ChildRun | None = None
+        self._last_state: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="train-body"):
+            yield ConfigForm(id="form")
+            with Vertical(id="train-right"):
+                yield Static("no run yet: fill the form (or load a preset) and press [b]s[/] to start",
+                             id="status")
+                with Horizontal(id="controls"):
+                    yield Button("Start", id="start", variant="success", compact=True)
+                    yield Button("Pause", id="pause", compact=True, disabled=True)
+                    yield Button("Resume", id="resume", compact=True, disabled=True)
+                    yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
+                with Grid(id="charts"):
+                    for cid, title, _pats, logx, logy in CHARTS:
+                        yield MetricChart(title, title, logx=logx, logy=logy, id=f"chart-{cid}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / STATUS_HZ, self.tick)
+
+    @property
+    def child(self) -> ChildRun | None:
+        return getattr(self.app, "child", None)
+
+    # -- the timer ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        if self.app.screen is not self:
+            return
+        self._ticks += 1
+        child = self.child
+        self._update_controls(child)
+        if child is None:
+            return
+        self.query_one("#status", Static).update(self.status_text(child))
+        if self._ticks % CHART_EVERY == 0 or child is not self._shown:
+            self.update_charts(child)
+
+    def update_charts(self, child: ChildRun) -> None:
+        self._shown = child
+        rows = list(child.rows)
+        for cid, _title, patterns, _lx, _ly in CHARTS:
+            self.query_one(f"#chart-{cid}", MetricChart).show(chart_series(rows, patterns, dict(child.milestones)))
+
+    def status_text(self, c: ChildRun) -> str:
+        last = c.last
+        rate = c.steps_per_s()
+        icon = {"running": "[green]●[/]", "paused": "[yellow]❚❚[/]", "finished": "[green]✔[/]",
+                "failed": "[red]✖[/]", "stopped": "[yellow]■[/]"}.get(c.state, "[dim]…[/]")
+        m, g = c.milestones.get("memorized"), c.milestones.get("grokked")
+        parts = [f"{icon} [b]{c.state}[/] {c.run_id}",
+                 f"step {last.get('step', 0)}/{c.total_steps}",
+                 f"{rate:,.0f} steps/s" if rate else "- steps/s",
+                 c.device,
+                 f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/] val [magenta]{_fmt_acc(last.get('val_acc'))}[/]",
+                 f"memorized {m if m is not None else '-'}  grokked {g if g is not None else '-'}"]
+        text = "  ".join(parts)
+        if c.state == "failed" and c.error:
+            text += f"\n[red]error:[/] {c.error}"
+        return text
+
+    def _update_controls(self, child: ChildRun | None) -> None:
+        state = child.state if child else None
+        if state == self._last_state:
+            return
+        self._last_state = state
+        active = child is not None and child.active
+        self.query_one("#start", Button).disabled = active
+        self.query_one("#pause", Button).disabled = state != "running"
+        self.query_one("#resume", Button).disabled = state != "paused"
+        self.query_one("#stop", Button).disabled = state not in ("starting", "running", "paused")
+        self.query_one(ConfigForm).disabled = active
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        child = self.child
+        active = child is not None and child.active
+        if action == "start":
+            return not active
+        if action == "pause_resume":
+            return child is not None and child.state in ("running", "paused")
+        if action == "stop":
+            return active
+        return True
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_start(self) -> None:
+        if self.child is not None and self.child.active:
+            self.notify("a run is already training; stop it first (x).", severity="warning")
+            return
+        cfg, errors, general = self.query_one(ConfigForm).read()
+        if cfg is None:
+            problems = list(errors.values()) + general
+            self.notify("\n".join(problems[:4]) or "the configuration is not valid.", title="cannot start",
+                        severity="error")
+            return
+        child = self.app.start_child(cfg)
+        for chart in self.query(MetricChart):
+            chart.show([])
+        self.query_one("#status", Static).update(f"[dim]…[/] starting {child.run_id}")
+        if self.has_class("-narrow"):
+            self.query_one("#form").display = False
+        self.query_one("#chart-acc").focus()
+        self._update_controls(child)
+
+    def action_pause_resume(self) -> None:
+        child = self.child
+        if child is None:
+            return
+        if child.state == "running":
+            child.pause()
+        elif child.state == "paused":
+            child.resume()
+
+    def action_stop(self) -> None:
+        if self.child is not None and self.child.stop():
+            self.notify(f"stopping {self.child.run_id} (a final checkpoint is written)", timeout=3)
+
+    def action_toggle_form(self) -> None:
+        form = self.query_one("#form")
+        form.display = not form.display
+
+    def action_leave_field(self) -> None:
+        if isinstance(self.focused, Input) or self.focused is not None:
+            self.query_one("#chart-acc").focus()
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#pause")
+    def _pause_pressed(self) -> None:
+        if self.child is not None:
+            self.child.pause()
+
+    @on(Button.Pressed, "#resume")
+    def _resume_pressed(self) -> None:
+        if self.child is not None:
+            self.child.resume()
+
+    @on(Button.Pressed, "#stop")
+    def _stop_pressed(self) -> None:
+        self.action_stop()

@@ -1,0 +1,148 @@
+"""A metric chart: several series against step, log axes drawn as log10 with readable ticks.
+
+`show()` only stores the series; the chart re-plots when the data or the axes changed, and only its
+own widget is refreshed (textual-plotext issue #11). Callers call `show()` from a timer a few times
+per second, never per metric row (shared/STYLE.md §8).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.message import Message
+from textual_plotext import PlotextPlot
+
+from ...export import PALETTE, Series, downsample, log_ticks, visible
+
+MARKS = {"memorized": "M", "grokked": "G"}
+
+
+def _signature(series: list[Series]) -> tuple:
+    return tuple((s.label, len(s.x), s.x[-1] if s.x else None, s.y[-1] if s.y else None,
+                  tuple(sorted(s.milestones.items())), s.color) for s in series)
+
+
+class MetricChart(PlotextPlot):
+    """Series of one kind (accuracy, loss, ...) against step."""
+
+    can_focus = True
+    BINDINGS = [
+        Binding("l", "toggle_logx", "Log x"),
+        Binding("L", "toggle_logy", "Log y"),
+        Binding("e", "export", "Export"),
+        Binding("z", "zoom", "Zoom"),
+    ]
+
+    @dataclass
+    class ExportRequested(Message):
+        """Export this chart's series (figure + CSV)."""
+
+        chart: MetricChart
+
+    def __init__(self, title: str, metric: str, *, logx: bool = True, logy: bool = False,
+                 id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self.title = title
+        self.metric = metric  # the metric name written in an exported CSV
+        self.logx, self.logy = logx, logy
+        self.series: list[Series] = []
+        self._drawn: tuple | None = None
+        self.redraws = 0
+        self.redraw_s = 0.0  # time spent building plots (re-plot + render), for the tests and the note
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.replot()  # the title and an empty frame until data comes
+
+    # -- data -----------------------------------------------------------------------------------
+    def show(self, series: list[Series], title: str | None = None, metric: str | None = None) -> bool:
+        """Store the series; re-plot and refresh only when something changed. True when it did."""
+        self.series = series
+        if title is not None:
+            self.title = title
+        if metric is not None:
+            self.metric = metric
+        sig = (_signature(series), self.logx, self.logy, self.title, self.size.width)
+        if sig == self._drawn:
+            return False
+        self._drawn = sig
+        self.replot()
+        return True
+
+    @property
+    def points(self) -> int:
+        return sum(len(s.x) for s in self.series)
+
+    def replot(self) -> None:
+        t0 = time.perf_counter()
+        plt = self.plt
+        plt.clear_figure()
+        n = max(2 * (self.size.width or 80), 40)
+        xs_all: list[float] = []
+        ys_all: list[float] = []
+        marks: list[str] = []
+        for i, s in enumerate(self.series):
+            color = s.color or PALETTE[i % len(PALETTE)]
+            x, y = visible(s.x, s.y, self.logx, self.logy)
+            x, y = downsample(x, y, n, self.logx)
+            if not x:
+                continue
+            px = [math.log10(v) for v in x] if self.logx else x
+            py = [math.log10(v) for v in y] if self.logy else y
+            xs_all += px
+            ys_all += py
+            plt.plot(px, py, label=s.label, color=color, marker="braille")
+            for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
+                if step <= 0 and self.logx:
+                    continue
+                plt.vline(math.log10(step) if self.logx else step, color=color)
+                marks.append(f"{MARKS.get(name, name)} {step}")
+        title = self.title + (f"  [{' '.join(marks)}]" if marks else "")
+        plt.title(title)
+        if xs_all:
+            self._ticks(xs_all, ys_all)
+        self.refresh()
+        self.redraws += 1
+        self.redraw_s += time.perf_counter() - t0
+
+    def _ticks(self, xs: list[float], ys: list[float]) -> None:
+        plt = self.plt
+        if self.logx:
+            lo, hi = min(xs), max(xs)
+            hi = hi if hi > lo else lo + 1
+            pos, labels = log_ticks(10 ** lo, 10 ** hi, max_ticks=max(2, (self.size.width or 60) // 10))
+            plt.xticks(pos, labels)
+            plt.xlim(lo, hi)
+        if self.logy:
+            lo, hi = min(ys), max(ys)
+            hi = hi if hi > lo else lo + 1
+            pos, labels = log_ticks(10 ** lo, 10 ** hi, max_ticks=max(2, (self.size.height or 12) // 3))
+            plt.yticks(pos, labels)
+            plt.ylim(lo, hi)
+
+    def render(self):
+        t0 = time.perf_counter()
+        out = super().render()
+        self.redraw_s += time.perf_counter() - t0
+        return out
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_toggle_logx(self) -> None:
+        self.logx = not self.logx
+        self.show(self.series)
+
+    def action_toggle_logy(self) -> None:
+        self.logy = not self.logy
+        self.show(self.series)
+
+    def action_export(self) -> None:
+        self.post_message(self.ExportRequested(self))
+
+    def action_zoom(self) -> None:
+        if self.is_maximized:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(self, container=False)

@@ -1,0 +1,85 @@
+"""The table of runs: one row per run directory, updated in place (the cursor stays where it is)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ...runs import RunInfo
+
+COLUMNS = (("sel", " "), ("op", "op"), ("p", "p"), ("ratio", "ratio"), ("opt", "optim"), ("lr", "lr"),
+           ("wd", "wd"), ("steps", "steps"), ("mem", "mem"), ("grok", "grok"), ("status", "status"),
+           ("run", "run"))
+STATUS_STYLE = {"running": "green", "finished": "", "stopped": "yellow", "failed": "red",
+                "interrupted": "red", "paused": "yellow"}
+
+
+def short_id(run_id: str) -> str:
+    """'20261125-015339-add-p31-adamw' -> '015339-add-p31-adamw' (the date is in the table's order)."""
+    m = re.match(r"^\d{8}-(\d{6}-.*)$", run_id)
+    return m.group(1) if m else run_id
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def row_cells(r: RunInfo, color: str | None) -> dict[str, Any]:
+    c, s = r.config, r.summary
+    total = c.train.steps if c else "?"
+    status = r.status
+    return {
+        "sel": Text("●", style=color) if color else Text(" "),
+        "op": c.data.op if c else "?", "p": _num(c.data.p if c else None),
+        "ratio": _num(c.data.train_frac if c else None), "opt": c.optim.optimizer if c else "?",
+        "lr": _num(c.optim.lr if c else None), "wd": _num(c.optim.weight_decay if c else None),
+        "steps": f"{s.get('steps_run', 0)}/{total}",
+        "mem": _num(s.get("memorized_step")), "grok": _num(s.get("grokked_step")),
+        "status": Text(status, style=STATUS_STYLE.get(status, "")),
+        "run": r.id,
+    }
+
+
+class RunTable(DataTable):
+    """Runs by id; `sync()` adds, updates and removes rows without moving the cursor."""
+
+    def __init__(self, id: str | None = None):
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._cells: dict[str, dict[str, Any]] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def sync(self, runs: list[RunInfo], colors: dict[str, str]) -> None:
+        seen = set()
+        for r in runs:
+            seen.add(r.id)
+            cells = row_cells(r, colors.get(r.id))
+            old = self._cells.get(r.id)
+            if old is None:
+                self.add_row(*(cells[k] for k, _ in COLUMNS), key=r.id)
+            else:
+                for k, _ in COLUMNS:
+                    if str(old[k]) != str(cells[k]) or (k == "sel" and old[k].style != cells[k].style):
+                        self.update_cell(r.id, k, cells[k])
+            self._cells[r.id] = cells
+        for gone in set(self._cells) - seen:
+            self.remove_row(gone)
+            del self._cells[gone]
+
+    @property
+    def current_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:  # noqa: BLE001 - an empty or changing table
+            return None
