@@ -26,6 +26,9 @@ LOG_Y_BY_DEFAULT = ("loss", "grad_norm", "lr", "eff_lr")
 MILESTONE_STYLE = {"memorized": "M", "grokked": "G"}
 # Line colours: plotext names, also valid matplotlib names (so a TUI chart and its export agree).
 PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
+# The same hues, dark enough for a white page.
+PAPER = {"cyan": "#0097a7", "magenta": "#c2185b", "green": "#2e7d32", "orange": "#ef6c00", "blue": "#1565c0",
+         "red": "#c62828", "yellow": "#b59f00", "gray": "#616161"}
 
 
 class ExportError(GrokError):
@@ -186,6 +189,7 @@ def save_figure(path: str | Path, all_series: Sequence[Series], title: str, ylab
     try:
         for i, s in enumerate(all_series):
             color = s.color or PALETTE[i % len(PALETTE)]
+            color = PAPER.get(color, color)
             x, y = visible(s.x, s.y, logx, logy)
             ax.plot(x, y, label=s.label, color=color, linewidth=1.4)
             for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
