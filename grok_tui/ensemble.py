@@ -1,0 +1,350 @@
+"""K runs that share an architecture, trained as one: stacked parameters, a vmapped forward.
+
+Every member keeps what a single run has: its own initialisation (``model.build(arch, seed)``), its
+own train/val split, its own data order (the per-epoch ``randperm`` that ``train.Trainer`` draws),
+its own hyperparameters (lr, weight decay, betas, eps, momentum as (K, 1) tensors) and its own lr
+schedule. The parameters of all members live in one (K, P) tensor; the forward pass is
+``vmap(functional_call(model, params_k, x_k))``; one backward gives every member its own gradient
+(members are independent, so the gradient of the summed losses is each member's gradient); the
+optimizer step is a handful of element-wise ops on (K, P) tensors. Nothing in a step syncs the host.
+
+Members whose train sets differ in size (different train ratios) have partial last batches of
+different sizes at different steps. Batches are padded to the largest batch of the step and the
+loss of a member is the mean over its own examples (a mask); a step where every member has the same
+batch size (all the seeds of one train ratio) slices instead and takes the plain mean, as a single
+run does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from . import data, model, optim
+from .config import Config
+from .errors import ConfigError
+
+# Optimizers with a vectorised step here; others run member by member (see sweep.py).
+VECTORISED = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
+EVAL_ROWS = 16384  # rows (members x examples) per no-grad eval chunk
+
+
+def family(cfg: Config) -> str | None:
+    """The vectorised optimizer family of a config, or None when it must run alone."""
+    return VECTORISED.get(cfg.optim.optimizer)
+
+
+# --- data order: the same stream of batches as train.Trainer -----------------------------------
+
+@dataclass
+class _Epoch:
+    perm: torch.Tensor  # (n,) positions in the member's train set
+    rng_state: torch.Tensor  # generator state right after drawing perm
+
+
+class MemberOrder:
+    """The per-epoch permutations of one member, drawn ahead in whole epochs from its generator."""
+
+    def __init__(self, n: int, batch: int, seed: int, device: torch.device):
+        self.n, self.batch = n, batch
+        self.spe = -(-n // batch)  # steps per epoch; the last batch may be partial
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(seed)
+        self.device = device
+        self.epochs: dict[int, _Epoch] = {}
+        self.drawn = 0
+
+    def size(self, step: int) -> int:
+        """Batch size at 0-based step `step`."""
+        return min(self.batch, self.n - (step % self.spe) * self.batch)
+
+    def _epoch(self, e: int) -> _Epoch:
+        while self.drawn <= e:
+            perm = torch.randperm(self.n, generator=self.gen, device=self.device)
+            self.epochs[self.drawn] = _Epoch(perm, self.gen.get_state())
+            self.drawn += 1
+        return self.epochs[e]
+
+    def rows(self, s0: int, count: int) -> torch.Tensor:
+        """(count, batch) train positions for steps s0..s0+count-1, padded with 0 past a partial batch."""
+        e0, e1 = s0 // self.spe, (s0 + count - 1) // self.spe
+        pad = self.spe * self.batch - self.n
+        parts = [F.pad(self._epoch(e).perm, (0, pad)).view(self.spe, self.batch) for e in range(e0, e1 + 1)]
+        for e in [e for e in self.epochs if e < e0]:
+            del self.epochs[e]
+        start = s0 - e0 * self.spe
+        return torch.cat(parts)[start:start + count]
+
+    def state_after(self, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """What train.Trainer.state() holds after `steps` steps: generator, current perm, pos, epoch."""
+        if steps < 1:
+            raise ValueError("the data order has no state before the first step.")
+        e = (steps - 1) // self.spe
+        ep = self._epoch(e)
+        pos = ((steps - 1) % self.spe + 1) * self.batch
+        return {"rng.data": ep.rng_state, "data.perm": ep.perm}, {"pos": pos, "epoch": e + 1}
+
+
+# --- the vectorised optimizer -----------------------------------------------------------------
+
+class VecOptimizer:
+    """AdamW / Adam (one family: decoupled or L2 decay per member) or SGD with momentum, on (K, P).
+
+    Follows torch.optim's foreach implementations operation by operation, with per-member
+    hyperparameters as (K, 1) tensors; scalars the torch version computes in float64 on the host are
+    computed here in float64 on the device and rounded to float32, as torch rounds them.
+    """
+
+    def __init__(self, cfgs: list[Config], flat: torch.Tensor):
+        kinds = {family(c) for c in cfgs}
+        if len(kinds) != 1 or None in kinds:
+            raise ConfigError("an ensemble needs members of one optimizer family (adam/adamw or sgd).")
+        self.kind = kinds.pop()
+        dev = flat.device
+
+        def col(values, dtype=torch.float64):
+            return torch.tensor(values, dtype=dtype, device=dev).view(-1, 1)
+
+        o = [c.optim for c in cfgs]
+        decoupled = [c.optimizer == "adamw" for c in o]
+        self.wd_dec = col([x.weight_decay if d else 0.0 for x, d in zip(o, decoupled, strict=True)])
+        self.wd_l2 = col([0.0 if d else x.weight_decay for x, d in zip(o, decoupled, strict=True)]).float()
+        self.any_dec = any(d and x.weight_decay for x, d in zip(o, decoupled, strict=True))
+        self.any_l2 = any(not d and x.weight_decay for x, d in zip(o, decoupled, strict=True))
+        self.beta1, self.beta2 = col([x.beta1 for x in o]), col([x.beta2 for x in o])
+        self.one_m_b1, self.one_m_b2 = (1 - self.beta1).float(), (1 - self.beta2).float()
+        self.b2_32 = self.beta2.float()
+        self.eps = col([x.eps for x in o]).float()
+        self.momentum = col([x.momentum for x in o]).float()
+        self.nesterov = col([x.nesterov for x in o], torch.bool)
+        self.any_momentum = any(x.momentum for x in o)
+        self.any_nesterov = any(x.nesterov for x in o)
+        self.steps = 0
+        if self.kind == "adam":
+            self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+        else:
+            self.buf: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def step(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
+        """One step for every member; lr is (K, 1) float64 (the scheduled lr of each member)."""
+        self.steps += 1
+        if self.kind == "sgd":
+            if self.any_l2:
+                g = g + self.wd_l2 * p
+            if self.any_momentum:
+                if self.buf is None:
+                    self.buf = g.clone()
+                else:
+                    self.buf.mul_(self.momentum).add_(g)
+                g = torch.where(self.nesterov, g + self.momentum * self.buf, self.buf) if self.any_nesterov \
+                    else self.buf
+            p.sub_(g * lr.float())
+            return
+        if self.any_dec:
+            p.mul_((1 - lr * self.wd_dec).float())
+        if self.any_l2:
+            g = g + self.wd_l2 * p
+        self.exp_avg.lerp_(g, self.one_m_b1)
+        self.exp_avg_sq.mul_(self.b2_32).add_(g * g * self.one_m_b2)
+        bc1 = 1 - self.beta1 ** self.steps
+        bc2_sqrt = (1 - self.beta2 ** self.steps).sqrt().float()
+        step_size = (lr / bc1).float()
+        denom = self.exp_avg_sq.sqrt().div_(bc2_sqrt).add_(self.eps)
+        p.sub_(self.exp_avg.div(denom).mul_(step_size))
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor] | None:
+        """Member k's state as flat (P,) tensors under torch.optim's names (None: stateless)."""
+        if self.kind == "adam":
+            return {"exp_avg": self.exp_avg[k], "exp_avg_sq": self.exp_avg_sq[k]}
+        if self.any_momentum and self.buf is not None and float(self.momentum[k]) != 0.0:
+            return {"momentum_buffer": self.buf[k]}
+        return None
+
+
+# --- the ensemble -----------------------------------------------------------------------------
+
+class Ensemble:
+    """Members (configs) that share architecture, steps, batch size and table; see the module doc."""
+
+    def __init__(self, cfgs: list[Config], device: torch.device):
+        if not cfgs:
+            raise ConfigError("an ensemble needs at least one member.")
+        self.cfgs, self.K, self.device = cfgs, len(cfgs), device
+        self.arch = model.arch_from_config(cfgs[0])
+        t0 = cfgs[0].train
+        for c in cfgs[1:]:
+            if model.arch_from_config(c) != self.arch:
+                raise ConfigError("ensemble members must share the architecture (p, tokens and the model).")
+            if (c.train.steps, c.train.batch_size) != (t0.steps, t0.batch_size):
+                raise ConfigError("ensemble members must share steps and batch size.")
+        ops = [data.get_op(c.data.op) for c in cfgs]
+        if len({op.b_nonzero for op in ops}) != 1:
+            raise ConfigError("ensemble members must share the table shape (x/y excludes b = 0).")
+        self.batch = t0.batch_size
+        self._build_data(cfgs, ops)
+        self._build_params(cfgs)
+        self.opt = VecOptimizer(cfgs, self.flat)
+        factors = [optim.lr_factor(c.optim, c.train.steps) for c in cfgs]
+        lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
+                        for s in range(t0.steps)], dtype=np.float64)
+        self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
+        self._arange = torch.arange(self.batch, device=device)
+        self.step = 0
+        self._chunk: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _build_data(self, cfgs: list[Config], ops: list[data.Op]) -> None:
+        p, tokens = cfgs[0].data.p, cfgs[0].data.tokens
+        a, b, _ = data.table(ops[0], p)
+        self.table_x = torch.from_numpy(data.encode(a, b, p, tokens)).to(self.device)  # (N, seq)
+        ys, train_idx, self.is_train, self.n_train, self.n_val = [], [], [], [], []
+        N = len(a)
+        for c, op in zip(cfgs, ops, strict=True):
+            ys.append(torch.from_numpy(data.table(op, p)[2]))
+            tr, va = data.split_indices(N, c.data.train_frac, c.split_seed)
+            if len(tr) == 0 or len(va) == 0:
+                raise ConfigError(f"train ratio {c.data.train_frac} leaves {'no train' if len(tr) == 0 else 'no val'} "
+                                  f"examples in the {N}-row table of p={p}.")
+            mask = torch.zeros(N, dtype=torch.bool)
+            mask[tr] = True
+            train_idx.append(tr)
+            self.is_train.append(mask)
+            self.n_train.append(len(tr))
+            self.n_val.append(len(va))
+        self.table_y = torch.stack(ys).to(self.device)  # (K, N)
+        n_max = max(self.n_train)
+        self.train_idx = torch.stack([F.pad(t, (0, n_max - len(t))) for t in train_idx]).to(self.device)
+        self.is_train = torch.stack(self.is_train).to(self.device)  # (K, N)
+        self.counts = torch.tensor([self.n_train, self.n_val], dtype=torch.float32, device=self.device)
+        self.orders = [MemberOrder(n, self.batch, c.train.seed, self.device)
+                       for n, c in zip(self.n_train, cfgs, strict=True)]
+        self.uniform = len(set(self.n_train)) == 1
+        self.steps_per_epoch = [o.spe for o in self.orders]
+
+    def _build_params(self, cfgs: list[Config]) -> None:
+        models = [model.build(self.arch, seed=c.train.seed, device=self.device) for c in cfgs]
+        self.base = models[0]  # holds the buffers; its own parameters are not used
+        self.names, self.shapes, self.sizes = [], [], []
+        for name, prm in self.base.named_parameters():
+            self.names.append(name)
+            self.shapes.append(tuple(prm.shape))
+            self.sizes.append(prm.numel())
+        self.flat = torch.stack([torch.cat([q.detach().reshape(-1) for q in m.parameters()]) for m in models])
+        self.flat.requires_grad_(True)  # (K, P)
+        groups = [model.param_group(n) for n in self.names]
+        self.group_names = sorted(set(groups))
+        gid = [self.group_names.index(g) for g, n in zip(groups, self.sizes, strict=True) for _ in range(n)]
+        self.group_id = torch.tensor(gid, device=self.device)
+        self.n_params = self.flat.shape[1]
+        del models
+
+    # -- forward -------------------------------------------------------------------------------
+    def _params(self, flat_k: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(flat_k, self.sizes)
+        return {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes, strict=True)}
+
+    def _call(self, flat_k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, self._params(flat_k), (x,))
+
+    def forward(self, x: torch.Tensor, shared_x: bool = False) -> torch.Tensor:
+        """(K, B, seq) tokens (or (B, seq) shared by all) -> (K, B, n_classes) logits."""
+        # The CPU flash-attention kernel has no vmap rule; the math kernel decomposes into batched ops.
+        with sdpa_kernel([SDPBackend.MATH] if self.device.type == "cpu" else
+                         [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+            return vmap(self._call, in_dims=(0, None if shared_x else 0))(self.flat, x)
+
+    # -- one step ------------------------------------------------------------------------------
+    def _batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(K, W) table indices of step s, and (K, W) example weights where batch sizes differ."""
+        if self._chunk is None or not self._chunk[0] <= s < self._chunk[0] + self._chunk[1].shape[0]:
+            count = min(256, self.cfgs[0].train.steps - s)
+            pos = torch.stack([o.rows(s, count) for o in self.orders], dim=1)  # (count, K, B)
+            idx = torch.gather(self.train_idx.unsqueeze(0).expand(count, -1, -1), 2, pos)
+            sizes = [[o.size(t) for o in self.orders] for t in range(s, s + count)]
+            self._chunk = (s, idx, torch.tensor(sizes, dtype=torch.float32).to(self.device))
+        s0, idx, sizes_dev = self._chunk
+        sizes = [o.size(s) for o in self.orders]  # host arithmetic, no sync
+        w = max(sizes)
+        rows = idx[s - s0, :, :w]
+        if min(sizes) == w:
+            return rows, None
+        n = sizes_dev[s - s0].view(-1, 1)
+        return rows, (self._arange[:w].view(1, -1) < n).float() / n
+
+    def train_step(self, want_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One optimizer step of every member; returns (K,) device tensors (grad norms when asked)."""
+        idx, weights = self._batch(self.step)
+        x = self.table_x[idx]  # (K, W, seq)
+        y = torch.gather(self.table_y, 1, idx)  # (K, W)
+        logits = self.forward(x)
+        K, W, C = logits.shape
+        ce = F.cross_entropy(logits.reshape(K * W, C), y.reshape(-1), reduction="none").view(K, W)
+        loss = ce.mean(1) if weights is None else (ce * weights).sum(1)
+        (grad,) = torch.autograd.grad(loss.sum(), self.flat)
+        out = self._norms("grad_norm", grad) if want_grads else {}
+        self.opt.step(self.flat.data, grad, self.lr_table[self.step].view(-1, 1))
+        self.step += 1
+        return out
+
+    # -- metrics -------------------------------------------------------------------------------
+    def _norms(self, prefix: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        sq = torch.zeros(self.K, len(self.group_names), device=self.device, dtype=torch.float32)
+        sq.index_add_(1, self.group_id, t.detach().float().square())
+        out = {prefix: sq.sum(1).sqrt()}
+        out.update({f"{prefix}.{g}": sq[:, i].sqrt() for i, g in enumerate(self.group_names)})
+        return out
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        """train/val loss and accuracy and weight norms of every member, as (K,) device tensors."""
+        N = self.table_x.shape[0]
+        chunk = max(1, EVAL_ROWS // self.K)
+        sums = torch.zeros(4, self.K, device=self.device)  # train loss, train correct, val loss, val correct
+        for i in range(0, N, chunk):
+            logits = self.forward(self.table_x[i:i + chunk], shared_x=True).float()
+            y = self.table_y[:, i:i + chunk]
+            K, B, C = logits.shape
+            ce = F.cross_entropy(logits.reshape(K * B, C), y.reshape(-1), reduction="none").view(K, B)
+            ok = (logits.argmax(-1) == y).float()
+            tr = self.is_train[:, i:i + chunk].float()
+            sums += torch.stack([(ce * tr).sum(1), (ok * tr).sum(1), (ce * (1 - tr)).sum(1), (ok * (1 - tr)).sum(1)])
+        n = self.counts.repeat_interleave(2, dim=0)
+        m = sums / n
+        out = {"train_loss": m[0], "train_acc": m[1], "val_loss": m[2], "val_acc": m[3]}
+        out.update(self._norms("weight_norm", self.flat))
+        return out
+
+    def lr_now(self, k: int) -> float:
+        """Member k's lr of the last step taken (as train.py reports it)."""
+        c = self.cfgs[k]
+        return c.optim.lr * optim.lr_factor(c.optim, c.train.steps)(self.step - 1)
+
+    # -- a member as a plain model -------------------------------------------------------------
+    def member_weights(self, k: int) -> dict[str, torch.Tensor]:
+        return {n: t.detach().clone() for n, t in self._params(self.flat[k]).items()}
+
+    def member_model(self, k: int) -> model.Transformer:
+        m = model.build(self.arch, device=self.device)
+        m.load_state_dict(self.member_weights(k))
+        return m
+
+    def member_optimizer(self, k: int, m: torch.nn.Module) -> torch.optim.Optimizer:
+        """A torch optimizer for model m (member k's weights) holding member k's optimizer state."""
+        opt = optim.build(m, self.cfgs[k].optim, self.device)
+        st = self.opt.member_state(k)
+        if st is not None and self.opt.steps:
+            views = {name: dict(zip(self.names, torch.split(t, self.sizes), strict=True)) for name, t in st.items()}
+            for name, prm in m.named_parameters():
+                state = {key: v[name].detach().view(prm.shape).clone() for key, v in views.items()}
+                if self.opt.kind == "adam":
+                    on_dev = bool(opt.defaults.get("fused") or opt.defaults.get("capturable"))
+                    state["step"] = torch.tensor(float(self.opt.steps), dtype=torch.float32,
+                                                 device=self.device if on_dev else "cpu")
+                opt.state[prm] = state
+        return opt
