@@ -1,6 +1,7 @@
 """Speed of the engine against a faithful notebook-style reference loop, side by side in one process.
 
-The reference is the seed-004 notebook's loop: the data as one (a, b, c) tensor on the device, a
+The reference is the seed-004 notebook's loop on a model that computes every position (as the
+notebook's Grokformer does): the data as one (a, b, c) tensor on the device, a
 per-epoch shuffle, ``torch.split`` batches, ``loss.item()`` and ``acc.item()`` per batch, a full
 validation pass every epoch, ``LambdaLR`` warm-up. Both sides train the same model from the same
 initialisation on the same split and device for the same number of optimizer steps.
@@ -19,11 +20,12 @@ from torch.nn.functional import cross_entropy
 
 from . import data, model
 from .config import Config
-from .train import Control, resolve_device, run_training
+from .train import Callback, Control, resolve_device, run_training
 
 
-def reference_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, Any]:
-    """The notebook's training loop, cut after `steps` optimizer steps."""
+def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked: bool = False) -> dict[str, Any]:
+    """The notebook's training loop, cut after `steps` optimizer steps (or at grokking, when asked:
+    the first epoch whose validation accuracy reaches the grokked threshold)."""
     split = data.build_from_config(cfg, device)
     net = model.build(model.arch_from_config(cfg), seed=cfg.train.seed, device=device)
     o = cfg.optim
@@ -37,16 +39,16 @@ def reference_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, A
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: min((epoch + 1) / warm, 1.0))
     training_set = torch.cat([split.train_x, split.train_y[:, None]], dim=1)
     validation_set = torch.cat([split.val_x, split.val_y[:, None]], dim=1)
-    batch_size, done = cfg.train.batch_size, 0
+    batch_size, done, grokked = cfg.train.batch_size, 0, None
     history: dict[str, list[float]] = {"train_acc": [], "val_acc": [], "train_loss": [], "val_loss": []}
-    while done < steps:
+    while done < steps and grokked is None:
         training_set = training_set[torch.randperm(training_set.shape[0], device=device), :]
         for dset, is_train in [(training_set, True), (validation_set, False)]:
             total_loss = total_acc = 0.0
             net.train(is_train)
             for batch in torch.split(dset, batch_size, dim=0):
                 with torch.set_grad_enabled(is_train):
-                    logits = net(batch[:, :-1])
+                    logits = net.forward_all_positions(batch[:, :-1])
                     loss = cross_entropy(logits, batch[:, -1].flatten().to(torch.long))
                     total_loss += loss.item() * batch.shape[0]
                 if is_train:
@@ -62,15 +64,28 @@ def reference_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, A
             key = "train" if is_train else "val"
             history[f"{key}_acc"].append(total_acc / dset.shape[0])
             history[f"{key}_loss"].append(total_loss / dset.shape[0])
+            if not is_train and history["val_acc"][-1] >= cfg.train.grokked_threshold and until_grokked:
+                grokked = done
             if done >= steps:
                 break
-    return history
+    return {"steps": done, "grokked_step": grokked, **history}
 
 
-def engine_loop(cfg: Config, steps: int, device: torch.device) -> dict[str, Any]:
+class _StopAtGrok(Callback):
+    def __init__(self, control: Control):
+        self.control = control
+
+    def on_event(self, event: dict) -> None:
+        if event["event"] == "grokked":
+            self.control.stop.set()
+
+
+def engine_loop(cfg: Config, steps: int, device: torch.device, until_grokked: bool = False) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps, checkpoint_every=0,
                                                               device=str(device)))
-    return run_training(cfg, None, (), Control())
+    control = Control()
+    s = run_training(cfg, None, [_StopAtGrok(control)] if until_grokked else [], control)
+    return {"steps": s["steps_run"], "grokked_step": s["grokked_step"]}
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -101,3 +116,21 @@ def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
             "engine_steps_per_s": rate["engine"], "reference_steps_per_s": rate["reference"],
             "ratio": rate["engine"] / rate["reference"], "torch": torch.__version__,
             "config": cfg.to_dict()}
+
+
+def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Wall seconds from the first step to the grokked milestone, engine vs reference, each trained
+    from the same initialisation for at most cfg.train.steps steps."""
+    device = resolve_device(cfg.train.device)
+    out: dict[str, Any] = {}
+    for name, fn in (("engine", engine_loop), ("reference", reference_loop)):
+        fn(cfg, 5, device)  # warm-up
+        result: dict[str, Any] = {}
+        seconds = _timed(lambda fn=fn: result.update(fn(cfg, cfg.train.steps, device, until_grokked=True)), device)
+        out[f"{name}_grok_s"] = seconds if result["grokked_step"] is not None else None
+        out[f"{name}_grok_step"] = result["grokked_step"]
+        if progress:
+            progress(f"{name}: grokked at step {result['grokked_step']} after {seconds:,.1f} s")
+    e, r = out["engine_grok_s"], out["reference_grok_s"]
+    out["grok_ratio"] = r / e if e and r else None
+    return out

@@ -20,17 +20,22 @@ def bench_cmd(
     config: ConfigFile = None,
     bench_steps: Annotated[int, typer.Option("--bench-steps", min=1, help="optimizer steps timed per side")] = 300,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="alternating timed runs per side (median)")] = 3,
+    grok: Annotated[bool, typer.Option("--time-to-grok/--no-time-to-grok",
+                                       help="also time both sides to the grokked milestone (up to --steps)")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
     json_out: JsonOut = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
-    """Steps/s of the engine and of the seed-004 notebook loop on the same config and device, and the ratio."""
-    from .bench import bench
+    """Steps/s of the engine and of the seed-004 notebook loop on the same config and device, and the ratio;
+    with --time-to-grok, also wall seconds to the grokked milestone for both."""
+    from .bench import bench, time_to_grok
 
     with user_errors():
         cfg = config_mod.resolve(preset, config, overrides)
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
+        if grok:
+            result.update(time_to_grok(cfg, progress=say))
         if out is not None:
             out.write_text(json.dumps(result, indent=1))
     if json_out:
@@ -41,3 +46,10 @@ def bench_cmd(
     console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
     console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
     console.print(f"  ratio      {result['ratio']:10.2f}x")
+    if grok:
+        for side in ("engine", "reference"):
+            secs = result[f"{side}_grok_s"]
+            console.print(f"  {side:<10} " + (f"grokked at step {result[f'{side}_grok_step']} in {secs:,.1f} s"
+                                               if secs is not None else "did not grok within --steps"))
+        if result["grok_ratio"]:
+            console.print(f"  time-to-grok ratio {result['grok_ratio']:.2f}x")

@@ -47,9 +47,12 @@ class Attention(nn.Module):
 
     def forward(self, h: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         B, T, D = h.shape
-        q, k, v = self.qkv(h).split(D, dim=-1)
-        if last_only:
-            q = q[:, -1:]
+        if last_only:  # keys and values at every position, the query at the last one only
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(h[:, -1:], w[:D], b[:D])
+            k, v = F.linear(h, w[D:], b[D:]).split(D, dim=-1)
+        else:
+            q, k, v = self.qkv(h).split(D, dim=-1)
         shape = (B, -1, self.heads, D // self.heads)
         q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
         # The last query may attend to every key, so it needs no mask.
@@ -95,6 +98,14 @@ class Transformer(nn.Module):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             h = block(h, last_only=i == last)
+        return self.head(self.ln_f(h[:, -1]))
+
+    def forward_all_positions(self, x: torch.Tensor) -> torch.Tensor:
+        """The same logits the way a plain causal transformer computes them: every block at every
+        position, then the last one read out (the notebook's model; the reference loop of `bench`)."""
+        h = self.tok_emb(x) + self.pos_emb(self.positions)
+        for block in self.blocks:
+            h = block(h, last_only=False)
         return self.head(self.ln_f(h[:, -1]))
 
 

@@ -112,3 +112,13 @@ def test_bench_reports_both_sides_and_ratio():
     res = json.loads(r.output.strip().splitlines()[-1])
     assert res["engine_steps_per_s"] > 0 and res["reference_steps_per_s"] > 0
     assert res["ratio"] == pytest.approx(res["engine_steps_per_s"] / res["reference_steps_per_s"])
+
+
+def test_bench_time_to_grok_for_both_sides():
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "10", "--repeat", "1", "--json", "--device", "cpu",
+               "--time-to-grok", "--steps", "60", "--eval-every", "10", "--grokked-threshold", "0.01")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert 0 < res["engine_grok_step"] <= 60 and 0 < res["reference_grok_step"] <= 60
+    assert res["engine_grok_s"] > 0 and res["reference_grok_s"] > 0
+    assert res["grok_ratio"] == pytest.approx(res["reference_grok_s"] / res["engine_grok_s"])

@@ -4,14 +4,6 @@ import torch
 from grok_tui import config, model
 
 
-def full_causal_last(m: model.Transformer, x: torch.Tensor) -> torch.Tensor:
-    """Reference: every block over every position (no last-only shortcut), then the last position."""
-    h = m.tok_emb(x) + m.pos_emb(m.positions)
-    for block in m.blocks:
-        h = block(h, last_only=False)
-    return m.head(m.ln_f(h[:, -1]))
-
-
 @pytest.mark.parametrize("tokens", ["ab", "aob="])
 @pytest.mark.parametrize("norm", ["layernorm", "none"])
 @pytest.mark.parametrize("layers", [1, 2])
@@ -23,7 +15,13 @@ def test_shapes_and_last_only_equals_full_pass(tokens, norm, layers):
     x = torch.randint(0, 13, (5, arch.seq_len))
     out = m(x)
     assert out.shape == (5, 13)
-    torch.testing.assert_close(out, full_causal_last(m, x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, m.forward_all_positions(x), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    m.forward_all_positions(x).sum().backward()
+    for g, p in zip(grads, m.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_same_seed_same_weights_and_global_rng_untouched():
