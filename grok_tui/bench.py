@@ -126,7 +126,8 @@ def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> 
     for name, fn in (("engine", engine_loop), ("reference", reference_loop)):
         fn(cfg, 5, device)  # warm-up
         result: dict[str, Any] = {}
-        seconds = _timed(lambda fn=fn: result.update(fn(cfg, cfg.train.steps, device, until_grokked=True)), device)
+        seconds = _timed(lambda fn=fn, result=result: result.update(fn(cfg, cfg.train.steps, device, until_grokked=True)),
+                         device)
         out[f"{name}_grok_s"] = seconds if result["grokked_step"] is not None else None
         out[f"{name}_grok_step"] = result["grokked_step"]
         if progress:
