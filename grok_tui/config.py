@@ -70,6 +70,8 @@ class TrainConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints (0: only milestones and the end)")
     seed: int = _f(0, "seed of initialisation and data order (and of the split unless data_seed is set)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
+                              "falls back to eager if compiling fails)")
     memorized_threshold: float = _f(0.99, "train accuracy that marks the 'memorized' milestone")
     grokked_threshold: float = _f(0.99, "val accuracy that marks the 'grokked' milestone")
 

@@ -69,6 +69,8 @@ class Trainer:
         self.wall_offset = 0.0
         bs = cfg.train.batch_size
         self.steps_per_epoch = -(-self.split.n_train // bs)
+        self.warnings: list[str] = []  # for the run's event stream
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
 
     # -- one step ---------------------------------------------------------------------------
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +89,15 @@ class Trainer:
         for g, lr in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = lr * f
         x, y = self._next_batch()
-        loss = F.cross_entropy(self.model(x), y)
+        try:
+            logits = self.forward(x)
+        except Exception as e:  # a failed torch.compile: go on eagerly, say so once
+            if self.forward is self.model:
+                raise
+            self.forward = self.model
+            self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
+            logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         out = metrics.grad_norms(self.model) if want_grads else {}
@@ -198,6 +208,8 @@ def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Call
                     save_checkpoint(trainer.eval_row({}, time.perf_counter() - t0), [])
                 continue
             row = trainer.eval_row(grads, time.perf_counter() - t0)
+            while trainer.warnings:
+                emit({"event": "warning", "message": trainer.warnings.pop(0)})
             if not math.isfinite(row["train_loss"]):
                 raise TrainingError(f"training diverged: the train loss became {row['train_loss']} by step "
                                     f"{trainer.step} (try a lower lr); checkpoints up to then are kept.")

@@ -193,3 +193,20 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
     step, path = info.checkpoints()[-1]
     assert step == info.summary["steps_run"] and "final" in checkpoint.read_sidecar(path)["tags"]
     assert train.resume_paths(info.path)[0] == path
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatch):
+    def broken_compile(model, **kw):
+        def fn(x):
+            raise RuntimeError("no compiler here")
+        return fn
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    eager = Rows()
+    train.run_training(tiny_cfg, None, [eager])
+    fallback = Rows()
+    s = train.run_training(config.apply_overrides(tiny_cfg, {"compile": True}), None, [fallback])
+    assert s["status"] == "finished"
+    warnings = [e for e in fallback.events if e["event"] == "warning"]
+    assert len(warnings) == 1 and "torch.compile failed (RuntimeError)" in warnings[0]["message"]
+    assert [r["train_loss"] for r in fallback.rows] == [r["train_loss"] for r in eager.rows]
