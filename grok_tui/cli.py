@@ -290,7 +290,7 @@ def presets() -> None:
 
 
 # Further command groups register here (each module adds its commands to `app`).
-from . import cli_bench, cli_connect, cli_plot  # noqa: E402,F401
+from . import cli_bench, cli_connect, cli_plot, cli_sweep  # noqa: E402,F401
 
 
 def main() -> None:

@@ -94,8 +94,11 @@ def _dedupe(values: list[Any]) -> list[Any]:
     return seen
 
 
-def load_grid_file(path: str | Path) -> tuple[Config, dict[str, list[Any]]]:
-    """A sweep file: an optional ``preset``, base settings (sections or flat keys) and a ``[grid]``."""
+def load_grid_file(path: str | Path, base: Config | None = None) -> tuple[Config, dict[str, list[Any]]]:
+    """A sweep file: an optional ``preset``, base settings (sections or flat keys) and a ``[grid]``.
+
+    The file's own preset applies only when no base is given (--preset and --config come first).
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -108,7 +111,8 @@ def load_grid_file(path: str | Path) -> tuple[Config, dict[str, list[Any]]]:
     grid_raw = raw.pop("grid", {})
     if not isinstance(grid_raw, dict):
         raise ConfigError(f"[grid] in {path} must be a table of setting = [values].")
-    base = config_mod.preset(raw["preset"]) if isinstance(raw.get("preset"), str) else None
+    if base is None and isinstance(raw.get("preset"), str):
+        base = config_mod.preset(raw["preset"])
     cfg = config_mod.from_dict(raw, base, where=f"in {path} ")
     specs = config_mod.field_specs()
     grid: dict[str, list[Any]] = {}
