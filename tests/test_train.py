@@ -210,3 +210,24 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatc
     warnings = [e for e in fallback.events if e["event"] == "warning"]
     assert len(warnings) == 1 and "torch.compile failed (RuntimeError)" in warnings[0]["message"]
     assert [r["train_loss"] for r in fallback.rows] == [r["train_loss"] for r in eager.rows]
+
+
+def test_full_disk_fails_with_one_sentence_and_keeps_earlier_rows(tiny_cfg, runs_dir, monkeypatch):
+    import errno
+
+    writer = runs.RunWriter(runs_dir / "full", tiny_cfg)
+    real = writer.metrics
+    calls = []
+
+    def metrics(row):
+        calls.append(row["step"])
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(writer.path / "metrics.jsonl"))
+        real(row)
+
+    monkeypatch.setattr(writer, "metrics", metrics)
+    with pytest.raises(TrainingError, match="the disk is full"):
+        train.run_training(tiny_cfg, writer)
+    writer.close()
+    assert [r["step"] for r in runs.read_jsonl(runs_dir / "full" / "metrics.jsonl")] == [10, 20]
+    assert runs.open_run(runs_dir, "full").status == "failed"
