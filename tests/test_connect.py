@@ -1,0 +1,240 @@
+"""Curves, evaluation along them, fitting, saved results and the `connect` command."""
+
+import csv
+import json
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from grok_tui import checkpoint, config, connect, curves, metrics, model, runs
+from grok_tui.cli import app
+from grok_tui.errors import CheckpointError, ConfigError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def pair(smoke_pair):
+    return smoke_pair
+
+
+def reference(problem, weights_list):
+    """Plain loop: load each weight set into a module, evaluate with metrics.loss_acc and autograd."""
+    m = model.build(problem.arch)
+    sp, bs = problem.split, problem.cfg.train.batch_size
+    rows = []
+    for w in weights_list:
+        m.load_state_dict({k: v.detach().clone() for k, v in w.items()})
+        tl, ta = metrics.loss_acc(m, sp.train_x, sp.train_y)
+        vl, va = metrics.loss_acc(m, sp.val_x, sp.val_y)
+        sq = sum(float(v.detach().pow(2).sum()) for v in w.values())
+        norms = []
+        for r in range(0, sp.n_train, bs):
+            m.zero_grad()
+            F.cross_entropy(m(sp.train_x[r:r + bs]), sp.train_y[r:r + bs]).backward()
+            norms.append(float(torch.sqrt(sum(p.grad.pow(2).sum() for p in m.parameters()))))
+        rows.append({"train_loss": float(tl), "val_loss": float(vl), "train_err": 1 - float(ta),
+                     "val_err": 1 - float(va), "train_loss_l2": float(tl) + problem.wd / 2 * sq,
+                     "grad_norm": sum(norms) / len(norms), "weight_norm": sq ** 0.5})
+    return rows
+
+
+def assert_rows_match(res, rows, idx):
+    for i, row in zip(idx, rows, strict=True):
+        for k, v in row.items():
+            assert res[k][i] == pytest.approx(v, rel=1e-4, abs=1e-5), (k, i)
+
+
+def test_segment_endpoints_equal_the_checkpoints(pair):
+    problem = connect.load_problem(["a@100", "a@300"], pair, device="cpu")
+    seg = curves.Segment(problem.ends[0].weights, problem.ends[1].weights)
+    res = connect.evaluate_curve(problem, seg, points=5)
+    assert res["t"][0] == 0 and res["t"][-1] == 1
+    assert_rows_match(res, reference(problem, [e.weights for e in problem.ends]), [0, 4])
+    for i, e in ((0, problem.ends[0]), (4, problem.ends[1])):  # the trainer's own figures at that step
+        side = checkpoint.read_sidecar(e.path)["metrics"]
+        assert res["train_loss"][i] == pytest.approx(side["train_loss"], rel=1e-4)
+        assert 1 - res["val_err"][i] == pytest.approx(side["val_acc"], abs=1e-6)
+
+
+def test_segment_midpoint_is_the_average_and_bends_start_on_it(pair):
+    problem = connect.load_problem(["a@100", "b@300"], pair, device="cpu")
+    w1, w2 = problem.ends[0].weights, problem.ends[1].weights
+    mid = curves.Segment(w1, w2).weights(0.5)
+    for k in w1:
+        torch.testing.assert_close(mid[k], (w1[k] + w2[k]) / 2)
+    for kind in ("polyline", "bezier"):
+        c = curves.make(kind, w1, w2, bends=1)
+        for t in (0.0, 0.3, 0.5, 1.0):  # unfitted, both equal the segment
+            got, want = c.weights(t), curves.Segment(w1, w2).weights(t)
+            for k in w1:
+                torch.testing.assert_close(got[k], want[k])
+    poly = curves.Polyline(w1, w2, bends=3)
+    with torch.no_grad():
+        for b in poly.bends:
+            for p in b.values():
+                p.add_(1.0)
+    for j, t in enumerate((0.25, 0.5, 0.75)):  # a polyline passes through its bends at t = j/(k+1)
+        for k in w1:
+            torch.testing.assert_close(poly.weights(t)[k], poly.bend_weights()[j][k])
+    for t, w in ((0.0, w1), (1.0, w2)):
+        for k in w1:
+            torch.testing.assert_close(poly.weights(t)[k], w[k])
+
+
+def test_vmapped_evaluation_equals_a_plain_loop(pair):
+    problem = connect.load_problem(["a@200", "b@300"], pair, device="cpu")
+    w1, w2 = problem.ends[0].weights, problem.ends[1].weights
+    curve = curves.Bezier(w1, w2, bends=1)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        for p in curve.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    res = connect.evaluate_curve(problem, curve, points=6)
+    ts = res["t"]
+    idx = [1, 2, 4]
+    assert_rows_match(res, reference(problem, [curve.weights(ts[i]) for i in idx]), idx)
+
+
+def test_fitted_polyline_beats_the_segment(pair, tmp_path):
+    fit = connect.FitSettings(steps=40, lr=3e-3, t_per_step=2, batch_size=128)
+    seg = connect.run_connect("a@300", "b@300", pair, "segment", points=7, out=tmp_path, device="cpu",
+                              grad_norm=False)
+    poly = connect.run_connect("a@300", "b@300", pair, "polyline", bends=1, points=7, fit_settings=fit,
+                               out=tmp_path, device="cpu", grad_norm=False)
+    assert poly["summary"]["train_loss"]["mean"] < 0.8 * seg["summary"]["train_loss"]["mean"]
+    assert poly["fit_history"][-1]["objective"] < poly["fit_history"][0]["objective"]
+    for k in ("start", "end"):  # the fit leaves the ends where they are
+        assert poly["summary"]["train_loss"][k] == pytest.approx(seg["summary"]["train_loss"][k], rel=1e-5)
+    assert poly["inputs"]["fit"]["wd"] == 0.0  # AdamW runs: decoupled decay, no L2 in the fit
+    bend = poly["bend_files"][0]
+    w, _ = checkpoint.load_weights(bend, problem_arch(pair))
+    assert set(w) == set(checkpoint.load_weights(runs.resolve_checkpoint("a@300", pair))[0])
+
+
+def problem_arch(root):
+    return checkpoint.read_arch(runs.resolve_checkpoint("a@300", root))
+
+
+def test_chain_passes_through_every_checkpoint_between(pair, tmp_path):
+    r = connect.run_connect("a@100", "a@300", pair, "chain", points=5, out=tmp_path, device="cpu",
+                            grad_norm=False)
+    steps = [s for s, _ in runs.open_run(pair, "a").checkpoints() if 100 <= s <= 300]
+    assert r["knot_steps"] == steps and 200 in steps and len(steps) >= 3
+    m = len(steps) - 1
+    assert r["knots"] == [j / m for j in range(m + 1)]
+    assert (len(r["data"]["t"]) - 1) % m == 0 and len(r["data"]["t"]) >= 5  # every knot is a point
+    problem = connect.load_problem([f"a@{s}" for s in steps], pair, device="cpu")
+    ref = reference(problem, [e.weights for e in problem.ends])
+    for j in range(m + 1):
+        i = j * (len(r["data"]["t"]) - 1) // m
+        assert r["data"]["train_loss"][i] == pytest.approx(ref[j]["train_loss"], rel=1e-4)
+    with pytest.raises(ConfigError, match="same run"):
+        connect.run_connect("a@100", "b@300", pair, "chain", out=tmp_path, device="cpu")
+
+
+def test_results_are_saved_with_their_inputs_and_listed(pair):
+    r = connect.run_connect("a@100", "a@200", pair, "segment", points=4, device="cpu")
+    path = pair / "a" / "connect" / "segment-100-200.json"
+    assert r["path"] == str(path) and path.is_file()
+    saved = connect.load_result(path)
+    assert saved["inputs"]["endpoints"][0]["ref"] == "a@100" and saved["inputs"]["points"] == 4
+    assert saved["inputs"]["wd"] == 1.0 and saved["data"]["t"] == r["data"]["t"]
+    with open(path.with_suffix(".csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and float(rows[-1]["t"]) == 1.0
+    assert float(rows[0]["train_err"]) == pytest.approx(r["data"]["train_err"][0], rel=1e-6)
+    assert any(x["name"] == "segment-100-200" for x in connect.list_results(pair / "a"))
+
+
+def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
+    p1, p2 = (str(runs.resolve_checkpoint(r, pair)) for r in ("a@100", "a@200"))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for i, p in enumerate((p1, p2)):
+        (bare / f"w{i}.safetensors").write_bytes(open(p, "rb").read())
+    refs = [str(bare / "w0.safetensors"), str(bare / "w1.safetensors")]
+    with pytest.raises(ConfigError, match="data split"):
+        connect.load_problem(refs, pair)
+    cfg = config.resolve("smoke", overrides={"device": "cpu"})
+    problem = connect.load_problem(refs, pair, wd=0.5, cfg=cfg)
+    assert problem.wd == 0.5 and problem.home is None
+
+
+def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
+    other = model.Arch(vocab=33, seq_len=2, n_classes=31, layers=1, d_model=32, heads=4)
+    wrong = checkpoint.save(tmp_path, 1, model.build(other, 0), other, {}, [])
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        connect.load_problem(["a@300", str(wrong)], pair)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        connect.load_problem(["a@300", str(bad)], pair)
+    with pytest.raises(ConfigError, match="no run 'nope'"):
+        connect.load_problem(["a@300", "nope@1"], pair)
+    with pytest.raises(CheckpointError, match="has not grokked"):
+        connect.load_problem(["a@300", "a@grokked"], pair)
+    with pytest.raises(ConfigError, match="unknown curve"):
+        connect.run_connect("a@100", "a@300", pair, "spline")
+
+
+def test_cancel_event_stops_the_work(pair):
+    problem = connect.load_problem(["a@100", "a@300"], pair, device="cpu")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(connect.Cancelled):
+        connect.evaluate_curve(problem, curves.Segment(*(e.weights for e in problem.ends)), cancel=cancel)
+    with pytest.raises(connect.Cancelled):
+        connect.fit(problem, curves.Polyline(*(e.weights for e in problem.ends)), connect.FitSettings(steps=5),
+                    cancel=cancel)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_connect_command_prints_a_table_and_saves(pair, tmp_path):
+    res = invoke("connect", "a@100", "a@300", "--points", "5", "--runs-dir", pair, "--out", tmp_path,
+                 "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "train_err" in res.output and "saved" in res.output
+    saved = json.loads((tmp_path / "segment-100-300.json").read_text())
+    assert len(saved["data"]["grad_norm"]) == 5
+    res = invoke("connect", "a@300", "b@300", "--curve", "polyline", "--fit-steps", "3", "--points", "3",
+                 "--no-grad-norm", "--runs-dir", pair, "--out", tmp_path, "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    assert r["name"] == "polyline1-300-b.300" and r["inputs"]["fit"]["steps"] == 3
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["a@300", "nope@1"], "no run 'nope'"),
+    (["a@300", "a@grokked"], "has not grokked"),
+    (["a@300", "a@7"], "no checkpoint at step 7"),
+    (["a@300", "a@soon"], "must name a step"),
+    (["a@300", "missing.safetensors"], "does not exist"),
+    (["a@100", "a@300", "--curve", "spline"], "unknown curve"),
+    (["a@100", "b@300", "--curve", "chain"], "same run"),
+    (["a@100", "a@300", "--curve", "polyline", "--fit-optimizer", "lbfgs"], "adam or sgd"),
+    (["a@100", "a@300", "--points", "1"], "points must be at least 2"),
+])
+def test_connect_command_errors_exit_2(pair, args, needle):
+    res = invoke("connect", *args, "--runs-dir", pair)
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_connect_command_mismatch_and_corrupt(pair, tmp_path):
+    other = model.Arch(vocab=33, seq_len=2, n_classes=31, layers=2, d_model=64, heads=4)
+    wrong = checkpoint.save(tmp_path, 1, model.build(other, 0), other, {}, [])
+    res = invoke("connect", "a@300", wrong, "--runs-dir", pair)
+    assert res.exit_code == 2 and "does not fit this model" in res.output
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 5)
+    res = invoke("connect", "a@300", bad, "--runs-dir", pair)
+    assert res.exit_code == 2 and "corrupt" in res.output
