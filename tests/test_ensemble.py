@@ -1,0 +1,140 @@
+"""The ensemble trainer equals the single-run trainer member by member (CPU, with a tolerance)."""
+
+import pytest
+import torch
+
+from grok_tui import checkpoint, config, data, ensemble, metrics, model, runs, sweep, sweep_run, train
+
+
+def _member_cfgs(base, variants):
+    return [config.apply_overrides(base, v) for v in variants]
+
+
+@pytest.fixture
+def base():
+    return config.resolve("smoke", overrides={"steps": 30, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
+
+
+def _compare(ens_rows, single_rows, keys=("train_loss", "val_loss", "weight_norm", "grad_norm", "weight_norm.attn",
+                                          "grad_norm.head")):
+    assert [r["step"] for r in ens_rows] == [r["step"] for r in single_rows]
+    for a, b in zip(ens_rows, single_rows, strict=True):
+        assert set(a) == set(b)
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
+        assert a["epoch"] == b["epoch"]
+        for k in keys:
+            assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-5), (k, a["step"])
+        for k in ("train_acc", "val_acc"):
+            assert a[k] == pytest.approx(b[k], abs=3e-3), (k, a["step"])
+
+
+def _single_rows(cfg, path):
+    w = runs.RunWriter(path, cfg)
+    try:
+        train.run_training(cfg, w)
+    finally:
+        w.close()
+    return runs.read_jsonl(path / "metrics.jsonl")
+
+
+@pytest.mark.parametrize("variants", [
+    # seeds of one train ratio (sliced batches), AdamW and Adam mixed, a cool-down on one member
+    [{"seed": 0}, {"seed": 1, "optimizer": "adam", "weight_decay": 0.01},
+     {"seed": 2, "lr": 1e-3, "beta2": 0.99, "cooldown": "linear", "cooldown_steps": 10}],
+    # different train ratios and split seeds (padded, masked batches); SGD with and without (Nesterov) momentum
+    [{"seed": 0, "optimizer": "sgd", "lr": 0.05, "train_frac": 0.5},
+     {"seed": 3, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "train_frac": 0.6, "data_seed": 7},
+     {"seed": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.5, "weight_decay": 0.1, "train_frac": 0.45}],
+], ids=["adam-family", "sgd-mixed-ratios"])
+def test_members_equal_single_runs(base, variants, tmp_path):
+    cfgs = _member_cfgs(base, variants)
+    members = [sweep.Member(i, f"e-{i:03d}", c, v) for i, (c, v) in enumerate(zip(cfgs, variants, strict=True))]
+    out = sweep_run.run_ensemble(members, tmp_path, "e")
+    assert all(s["status"] == "finished" for s in out.values())
+    for i, c in enumerate(cfgs):
+        single = _single_rows(c, tmp_path / f"single-{i}")
+        _compare(runs.read_jsonl(tmp_path / f"e-{i:03d}" / "metrics.jsonl"), single)
+
+
+def test_data_order_matches_trainer(base):
+    cfg = config.apply_overrides(base, {"train_frac": 0.45, "batch_size": 100, "seed": 5})
+    tr = train.Trainer(cfg)
+    order = ensemble.MemberOrder(tr.split.n_train, 100, 5, torch.device("cpu"))
+    rows = order.rows(0, 12)
+    for s in range(12):
+        n = order.size(s)
+        expect = tr.perm[tr.pos:tr.pos + 100] if tr.pos < tr.perm.shape[0] else None
+        tr._next_batch()
+        got_perm = tr.perm[tr.pos - 100:tr.pos]
+        assert n == got_perm.shape[0]
+        assert torch.equal(rows[s, :n], got_perm)
+        if expect is not None:
+            assert torch.equal(expect, got_perm)
+    tensors, extra = order.state_after(12)
+    state, textra = tr.state()
+    assert torch.equal(tensors["rng.data"], state["rng.data"]) and torch.equal(tensors["data.perm"], state["data.perm"])
+    assert extra == {"pos": textra["pos"], "epoch": textra["epoch"]}
+
+
+@pytest.mark.parametrize("name,kw", [("adamw", {"weight_decay": 0.5}), ("adam", {"weight_decay": 0.1}),
+                                     ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01})])
+def test_vectorised_step_matches_torch(base, name, kw):
+    cfg = config.apply_overrides(base, {"optimizer": name, "lr": 0.01, **kw})
+    torch.manual_seed(0)
+    p0 = torch.randn(1, 50)
+    p = p0.clone()
+    vec = ensemble.VecOptimizer([cfg], p)
+    ref = torch.nn.Parameter(p0[0].clone())
+    opt = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
+    args = ({"betas": (cfg.optim.beta1, cfg.optim.beta2), "eps": cfg.optim.eps} if name != "sgd"
+            else {"momentum": 0.9, "nesterov": True})
+    topt = opt([ref], lr=0.01, weight_decay=kw["weight_decay"], foreach=True, **args)
+    for _ in range(5):
+        g = torch.randn(50)
+        ref.grad = g.clone()
+        topt.step()
+        vec.step(p, g.view(1, -1), torch.tensor([[0.01]], dtype=torch.float64))
+    torch.testing.assert_close(p[0], ref.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
+    cfg = config.apply_overrides(base, {"steps": 40, "checkpoint_every": 20, "optimizer": "adamw"})
+    p = sweep.plan(cfg, {"seed": [0, 1]}, tmp_path, name="c")
+    sweep_run.run_sweep(p, tmp_path)
+    run = runs.open_run(tmp_path, "c-001")
+    assert run.summary["sweep"] == "c" and run.status == "finished"
+    assert [s for s, _ in run.checkpoints()] == [20, 40]
+    # the final weights are a plain Transformer's, and give the accuracies of the last row
+    m = model.build(model.arch_from_config(run.config), seed=123)
+    checkpoint.load_into(m, runs.resolve_checkpoint("c-001@last", tmp_path), model.arch_from_config(run.config))
+    split = data.build_from_config(run.config)
+    ev = metrics.to_host(metrics.evaluate(m, split))
+    last = run.metrics()[-1]
+    assert ev["val_acc"] == pytest.approx(last["val_acc"], abs=1e-6)
+    assert ev["train_loss"] == pytest.approx(last["train_loss"], rel=1e-4)
+    # `run --resume` of a member stopped at step 20 continues the same curve as the uninterrupted member
+    p20 = sweep.plan(cfg, {"seed": [1]}, tmp_path, name="half")
+    m20 = p20.members[0]
+    control = train.Control()
+    out = sweep_run.run_ensemble([m20], tmp_path, "half", [_StopAt(control, 20)], control)
+    assert out["half-000"]["status"] == "stopped"
+    weights, state = train.resume_paths(tmp_path / "half-000")
+    assert state.name == "step-00000020.state.json"
+    w = runs.RunWriter(tmp_path / "half-000", m20.cfg, resume=True)
+    try:
+        train.run_training(m20.cfg, w, resume_from=(weights, state))
+    finally:
+        w.close()
+    resumed = runs.open_run(tmp_path, "half-000").metrics()
+    _compare([r for r in resumed if r["step"] > 20], [r for r in run.metrics() if r["step"] > 20])
+
+
+class _StopAt(sweep_run.SweepCallback):
+    """Asks the loop to stop once it reports `step` (checked between steps, like SIGINT)."""
+
+    def __init__(self, control, step):
+        self.control, self.step = control, step
+
+    def on_progress(self, index, step):
+        if step >= self.step:
+            self.control.stop.set()
