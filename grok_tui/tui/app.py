@@ -112,10 +112,10 @@ class GrokApp(App):
     @on(MetricChart.ExportRequested)
     def _export_requested(self, msg: MetricChart.ExportRequested) -> None:
         chart = msg.chart
-        if not chart.series:
+        all_series = [s for s in chart.series if s.x]
+        if not all_series:
             self.notify("this chart has no data yet.", severity="warning")
             return
-        all_series = list(chart.series)
         metric, logx, logy, title = chart.metric, chart.logx, chart.logy, chart.title
         stem = f"grok-{metric.replace(' ', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
 

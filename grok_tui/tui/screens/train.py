@@ -6,6 +6,8 @@ has reported on a timer (a few times a second), never per metric row.
 
 from __future__ import annotations
 
+import time
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,7 +30,9 @@ CHARTS = (
 COLORS = {"train_acc": "cyan", "val_acc": "magenta", "train_loss": "cyan", "val_loss": "magenta",
           "weight_norm": "green", "grad_norm": "orange"}
 STATUS_HZ = 4.0  # status line refresh rate
-CHART_EVERY = 2  # charts re-plot on every 2nd status tick (2 Hz), and only when there is new data
+# Charts re-plot at most 2 times a second, only when there is new data, and slower when drawing them
+# costs more than CHART_DUTY of one core (a large terminal, a loaded machine): training shares the CPU.
+CHART_MIN_S, CHART_MAX_S, CHART_DUTY = 0.5, 2.0, 0.08
 
 
 def _keys(patterns: tuple[str, ...], row: dict) -> list[str]:
@@ -69,7 +73,9 @@ class TrainScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ticks = 0
+        self._next_chart = 0.0
+        self.chart_interval = CHART_MIN_S
+        self._chart_cost = 0.0
         self._shown: ChildRun | None = None
         self._last_state: tuple | None = None
 
@@ -100,20 +106,27 @@ class TrainScreen(Screen):
     def tick(self) -> None:
         if self.app.screen is not self:
             return
-        self._ticks += 1
         child = self.child
         self._update_controls(child)
         if child is None:
             return
         self.query_one("#status", Static).update(self.status_text(child))
-        if self._ticks % CHART_EVERY == 0 or child is not self._shown:
+        now = time.monotonic()
+        if now >= self._next_chart or child is not self._shown:
             self.update_charts(child)
+            self._next_chart = now + self.chart_interval
 
     def update_charts(self, child: ChildRun) -> None:
         self._shown = child
         rows = list(child.rows)
-        for cid, _title, patterns, _lx, _ly in CHARTS:
-            self.query_one(f"#chart-{cid}", MetricChart).show(chart_series(rows, patterns, dict(child.milestones)))
+        charts = [self.query_one(f"#chart-{cid}", MetricChart) for cid, *_ in CHARTS]
+        changed = False
+        for chart, (_cid, _title, patterns, _lx, _ly) in zip(charts, CHARTS, strict=True):
+            changed |= chart.show(chart_series(rows, patterns, dict(child.milestones)))
+        if changed:  # what the last round cost (its re-plot and render) sets the pace of the next
+            cost = sum(c.redraw_s for c in charts)
+            spent, self._chart_cost = cost - self._chart_cost, cost
+            self.chart_interval = min(CHART_MAX_S, max(CHART_MIN_S, spent / CHART_DUTY))
 
     def status_text(self, c: ChildRun) -> str:
         last = c.last

@@ -1,0 +1,41 @@
+"""TUI tests: a copy of the checked-in fixture runs, and a helper that waits for the app."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
+
+
+@pytest.fixture
+def fixture_runs(tmp_path) -> Path:
+    """A writable copy of tests/fixtures/runs (finished, part-trained and diverged runs)."""
+    d = tmp_path / "runs"
+    shutil.copytree(FIXTURE_RUNS, d)
+    return d
+
+
+async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
+    """Let the app run until cond() holds (the child trains in its own process meanwhile)."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.1)
+    await asyncio.sleep(0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run `async def` tests in a fresh event loop (no pytest-asyncio needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(pyfuncitem.obj(**args))
+        return True
+    return None

@@ -1,0 +1,41 @@
+"""Snapshots of the main screens (pytest-textual-snapshot), from the app the CLI builds, pointed at the
+checked-in fixture runs, never at live training. After an intended change to a screen (or to the config
+fields the form shows): `pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the SVGs."""
+
+from __future__ import annotations
+
+from grok_tui.tui.app import make_app
+from grok_tui.tui.widgets.chart import MetricChart
+from grok_tui.tui.widgets.run_table import RunTable
+
+from .conftest import wait_for
+
+
+def test_train_screen_80x24(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24))
+
+
+def test_train_screen_200x50(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(200, 50))
+
+
+def _compare_two():
+    async def run_before(pilot) -> None:
+        await pilot.press("r")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.query_one(RunTable).row_count == 3, 20, "the runs table")
+        await pilot.press("down", "space", "down", "space")
+        chart = screen.query_one("#overlay", MetricChart)
+        await wait_for(pilot, lambda: len(chart.series) == 2, 20, "two series")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_runs_compare_80x24(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(80, 24), run_before=_compare_two())
+
+
+def test_runs_compare_200x50(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_compare_two())
