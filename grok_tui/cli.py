@@ -161,6 +161,8 @@ def run(
             if bad:
                 raise ConfigError(f"--resume can only change {', '.join(RESUME_CHANGEABLE)}, not {', '.join(bad)}.")
             info = store.open_run(runs_dir, resume)
+            if info.status == "running":
+                raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
             cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
             resume_from = resume_paths(info.path)
             writer = store.RunWriter(info.path, cfg, resume=True)

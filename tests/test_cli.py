@@ -93,6 +93,11 @@ def test_resume_extends_a_run_and_rejects_changes(runs_dir):
     assert invoke("run", *TINY, "--name", "r").exit_code == 0
     one_sentence_exit_2(invoke("run", "--resume", "r", "--lr", "1"), "--resume can only change")
     one_sentence_exit_2(invoke("run", "--resume", "missing"), "no run 'missing'")
+    summary = runs_dir / "r" / "summary.json"
+    saved = summary.read_text()
+    summary.write_text(saved.replace('"status": "finished"', '"status": "running"'))  # our own pid: alive
+    one_sentence_exit_2(invoke("run", "--resume", "r"), "is still running")
+    summary.write_text(saved)
     r = invoke("run", "--resume", "r", "--steps", "60")
     assert r.exit_code == 0, r.output
     info = runs.open_run(runs_dir, "r")
