@@ -1,0 +1,201 @@
+"""Sweep grids, groups, summaries, the `grok-tui sweep` command and the Ray backend."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from grok_tui import config, optim, runs, sweep, sweep_run
+from grok_tui.cli import app
+from grok_tui.errors import ConfigError
+
+TINY = ["--preset", "smoke", "--steps", "20", "--eval-every", "10", "--checkpoint-every", "0", "--device", "cpu"]
+
+
+@pytest.fixture
+def base():
+    return config.resolve("smoke", overrides={"steps": 20, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
+
+
+# --- grid values ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,text,expect", [
+    ("seed", "0..7", list(range(8))),
+    ("seed", "0..20:5", [0, 5, 10, 15, 20]),
+    ("seed", "3", [3]),
+    ("seed", "1,2, 5", [1, 2, 5]),
+    ("train_frac", "0.3..0.8:0.1", [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
+    ("train-frac", "0.3,0.4,0.5", [0.3, 0.4, 0.5]),
+    ("weight_decay", "0.1,1", [0.1, 1.0]),
+    ("optimizer", "adam,adamw", ["adam", "adamw"]),
+    ("nesterov", "true,false", [True, False]),
+])
+def test_parse_values(name, text, expect):
+    assert sweep.parse_values(name, text) == expect
+
+
+@pytest.mark.parametrize("name,text,msg", [
+    ("seed", "0..x", "not an integer"),
+    ("seed", "7..0", "ends before it starts"),
+    ("seed", "0..4:0", "positive step"),
+    ("train_frac", "0.3..0.8", "needs a step"),
+    ("lr", "1e-3,", "empty value"),
+    ("nesterov", "maybe", "not true or false"),
+    ("colour", "1", "unknown setting"),
+])
+def test_parse_values_errors(name, text, msg):
+    with pytest.raises(ConfigError, match=msg):
+        sweep.parse_values(name, text)
+
+
+def test_grid_file(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text('preset = "smoke"\nsteps = 50\n[optim]\nlr = 0.003\n[grid]\nseed = "0..2"\n'
+                 'weight_decay = [0.1, 1]\n')
+    base, grid = sweep.load_grid_file(f)
+    assert base.train.steps == 50 and base.optim.lr == 0.003 and base.model.d_model == 64  # smoke
+    assert grid == {"seed": [0, 1, 2], "weight_decay": [0.1, 1.0]}
+    f.write_text("[grid]\nseed = []\n")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        sweep.load_grid_file(f)
+    f.write_text("[grid]\nbogus = [1]\n")
+    with pytest.raises(ConfigError, match="unknown setting 'bogus'"):
+        sweep.load_grid_file(f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        sweep.load_grid_file(tmp_path / "missing.toml")
+
+
+# --- plans and groups -------------------------------------------------------------------------
+
+def test_plan_groups_what_must_be_shared(base, tmp_path):
+    p = sweep.plan(base, {"seed": [0, 1], "optimizer": ["adamw", "adam", "sgd"], "d_model": [64, 32]}, tmp_path,
+                   name="g")
+    assert len(p.members) == 12 and p.members[0].run_id == "g-000"
+    sizes = sorted(len(g) for g in p.groups)
+    # adam + adamw share an ensemble (4 members per width), sgd has its own (2 per width)
+    assert sizes == [2, 2, 4, 4]
+    for g in p.groups:
+        assert len({(m.cfg.model.d_model, sweep.ensemble.family(m.cfg)) for m in g}) == 1
+    chunked = sweep.plan(base, {"seed": list(range(5))}, tmp_path, name="h", chunk=2)
+    assert [len(g) for g in chunked.groups] == [2, 2, 1]
+
+
+def test_plan_errors(base, tmp_path):
+    with pytest.raises(ConfigError, match=r"grid point train_frac=1.5: train ratio must be in \(0, 1\)"):
+        sweep.plan(base, {"train_frac": [0.5, 1.5]}, tmp_path)
+    (tmp_path / "x-001").mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="x")
+    with pytest.raises(ConfigError, match="at most"):
+        sweep.plan(base, {"seed": list(range(100)), "lr": [i / 1000 + 1e-4 for i in range(50)]}, tmp_path)
+
+
+def test_summary_statistics(base, tmp_path):
+    p = sweep.plan(base, {"seed": [0, 1, 2], "weight_decay": [0.1, 1.0]}, tmp_path, name="s")
+    results = {}
+    for m in p.members:
+        wd, seed = m.values["weight_decay"], m.values["seed"]
+        grok = None if (wd == 0.1 and seed == 2) else 100 * (seed + 1) * (2 if wd == 0.1 else 1)
+        results[m.run_id] = {"status": "finished", "memorized_step": 10 * (seed + 1), "grokked_step": grok,
+                             "best_val_acc": 0.5}
+    s = sweep.summarize(p, results)
+    pts = {pt["point"]["weight_decay"]: pt for pt in s["points"]}
+    assert s["point_keys"] == ["weight_decay"]
+    assert pts[1.0]["grokked"] == {"n": 3, "mean": 200.0, "std": pytest.approx(100.0)}
+    assert pts[0.1]["grokked"] == {"n": 2, "mean": 300.0, "std": pytest.approx(141.42, rel=1e-4)}
+    assert pts[0.1]["memorized"]["mean"] == 20.0
+    path = sweep.save_summary(tmp_path, s)
+    assert sweep.list_sweeps(tmp_path) == [path]
+    assert sweep.load_summary(path)["points"] == json.loads(json.dumps(s["points"]))
+    csv_lines = (tmp_path / "sweeps" / "s.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("weight_decay,runs,finished,memorized_n") and len(csv_lines) == 3
+    rows = sweep.table_rows(s)
+    assert rows[1]["grokked"] == "200 ± 100 (3)"
+    with pytest.raises(ConfigError, match="not a sweep summary"):
+        sweep.load_summary(tmp_path / "s-000" / "nothing.json")
+
+
+def test_fallback_runs_members_one_by_one(base, tmp_path, monkeypatch):
+    spec = optim.OptimizerSpec("rmsprop-test", lambda groups, o, dev: torch.optim.RMSprop(groups, lr=o.lr),
+                               (), "a test optimizer without a vectorised step")
+    monkeypatch.setitem(optim.OPTIMIZERS, spec.name, spec)
+    p = sweep.plan(base, {"seed": [0, 1], "optimizer": ["adamw", "rmsprop-test"]}, tmp_path, name="f")
+    assert sorted((len(g), sweep.vectorised(g[0].cfg)) for g in p.groups) == [(2, False), (2, True)]
+    s = sweep_run.run_sweep(p, tmp_path)
+    assert [m["status"] for m in s["members"]] == ["finished"] * 4
+    for m in p.members:
+        info = runs.open_run(tmp_path, m.run_id)
+        assert info.summary["sweep"] == "f"
+        assert [r["step"] for r in info.metrics()] == [10, 20]
+        assert info.config.optim.optimizer == m.values["optimizer"]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def test_cli_sweep_end_to_end(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "cli", "--seed", "0..1",
+                                   "--weight-decay", "0.1,1", "--lr", "0.003", "--json"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert lines[0]["type"] == "start" and lines[0]["members"] == 4 and len(lines[0]["groups"]) == 1
+    end = lines[-1]
+    assert end["type"] == "end" and end["complete"] and end["point_keys"] == ["weight_decay"]
+    assert {e["run_id"] for e in lines if e["type"] == "eval"} == {f"cli-00{i}" for i in range(4)}
+    listed = {r.id: r for r in runs.list_runs(tmp_path)}
+    assert set(listed) == {"cli-000", "cli-001", "cli-002", "cli-003"}
+    assert all(r.config.optim.lr == 0.003 for r in listed.values())
+    assert listed["cli-003"].config.optim.weight_decay == 1.0 and listed["cli-003"].config.train.seed == 1
+    assert (tmp_path / "sweeps" / "cli.json").is_file() and (tmp_path / "sweeps" / "cli.csv").is_file()
+    # the rich display prints the table
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "cli2", "--seed", "0,1"])
+    assert res.exit_code == 0, res.output
+    assert "2/2 runs finished" in res.output and "sweeps/cli2.json" in res.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--seed", "0..x"], "not an integer"),
+    (["--train-frac", "0.5,1.5"], "train ratio must be in (0, 1)"),
+    (["--backend", "spark"], "--backend must be local or ray"),
+    (["--grid", "missing.toml"], "does not exist"),
+    (["--optimizer", "adamw,nosuch"], "unknown optimizer 'nosuch'"),
+    (["--chunk-size", "-1"], "greater than or equal to 0"),
+])
+def test_cli_sweep_errors(tmp_path, args, msg):
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), *args])
+    assert res.exit_code == 2, res.output
+    assert msg in res.output.replace("\n", " ")
+    assert "Traceback" not in res.output
+    assert not any(tmp_path.glob("*-000"))
+
+
+def test_cli_sweep_dry_run_and_name_clash(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "d", "--seed", "0..2",
+                                   "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)
+    assert plan["member_values"]["d-002"] == {"seed": 2} and not (tmp_path / "d-000").exists()
+    (tmp_path / "d-000").mkdir(parents=True)
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "d", "--seed", "0..2"])
+    assert res.exit_code == 2 and "already exists" in res.output
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+
+def test_ray_backend_collects_run_directories(base, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        p = sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="r", chunk=2)
+        assert [len(g) for g in p.groups] == [2, 1]
+        s = sweep_run.run_sweep(p, tmp_path, backend="ray")
+    finally:
+        ray.shutdown()
+    assert s["backend"] == "ray" and [m["status"] for m in s["members"]] == ["finished"] * 3
+    local = sweep_run.run_sweep(sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="l"), tmp_path)
+    for i in range(3):
+        info = runs.open_run(tmp_path, f"r-{i:03d}")
+        assert info.status == "finished" and [st for st, _ in info.checkpoints()] == [20]
+        ref = runs.open_run(tmp_path, f"l-{i:03d}").metrics()
+        assert [r["val_loss"] for r in info.metrics()] == pytest.approx([r["val_loss"] for r in ref], rel=1e-4)
+    assert local["complete"]
