@@ -21,6 +21,7 @@ from ..config import Config
 from ..export import ExportError, save_figure, write_csv
 from .live import ChildRun
 from .messages import ChildEnded, ChildEvent, ChildStarted, ExportDone
+from .screens.connect import ConnectScreen
 from .screens.dialogs import ConfirmScreen, ExportScreen
 from .screens.runs import RunsScreen
 from .screens.train import TrainScreen
@@ -32,7 +33,7 @@ class GrokApp(App):
 
     TITLE = "grok-tui"
     CSS_PATH = "app.tcss"
-    MODES = {"train": TrainScreen, "runs": RunsScreen}  # the connectivity view registers "connect" here
+    MODES = {"train": TrainScreen, "runs": RunsScreen, "connect": ConnectScreen}
     DEFAULT_MODE = "train"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
@@ -103,7 +104,7 @@ class GrokApp(App):
     def _child_ended(self, msg: ChildEnded) -> None:
         if msg.status == "failed":
             self.notify(msg.error or "training failed.", title=f"{msg.run_id} failed", severity="error",
-                        timeout=10)
+                        timeout=10, markup=False)
         else:
             self.notify(f"{msg.run_id} {msg.status}", timeout=4)
         self.refresh_bindings()
@@ -142,15 +143,15 @@ class GrokApp(App):
     @on(ExportDone)
     def _export_done(self, msg: ExportDone) -> None:
         if msg.paths:
-            self.notify("wrote " + ", ".join(msg.paths), title="export", timeout=6)
+            self.notify("wrote " + ", ".join(msg.paths), title="export", timeout=6, markup=False)
         if msg.error:
-            self.notify(msg.error, title="export", severity="error", timeout=10)
+            self.notify(msg.error, title="export", severity="error", timeout=10, markup=False)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.notify(f"{event.worker.description or event.worker.name}: {event.worker.error}",
-                        title="error", severity="error", timeout=10)
+                        title="error", severity="error", timeout=10, markup=False)
 
     # -- quitting ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:

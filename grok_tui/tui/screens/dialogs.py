@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -87,16 +88,20 @@ class RunDetailsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         r = self.run
-        lines = [f"[b]{r.id}[/]  {r.status}", f"[dim]{r.path}[/]", ""]
+        lines = [f"[b]{escape(r.id)}[/]  {r.status}", f"[dim]{escape(str(r.path))}[/]", ""]
         if r.config:
             for section, values in r.config.to_dict().items():
-                lines.append(f"[b]{section}[/]  " + "  ".join(f"{k}={v}" for k, v in values.items()))
+                lines.append(f"[b]{section}[/]  " + escape("  ".join(f"{k}={v}" for k, v in values.items())))
         s = r.summary
-        lines += ["", f"memorized at {s.get('memorized_step', '-')}, grokked at {s.get('grokked_step', '-')}, "
-                      f"best val acc {s.get('best_val_acc', '-')}, steps run {s.get('steps_run', 0)}, "
-                      f"device {s.get('device', '-')}"]
+
+        def val(key: str) -> str:
+            v = s.get(key)
+            return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+        lines += ["", f"memorized at {val('memorized_step')}, grokked at {val('grokked_step')}, "
+                      f"best val acc {val('best_val_acc')}, steps run {val('steps_run')}, device {val('device')}"]
         if s.get("error"):
-            lines.append(f"[red]error:[/] {s['error']}")
+            lines.append(f"[red]error:[/] {escape(str(s['error']))}")
         ckpts = [str(step) for step, _ in r.checkpoints()]
         lines.append(f"checkpoints at steps: {', '.join(ckpts) or 'none'}")
         last = s.get("last") or {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -142,7 +143,7 @@ class TrainScreen(Screen):
                  f"memorized {m if m is not None else '-'}  grokked {g if g is not None else '-'}"]
         text = "  ".join(parts)
         if c.state == "failed" and c.error:
-            text += f"\n[red]error:[/] {c.error}"
+            text += f"\n[red]error:[/] {escape(c.error)}"
         return text
 
     def _update_controls(self, child: ChildRun | None) -> None:
@@ -178,7 +179,7 @@ class TrainScreen(Screen):
         if cfg is None:
             problems = list(errors.values()) + general
             self.notify("\n".join(problems[:4]) or "the configuration is not valid.", title="cannot start",
-                        severity="error")
+                        severity="error", markup=False)
             return
         child = self.app.start_child(cfg)
         for chart in self.query(MetricChart):

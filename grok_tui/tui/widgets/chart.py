@@ -83,7 +83,7 @@ class MetricChart(PlotextPlot):
         n = max(2 * (self.size.width or 80), 40)
         xs_all: list[float] = []
         ys_all: list[float] = []
-        marks: list[str] = []
+        marks: list[str] = []  # per series, in legend order
         for i, s in enumerate(self.series):
             color = s.color or PALETTE[i % len(PALETTE)]
             x, y = visible(s.x, s.y, self.logx, self.logy)
@@ -95,12 +95,15 @@ class MetricChart(PlotextPlot):
             xs_all += px
             ys_all += py
             plt.plot(px, py, label=s.label, color=color, marker="braille")
+            own = []
             for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
                 if step <= 0 and self.logx:
                     continue
                 plt.vline(math.log10(step) if self.logx else step, color=color)
-                marks.append(f"{MARKS.get(name, name)} {step}")
-        title = self.title + (f"  [{' '.join(marks)}]" if marks else "")
+                own.append(f"{MARKS.get(name, name)} {step}")
+            if own:
+                marks.append(" ".join(own))
+        title = self.title + (f"  [{' | '.join(marks)}]" if marks else "")
         plt.title(title)
         if xs_all:
             self._ticks(xs_all, ys_all)

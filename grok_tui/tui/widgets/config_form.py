@@ -71,7 +71,7 @@ class ConfigForm(VerticalScroll):
                 with Horizontal(classes="field-row", id=f"row-{name}"):
                     yield Label(LABELS.get(name, name.replace("_", " ")), classes="field-label")
                     yield self._editor(name, spec)
-                yield Static("", classes="field-error", id=f"err-{name}")
+                yield Static("", classes="field-error", id=f"err-{name}", markup=False)
 
     def _editor(self, name: str, spec: FieldSpec) -> Widget:
         wid = f"f-{name}"

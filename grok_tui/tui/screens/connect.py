@@ -1,0 +1,314 @@
+"""Connectivity view: two checkpoints from any runs, a curve, a background fit/evaluation, three panels.
+
+Panels against t: cross-entropy with the L2 term, error (train, val), mean stochastic-gradient norm.
+The landscape action computes a 1-D line and a 2-D plane of random directions around the first
+checkpoint and draws the line and two heat maps. Earlier results of the first run can be reopened.
+All computing is in `connect` / `landscape`, in one exclusive thread worker that gets the worker's
+cancel event (shared/STYLE.md §5, §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Static
+from textual.worker import get_current_worker
+
+from ... import runs as store
+from ...errors import GrokError
+from ..widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
+
+CURVE_OPTIONS = [("segment", "segment"), ("polyline", "polyline"), ("Bezier", "bezier"), ("chain", "chain")]
+
+
+def checkpoint_options(info: store.RunInfo) -> list[tuple[str, str]]:
+    """Choices for a run's checkpoint: its milestones, last, then every saved step."""
+    steps = [s for s, _ in info.checkpoints()]
+    opts = []
+    for m in store.MILESTONES:
+        s = info.milestone_step(m)
+        if s is not None and s in steps:
+            opts.append((f"{m} ({s})", m))
+    if steps:
+        opts.append((f"last ({steps[-1]})", "last"))
+    opts += [(f"step {s}", str(s)) for s in steps]
+    return opts
+
+
+class ConnectScreen(Screen):
+    """Pick A and B, a curve, run; panels of loss+L2, error and gradient norm against t."""
+
+    BINDINGS = [
+        Binding("g", "go", "Run"),
+        Binding("L", "landscape", "Landscape"),
+        Binding("x", "cancel", "Cancel"),
+        Binding("f5", "rescan", "Rescan"),
+    ]
+
+    @dataclass
+    class Progressed(Message):
+        stage: str
+        done: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:  # latest state only
+            return isinstance(message, ConnectScreen.Progressed)
+
+    @dataclass
+    class Finished(Message):
+        results: list[dict]
+        error: str | None = None
+
+    def __init__(self, runs_dir: Path | None = None, **kw):
+        super().__init__(**kw)
+        self._runs_dir = runs_dir
+        self.infos: dict[str, store.RunInfo] = {}
+        self.shown: list[dict] = []
+
+    @property
+    def runs_dir(self) -> Path:
+        return Path(self._runs_dir if self._runs_dir is not None else getattr(self.app, "runs_dir", "runs"))
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="connect-body"):
+            with Horizontal(classes="connect-row"):
+                yield Label("A ", classes="connect-label")
+                yield Select([], prompt="run A", id="run-a", compact=True)
+                yield Select([], prompt="ckpt", id="ckpt-a", compact=True, classes="connect-ckpt")
+                yield Label(" B ", classes="connect-label")
+                yield Select([], prompt="run B", id="run-b", compact=True)
+                yield Select([], prompt="ckpt", id="ckpt-b", compact=True, classes="connect-ckpt")
+            with Horizontal(classes="connect-row"):
+                yield Select(CURVE_OPTIONS, value="segment", allow_blank=False, id="curve", compact=True)
+                yield Label(" bends ", classes="connect-label")
+                yield Input("1", id="bends", type="integer", compact=True, classes="connect-num")
+                yield Label(" points ", classes="connect-label")
+                yield Input("41", id="points", type="integer", compact=True, classes="connect-num")
+                yield Label(" fit steps ", classes="connect-label")
+                yield Input("500", id="fit-steps", type="integer", compact=True, classes="connect-num")
+                yield Button("Run", id="go", compact=True, variant="primary")
+                yield Button("Landscape", id="land", compact=True)
+            with Horizontal(classes="connect-row"):
+                yield Select([], prompt="earlier results of run A", id="results", compact=True)
+                yield ProgressBar(id="connect-progress", show_eta=False)
+            yield Static("pick two checkpoints and a curve, then Run (g)", id="connect-status")
+            with Horizontal(id="connect-panels"):
+                yield ConnectPlot("loss + L2", id="panel-loss")
+                yield ConnectPlot("error", id="panel-err")
+                yield ConnectPlot("grad norm", id="panel-grad")
+                yield LandscapeHeatmap(id="heat-train")
+                yield LandscapeHeatmap(id="heat-val")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._layout("curve")
+        self.action_rescan()
+
+    def on_screen_resume(self) -> None:
+        self.action_rescan()
+
+    # -- pickers --------------------------------------------------------------------------------
+    def action_rescan(self) -> None:
+        self.infos = {r.id: r for r in store.list_runs(self.runs_dir) if r.checkpoints()}
+        opts = [(rid, rid) for rid in self.infos]
+        for sid in ("#run-a", "#run-b"):
+            sel = self.query_one(sid, Select)
+            keep = sel.value
+            sel.set_options(opts)
+            if keep in self.infos:
+                sel.value = keep
+            elif opts:
+                sel.value = opts[-1][1]
+
+    @on(Select.Changed, "#run-a, #run-b")
+    def _run_changed(self, event: Select.Changed) -> None:
+        side = event.select.id[-1]
+        info = self.infos.get(event.value) if isinstance(event.value, str) else None
+        ckpt = self.query_one(f"#ckpt-{side}", Select)
+        opts = checkpoint_options(info) if info else []
+        ckpt.set_options(opts)
+        values = [v for _, v in opts]
+        want = ("memorized", "last") if side == "a" else ("grokked", "last")
+        for w in want:
+            if w in values:
+                ckpt.value = w
+                break
+        if side == "a":
+            self._list_results()
+
+    def _list_results(self, select: str | None = None) -> None:
+        from ...connect import list_results
+
+        run = self.query_one("#run-a", Select).value
+        info = self.infos.get(run) if isinstance(run, str) else None
+        found = list_results(info.path) if info else []
+        sel = self.query_one("#results", Select)
+        sel.set_options([(f"{r['name']} ({r['kind']})", str(r["path"])) for r in found])
+        if select is not None and any(str(r["path"]) == select for r in found):
+            with sel.prevent(Select.Changed):
+                sel.value = select
+
+    def ref(self, side: str) -> str | None:
+        run = self.query_one(f"#run-{side}", Select).value
+        ck = self.query_one(f"#ckpt-{side}", Select).value
+        if not isinstance(run, str) or not isinstance(ck, str):
+            return None
+        return f"{run}@{ck}"
+
+    def _int(self, wid: str, lo: int) -> int | None:
+        try:
+            v = int(self.query_one(wid, Input).value)
+        except ValueError:
+            v = None
+        if v is None or v < lo:
+            self.notify(f"{wid[1:].replace('-', ' ')} must be a whole number >= {lo}.", severity="error")
+            return None
+        return v
+
+    # -- actions ----------------------------------------------------------------------------------
+    @on(Button.Pressed, "#go")
+    def action_go(self) -> None:
+        a, b = self.ref("a"), self.ref("b")
+        if a is None or b is None:
+            self.notify("pick a run and a checkpoint for both A and B.", severity="warning")
+            return
+        bends, points, steps = self._int("#bends", 1), self._int("#points", 2), self._int("#fit-steps", 0)
+        if bends is None or points is None or steps is None:
+            return
+        curve = self.query_one("#curve", Select).value
+        self._status(f"{curve}: {a} -> {b} ...")
+        self._compute({"job": "curve", "a": a, "b": b, "curve": curve, "bends": bends, "points": points,
+                       "steps": steps})
+
+    @on(Button.Pressed, "#land")
+    def action_landscape(self) -> None:
+        a = self.ref("a")
+        if a is None:
+            self.notify("pick a run and a checkpoint for A.", severity="warning")
+            return
+        self._status(f"landscape around {a} ...")
+        self._compute({"job": "landscape", "a": a})
+
+    def action_cancel(self) -> None:
+        if self.workers.cancel_group(self, "connect"):
+            self._status("cancelling ...")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="connect", description="connectivity")
+    def _compute(self, job: dict) -> None:
+        from ...connect import Cancelled, FitSettings, run_connect
+        from ...landscape import landscape
+
+        cancel = get_current_worker().cancelled_event
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.post_message(self.Progressed(stage, done, total))
+
+        try:
+            if job["job"] == "curve":
+                res = [run_connect(job["a"], job["b"], self.runs_dir, job["curve"], job["bends"], job["points"],
+                                   FitSettings(steps=job["steps"]), cancel=cancel, progress=progress)]
+            else:
+                res = [landscape(job["a"], self.runs_dir, dims=1, cancel=cancel, progress=progress),
+                       landscape(job["a"], self.runs_dir, dims=2, points=15, cancel=cancel, progress=progress)]
+        except Cancelled:
+            self.post_message(self.Finished([], "cancelled."))
+            return
+        except GrokError as e:
+            self.post_message(self.Finished([], str(e)))
+            return
+        self.post_message(self.Finished(res))
+
+    @on(Progressed)
+    def _progressed(self, msg: Progressed) -> None:
+        bar = self.query_one("#connect-progress", ProgressBar)
+        bar.update(total=msg.total, progress=msg.done)
+        self._status(f"{msg.stage} {msg.done}/{msg.total}")
+
+    @on(Finished)
+    def _finished(self, msg: Finished) -> None:
+        if msg.error:
+            self._status(msg.error)
+            self.notify(msg.error, severity="warning" if msg.error == "cancelled." else "error", timeout=8)
+            return
+        self.draw(msg.results)
+        self._list_results(select=msg.results[-1]["path"])
+        self.notify("saved " + ", ".join(Path(r["path"]).name for r in msg.results), timeout=4)
+
+    @on(Select.Changed, "#results")
+    def _reopen(self, event: Select.Changed) -> None:
+        from ...connect import load_result
+
+        if not isinstance(event.value, str):
+            return
+        try:
+            self.draw([load_result(Path(event.value))])
+        except GrokError as e:
+            self.notify(str(e), severity="error")
+
+    # -- drawing ------------------------------------------------------------------------------------
+    def _status(self, text: str) -> None:
+        self.query_one("#connect-status", Static).update(text)
+
+    def _layout(self, kind: str) -> None:
+        show = {"curve": ("panel-loss", "panel-err", "panel-grad"),
+                "landscape1d": ("panel-loss", "panel-err"),
+                "grid": ("heat-train", "heat-val"),
+                "both": ("panel-loss", "heat-train", "heat-val")}[kind]
+        for wid in ("panel-loss", "panel-err", "panel-grad", "heat-train", "heat-val"):
+            self.query_one(f"#{wid}").display = wid in show
+
+    def draw(self, results: list[dict]) -> None:
+        """Draw saved results: one curve, one landscape, or a 1-D line with a 2-D plane."""
+        self.shown = results
+        kinds = [r["kind"] for r in results]
+        loss, err, grad = (self.query_one(f"#panel-{p}", ConnectPlot) for p in ("loss", "err", "grad"))
+        for r in results:
+            d = r["data"]
+            if r["kind"] == "curve":
+                self._layout("curve")
+                marks = r.get("knots", [])[1:-1]
+                loss.show("loss + L2", [Line("train", d["t"], d["train_loss_l2"]), Line("val", d["t"], d["val_loss_l2"])],
+                          marks=marks)
+                err.show("error", [Line("train", d["t"], d["train_err"]), Line("val", d["t"], d["val_err"])], marks=marks)
+                grad.show("grad norm", [Line("train", d["t"], d["grad_norm"])] if "grad_norm" in d else [], marks=marks)
+                s = r["summary"]["train_err"]
+                self._status(f"{r['name']}: train err max {s['max']:.3f} at t={s['t_max']:.2f}, mean "
+                             f"{s['mean']:.3f}; val err {r['summary']['val_err']['start']:.3f} -> "
+                             f"{r['summary']['val_err']['end']:.3f}")
+            elif r["kind"] == "landscape1d":
+                self._layout("both" if "landscape2d" in kinds else "landscape1d")
+                loss.show("loss (1-D)", [Line("train", d["alpha"], d["train_loss"]),
+                                         Line("val", d["alpha"], d["val_loss"])], xlabel="alpha", marks=[0.0])
+                err.show("error (1-D)", [Line("train", d["alpha"], d["train_err"]),
+                                         Line("val", d["alpha"], d["val_err"])], xlabel="alpha", marks=[0.0])
+                self._status(f"{r['name']}: around {r['inputs']['endpoints'][0]['ref']}")
+            else:  # landscape2d or plane
+                if "landscape1d" not in kinds:
+                    self._layout("grid")
+                self._heat(r)
+        self.refresh_bindings()
+
+    def _heat(self, r: dict) -> None:
+        d, grid = r["data"], r["grid"]
+        na, nb = len(grid["alpha"]), len(grid["beta"])
+
+        def matrix(key: str) -> list[list[float]]:
+            return [[d[key][i * nb + j] for j in range(nb)] for i in range(na)]
+
+        marks = []
+        for k, m in enumerate(r.get("marks", [])):
+            x, y = m["xy"]
+            i = min(range(na), key=lambda q: abs(grid["alpha"][q] - x))
+            j = min(range(nb), key=lambda q: abs(grid["beta"][q] - y))
+            marks.append(("ABC"[k], i, j))
+        if r["kind"] != "plane":
+            marks.append(("+", na // 2, nb // 2))
+        self.query_one("#heat-train", LandscapeHeatmap).show(HeatData("train loss", matrix("train_loss"), True, marks))
+        self.query_one("#heat-val", LandscapeHeatmap).show(HeatData("val error", matrix("val_err"), False, marks))
