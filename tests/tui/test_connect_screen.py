@@ -1,0 +1,101 @@
+"""The connectivity view through Pilot: pick checkpoints, run a curve in the worker, see the panels,
+reopen an earlier result, errors as notifications, the landscape view."""
+
+from __future__ import annotations
+
+import shutil
+
+from textual.widgets import Select
+
+from grok_tui import connect
+from grok_tui.tui.app import make_app
+from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
+from grok_tui.tui.widgets.connect_plot import ConnectPlot, LandscapeHeatmap
+
+from .conftest import wait_for
+
+
+def _copy(smoke_pair, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(smoke_pair, root, ignore=shutil.ignore_patterns("connect"))
+    return root
+
+
+def test_checkpoint_options_list_milestones_last_and_steps(smoke_pair):
+    from grok_tui import runs
+
+    info = runs.open_run(smoke_pair, "a")
+    values = [v for _, v in checkpoint_options(info)]
+    assert values[:2] == ["memorized", "last"] and "100" in values and "300" in values
+
+
+async def _open(app, pilot) -> ConnectScreen:
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), 10, "the connect view")
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.query_one("#ckpt-b", Select).value == "last", 10, "the pickers")
+    return screen
+
+
+async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
+    root = _copy(smoke_pair, tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(app, pilot)
+        screen.query_one("#run-a", Select).value = "a"
+        await pilot.pause()
+        screen.query_one("#ckpt-a", Select).value = "100"
+        screen.query_one("#run-b", Select).value = "a"
+        await pilot.pause()
+        screen.query_one("#ckpt-b", Select).value = "300"
+        screen.query_one("#points").value = "5"
+        await pilot.click("#go")
+        await wait_for(pilot, lambda: screen.shown, 120, "the segment result")
+        await app.workers.wait_for_complete()
+        saved = root / "a" / "connect" / "segment-100-300.json"
+        assert saved.is_file()
+        loss = screen.query_one("#panel-loss", ConnectPlot)
+        assert [ln.label for ln in loss.lines] == ["train", "val"] and len(loss.lines[0].x) == 5
+        grad = screen.query_one("#panel-grad", ConnectPlot)
+        assert grad.display and len(grad.lines[0].y) == 5
+        assert not screen.query_one("#heat-train", LandscapeHeatmap).display
+        result = connect.load_result(saved)
+        assert loss.lines[0].y == result["data"]["train_loss_l2"]
+        assert screen.query_one("#results", Select).value == str(saved)
+        # reopen: draw something else, then pick the saved result again
+        screen.draw([{**result, "data": {**result["data"], "train_loss_l2": [0.0] * 5}}])
+        sel = screen.query_one("#results", Select)
+        sel.clear()
+        await pilot.pause()
+        sel.value = str(saved)
+        await pilot.pause()
+        assert loss.lines[0].y == result["data"]["train_loss_l2"]
+
+
+async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_pair, tmp_path):
+    root = _copy(smoke_pair, tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(app, pilot)
+        screen.query_one("#run-a", Select).value = "a"
+        screen.query_one("#run-b", Select).value = "b"
+        await pilot.pause()
+        screen.query_one("#curve", Select).value = "chain"
+        await pilot.click("#go")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("same run" in n.message for n in app._notifications)
+        assert not screen.shown
+        screen.query_one("#points").value = "x1"
+        await pilot.click("#go")
+        assert any("points must be a whole number" in n.message for n in app._notifications)
+        await pilot.click("#land")
+        await wait_for(pilot, lambda: screen.shown, 240, "the landscape")
+        await app.workers.wait_for_complete()
+        assert [r["kind"] for r in screen.shown] == ["landscape1d", "landscape2d"]
+        heat = screen.query_one("#heat-train", LandscapeHeatmap)
+        assert heat.display and len(heat.data.values) == 15 and len(heat.data.values[0]) == 15
+        assert screen.query_one("#panel-loss", ConnectPlot).xlabel == "alpha"
+        assert not screen.query_one("#panel-grad", ConnectPlot).display
+        assert (root / "a" / "connect" / "landscape2d-memorized.json").is_file() or \
+            any(p.name.startswith("landscape2d") for p in (root / "a" / "connect").iterdir())
