@@ -17,6 +17,7 @@ run does.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ from .errors import ConfigError
 # Optimizers with a vectorised step here; others run member by member (see sweep.py).
 VECTORISED = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
 EVAL_ROWS = 16384  # rows (members x examples) per no-grad eval chunk
+# The Arch fields the hand-batched forward knows; another field means a model it may not match.
+_ARCH_FIELDS = {"vocab", "seq_len", "n_classes", "layers", "d_model", "heads", "mlp_ratio", "norm"}
 
 
 def family(cfg: Config) -> str | None:
@@ -190,6 +193,8 @@ class Ensemble:
         self._build_data(cfgs, ops)
         self._build_params(cfgs)
         self.opt = VecOptimizer(cfgs, self.flat)
+        self.batched = False
+        self.batched = self._batched_matches_model()
         factors = [optim.lr_factor(c.optim, c.train.steps) for c in cfgs]
         lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
                         for s in range(t0.steps)], dtype=np.float64)
@@ -246,18 +251,81 @@ class Ensemble:
 
     # -- forward -------------------------------------------------------------------------------
     def _params(self, flat_k: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts = torch.split(flat_k, self.sizes)
-        return {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes, strict=True)}
+        """Views of (P,) or (K, P) flat parameters by name, shaped (shape) or (K, *shape)."""
+        lead = tuple(flat_k.shape[:-1])
+        parts = torch.split(flat_k, self.sizes, dim=-1)
+        return {n: t.view(lead + s) for n, t, s in zip(self.names, parts, self.shapes, strict=True)}
 
     def _call(self, flat_k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, self._params(flat_k), (x,))
 
     def forward(self, x: torch.Tensor, shared_x: bool = False) -> torch.Tensor:
         """(K, B, seq) tokens (or (B, seq) shared by all) -> (K, B, n_classes) logits."""
+        if self.batched:
+            return self._forward_batched(self._params(self.flat), x)
+        return self._forward_vmap(x, shared_x)
+
+    def _forward_vmap(self, x: torch.Tensor, shared_x: bool = False) -> torch.Tensor:
         # The CPU flash-attention kernel has no vmap rule; the math kernel decomposes into batched ops.
         with sdpa_kernel([SDPBackend.MATH] if self.device.type == "cpu" else
                          [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
             return vmap(self._call, in_dims=(0, None if shared_x else 0))(self.flat, x)
+
+    def _forward_batched(self, P: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """model.Transformer.forward written over a leading member axis with bmm (no vmap).
+
+        vmap's rule for a linear layer on (B, 1, D) inputs with per-member weights expands the
+        weight per example and sums B outer products in the backward pass; on the CPU that made
+        the ensemble slower than its members one after another. Here every linear layer is one
+        baddbmm over (K, rows, D) and attention is the ordinary fused kernel over K*B sequences.
+        Used only when the self-check in __init__ finds it equal to the plain model.
+        """
+        a = self.arch
+        K = self.K
+        tok = P["tok_emb.weight"]
+        h = tok[torch.arange(K, device=x.device).view(K, 1, 1), x] if x.dim() == 3 else tok[:, x]
+        h = h + P["pos_emb.weight"].unsqueeze(1)  # (K, B, T, D)
+        B, D, H = h.shape[1], a.d_model, a.heads
+
+        def lin(t: torch.Tensor, name: str) -> torch.Tensor:
+            w, b = P[name + ".weight"], P[name + ".bias"]
+            flat = torch.baddbmm(b.unsqueeze(1), t.reshape(K, -1, t.shape[-1]), w.transpose(1, 2))
+            return flat.view(*t.shape[:-1], w.shape[1])
+
+        def norm(t: torch.Tensor, name: str) -> torch.Tensor:
+            if a.norm == "none":
+                return t
+            w, b = P[name + ".weight"], P[name + ".bias"]
+            shape = (K,) + (1,) * (t.dim() - 2) + (D,)
+            return torch.addcmul(b.view(shape), F.layer_norm(t, (D,)), w.view(shape))
+
+        for i in range(a.layers):
+            last = i == a.layers - 1
+            pre = f"blocks.{i}."
+            q, k, v = lin(norm(h, pre + "ln1"), pre + "attn.qkv").split(D, dim=-1)
+            if last:
+                q = q[:, :, -1:]
+            q, k, v = (t.reshape(K * B, t.shape[2], H, D // H).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=not last)
+            y = lin(y.transpose(1, 2).reshape(K, B, -1, D), pre + "attn.proj")
+            h = (h[:, :, -1:] if last else h) + y
+            h = h + lin(F.relu(lin(norm(h, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
+        return lin(norm(h[:, :, -1], "ln_f"), "head")
+
+    @torch.no_grad()
+    def _batched_matches_model(self) -> bool:
+        """Whether the hand-batched forward computes what model.Transformer computes, on a few inputs."""
+        names = {f.name for f in dataclasses.fields(model.Arch)}
+        if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none"):
+            return False
+        k = self.K - 1
+        x = self.table_x[: min(16, self.table_x.shape[0])]
+        try:
+            got = self._forward_batched(self._params(self.flat), x)[k]
+        except (KeyError, RuntimeError):
+            return False
+        m = self.member_model(k)
+        return torch.allclose(got, m(x), rtol=1e-4, atol=1e-5)
 
     # -- one step ------------------------------------------------------------------------------
     def _batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -138,3 +138,30 @@ class _StopAt(sweep_run.SweepCallback):
     def on_progress(self, index, step):
         if step >= self.step:
             self.control.stop.set()
+
+
+@pytest.mark.parametrize("over", [{}, {"layers": 2, "norm": "none", "tokens": "aob=", "heads": 2}])
+def test_batched_forward_equals_vmap_and_the_plain_model(base, over):
+    cfg = config.apply_overrides(base, over)
+    ens = ensemble.Ensemble([config.apply_overrides(cfg, {"seed": s}) for s in range(3)], torch.device("cpu"))
+    assert ens.batched  # the self-check passed: the hand-batched forward is the one in use
+    x = ens.table_x[:40]
+    fast = ens.forward(x, shared_x=True)
+    torch.testing.assert_close(fast, ens._forward_vmap(x, shared_x=True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast[1], ens.member_model(1)(x), rtol=1e-5, atol=1e-5)
+
+
+def test_vmap_path_trains_like_single_runs(base, tmp_path):
+    cfgs = [config.apply_overrides(base, {"seed": s, "steps": 10, "eval_every": 5}) for s in (0, 1)]
+    ens = ensemble.Ensemble(cfgs, torch.device("cpu"))
+    ens.batched = False  # the functional_call + vmap path (used for models the batched forward does not know)
+    trainers = [train.Trainer(c) for c in cfgs]
+    for _ in range(10):
+        ens.train_step()
+        for t in trainers:
+            t.train_step()
+    ev = metrics.to_host({f"{k}.{i}": v[i] for k, v in ens.evaluate().items() for i in range(2)})
+    for i, t in enumerate(trainers):
+        row = t.eval_row({}, 0.0)
+        assert ev[f"train_loss.{i}"] == pytest.approx(row["train_loss"], rel=1e-4)
+        assert ev[f"weight_norm.{i}"] == pytest.approx(row["weight_norm"], rel=1e-5)
