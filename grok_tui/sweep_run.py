@@ -139,6 +139,7 @@ def _loop(ens: Ensemble, mrs: list[_MemberRun], tc, callbacks, control: Control,
 
     t0 = time.perf_counter()
     last_step = -1
+    out: dict[str, dict] = {}
     status, error = "finished", None
     try:
         while ens.step < tc.steps and active():
@@ -162,10 +163,11 @@ def _loop(ens: Ensemble, mrs: list[_MemberRun], tc, callbacks, control: Control,
             last_step = ens.step
             for k, mr in active():
                 row = rows[k]
-                if not math.isfinite(row["train_loss"]):
+                if not math.isfinite(row["train_loss"]):  # this member stops; the others go on
                     mr.status = "failed"
                     mr.error = (f"training diverged: the train loss became {row['train_loss']} by step {ens.step} "
                                 "(try a lower lr); checkpoints up to then are kept.")
+                    out[mr.member.run_id] = _finish(mr, ens, callbacks)
                     continue
                 mr.best_val_acc = max(mr.best_val_acc, row["val_acc"])
                 mr.last = row
@@ -195,19 +197,23 @@ def _loop(ens: Ensemble, mrs: list[_MemberRun], tc, callbacks, control: Control,
                                    else f"cannot write the run directory: {e}.")
     except KeyboardInterrupt:
         status = "stopped"
-    out: dict[str, dict] = {}
     for mr in mrs:
         if mr.active:
             mr.status, mr.error = status, error
-        try:
-            _emit(mr, {"event": mr.status, **({"error": mr.error} if mr.error else {})}, callbacks)
-            s = _summary(mr, ens, error=mr.error, last=mr.last, finished_at=time.time())
-        except OSError:
-            s = {"status": mr.status, "error": mr.error}
-        out[mr.member.run_id] = s
-        for cb in callbacks:
-            cb.on_member_end(mr.member.run_id, s)
+            out[mr.member.run_id] = _finish(mr, ens, callbacks)
     return out
+
+
+def _finish(mr: _MemberRun, ens: Ensemble, callbacks) -> dict:
+    """The last event and the final summary of a member."""
+    try:
+        _emit(mr, {"event": mr.status, **({"error": mr.error} if mr.error else {})}, callbacks)
+        s = _summary(mr, ens, error=mr.error, last=mr.last, finished_at=time.time())
+    except OSError:
+        s = {"status": mr.status, "error": mr.error}
+    for cb in callbacks:
+        cb.on_member_end(mr.member.run_id, s)
+    return s
 
 
 class _Relay(Callback):

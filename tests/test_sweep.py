@@ -199,3 +199,14 @@ def test_ray_backend_collects_run_directories(base, tmp_path):
         ref = runs.open_run(tmp_path, f"l-{i:03d}").metrics()
         assert [r["val_loss"] for r in info.metrics()] == pytest.approx([r["val_loss"] for r in ref], rel=1e-4)
     assert local["complete"]
+
+
+def test_a_diverging_member_fails_alone(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "nan", "--optimizer", "sgd",
+                                   "--lr", "0.1,1e12", "--json"])
+    assert res.exit_code == 1, res.output
+    assert "1 of 2 runs failed" in res.output.replace("\n", " ")
+    ok, bad = runs.open_run(tmp_path, "nan-000"), runs.open_run(tmp_path, "nan-001")
+    assert ok.status == "finished" and [r["step"] for r in ok.metrics()] == [10, 20]
+    assert bad.status == "failed" and "diverged" in bad.summary["error"]
+    assert [e["event"] for e in bad.events()][-1] == "failed"
