@@ -111,7 +111,13 @@ class TrainScreen(Screen):
         self._update_controls(child)
         if child is None:
             return
-        self.query_one("#status", Static).update(self.status_text(child))
+        status = self.query_one("#status", Static)
+        lines = 3 if child.state == "failed" and child.error else 2
+        if status.styles.height is None or status.styles.height.value != lines:
+            status.styles.height = lines
+        # a fixed height and no layout pass: a re-layout of the whole screen 4 times a second costs more
+        # CPU than the charts (measured), and the CPU is shared with the training child
+        status.update(self.status_text(child), layout=False)
         now = time.monotonic()
         if now >= self._next_chart or child is not self._shown:
             self.update_charts(child)
