@@ -172,6 +172,22 @@ class VecOptimizer:
 
 # --- the ensemble -----------------------------------------------------------------------------
 
+SHORT_SEQ = 8  # up to this length attention is computed with broadcasts instead of the fused kernel
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    """scaled_dot_product_attention over (N, H, T, hd); for the 2- and 4-token inputs of the tables
+    the fused CPU kernel spends most of its time on per-sequence overhead, so short sequences use
+    plain broadcasts (the same function up to rounding)."""
+    if k.shape[-2] > SHORT_SEQ:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * (q.shape[-1] ** -0.5)  # (N, H, Tq, T)
+    if causal:
+        T = k.shape[-2]
+        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+        scores = scores.masked_fill(mask, float("-inf"))
+    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+
 class Ensemble:
     """Members (configs) that share architecture, steps, batch size and table; see the module doc."""
 
@@ -306,7 +322,7 @@ class Ensemble:
             if last:
                 q = q[:, :, -1:]
             q, k, v = (t.reshape(K * B, t.shape[2], H, D // H).transpose(1, 2) for t in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=not last)
+            y = _attention(q, k, v, causal=not last)
             y = lin(y.transpose(1, 2).reshape(K, B, -1, D), pre + "attn.proj")
             h = (h[:, :, -1:] if last else h) + y
             h = h + lin(F.relu(lin(norm(h, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
