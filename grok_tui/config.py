@@ -44,6 +44,9 @@ class ModelConfig:
     mlp_ratio: int = _f(4, "MLP hidden width as a multiple of d_model")
     norm: str = _f("layernorm", "normalization: layernorm or none (the seed-001 model has none)",
                    ("layernorm", "none"))
+    scale_invariant: bool = _f(False, "scale-invariant variant (seed 000): a norm without gains after every "
+                                      "linear map and a cosine head, so log p(y|x, Cθ) = log p(y|x, θ) "
+                                      "for all C > 0 (norm is then ignored)")
 
 
 @dataclass
@@ -60,6 +63,17 @@ class OptimConfig:
     cooldown: str = _f("none", "decay over the last cooldown_steps: none, linear or cosine",
                        ("none", "linear", "cosine"))
     cooldown_steps: int = _f(0, "length of the cool-down at the end of the run")
+    lion_beta1: float = _f(0.9, "Lion / group-Lion: interpolation of momentum and gradient for the update")
+    lion_beta2: float = _f(0.99, "Lion / group-Lion: momentum decay")
+    prodigy_d_coef: float = _f(1.0, "Prodigy: multiplier of the estimated step size")
+    muon_lr: float = _f(0.02, "Muon: lr of the hidden weight matrices (the rest takes --lr with AdamW)")
+    muon_momentum: float = _f(0.95, "Muon: momentum (Nesterov)")
+    muon_ns_steps: int = _f(5, "Muon: Newton-Schulz iterations")
+    agd_gain: float = _f(1.0, "AGD: multiplier of the automatic step size")
+    grokfast_alpha: float = _f(0.98, "Grokfast: EMA decay of the gradient filter")
+    grokfast_lambda: float = _f(0.0, "Grokfast: amplification of the slow gradient, g + lambda*EMA(g) (0: off; 2 in the paper)")
+    orthograd: bool = _f(False, "project each gradient orthogonal to its weights before the optimizer step "
+                                "(⊥Grad, Prieto et al. 2025; the optimizer 'orthoadamw' has it built in)")
 
 
 @dataclass
@@ -72,6 +86,10 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
                               "falls back to eager if compiling fails)")
+    loss: str = _f("ce", "training loss: ce (softmax cross-entropy) or stablemax (Prieto et al. 2025)",
+                   ("ce", "stablemax"))
+    sgn_every: int = _f(10, "evaluations between measurements of the mean stochastic-gradient norm "
+                            "(sgn; one gradient per training minibatch; 0: never)")
     memorized_threshold: float = _f(0.99, "train accuracy that marks the 'memorized' milestone")
     grokked_threshold: float = _f(0.99, "val accuracy that marks the 'grokked' milestone")
 
@@ -269,6 +287,10 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"eps must be positive, got {o.eps}.")
     if o.nesterov and not o.momentum > 0:
         errs.append("nesterov needs momentum > 0.")
+    if not 0.0 <= o.grokfast_alpha < 1.0:
+        errs.append(f"grokfast alpha must be in [0, 1), got {o.grokfast_alpha}.")
+    if not o.grokfast_lambda >= 0 or math.isinf(o.grokfast_lambda):
+        errs.append(f"grokfast lambda must be >= 0, got {o.grokfast_lambda}.")
     if o.warmup_steps < 0:
         errs.append(f"warmup steps must be >= 0, got {o.warmup_steps}.")
     if o.cooldown not in ("none", "linear", "cosine"):
@@ -280,6 +302,10 @@ def validate(cfg: Config) -> list[str]:
     for name in ("steps", "batch_size", "eval_every"):
         if getattr(t, name) < 1:
             errs.append(f"{name.replace('_', ' ')} must be at least 1, got {getattr(t, name)}.")
+    if t.loss not in ("ce", "stablemax"):
+        errs.append(f"loss must be ce or stablemax, got '{t.loss}'.")
+    if t.sgn_every < 0:
+        errs.append(f"sgn every must be >= 0, got {t.sgn_every}.")
     if t.checkpoint_every < 0:
         errs.append(f"checkpoint every must be >= 0, got {t.checkpoint_every}.")
     for name in ("memorized_threshold", "grokked_threshold"):

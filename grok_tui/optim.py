@@ -29,6 +29,8 @@ class OptimizerSpec:
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {}
+# Gradient filters that may wrap any optimizer, (optimizer, OptimConfig) -> optimizer (grok_tui.optimizers).
+WRAPPERS: list[Callable] = []
 
 
 def register(spec: OptimizerSpec) -> OptimizerSpec:
@@ -63,9 +65,12 @@ def build(model: nn.Module, o, device: torch.device | None = None) -> torch.opti
     spec = OPTIMIZERS[o.optimizer]
     device = device or next(model.parameters()).device
     if spec.needs_model:
-        return spec.build(model, o, device)
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    return spec.build(groups, o, device)
+        opt = spec.build(model, o, device)
+    else:
+        opt = spec.build([{"params": [p for p in model.parameters() if p.requires_grad]}], o, device)
+    for wrap in WRAPPERS:
+        opt = wrap(opt, o)
+    return opt
 
 
 def validate(o) -> list[str]:
@@ -89,3 +94,6 @@ def lr_factor(o, total_steps: int) -> Callable[[int], float]:
         return f
 
     return factor
+
+
+from . import optimizers  # noqa: E402,F401  (registers the optimizer zoo)

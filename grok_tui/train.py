@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from . import checkpoint, data, metrics, model, optim
+from . import checkpoint, data, losses, metrics, model, optim
 from .config import Config
 from .errors import ConfigError, TrainingError
 from .runs import RunWriter
@@ -71,6 +70,9 @@ class Trainer:
         self.steps_per_epoch = -(-self.split.n_train // bs)
         self.warnings: list[str] = []  # for the run's event stream
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.loss_fn = losses.get(cfg.train.loss)
+        # Schedule-free optimizers step at y (train mode) and are evaluated and saved at x (eval mode).
+        self.two_modes = callable(getattr(self.opt, "eval", None))
 
     # -- one step ---------------------------------------------------------------------------
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,6 +90,8 @@ class Trainer:
         f = self.lr_factor(self.step)
         for g, lr in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = lr * f
+        if self.two_modes:
+            self.opt.train()  # a no-op unless the last call was eval()
         x, y = self._next_batch()
         try:
             logits = self.forward(x)
@@ -97,7 +101,7 @@ class Trainer:
             self.forward = self.model
             self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
             logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.loss_fn(logits, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         out = metrics.grad_norms(self.model) if want_grads else {}
@@ -106,12 +110,21 @@ class Trainer:
         return out
 
     def eval_row(self, grads: dict[str, torch.Tensor], wall: float) -> dict[str, Any]:
-        vals = metrics.evaluate(self.model, self.split)
-        vals.update(metrics.weight_norms(self.model))
+        if self.two_modes:
+            self.opt.eval()
+        lr = self.base_lrs[0] * self.lr_factor(self.step - 1)
+        vals = metrics.evaluate(self.model, self.split, self.loss_fn)
+        weights = metrics.weight_norms(self.model)
+        vals.update(weights)
         vals.update(grads)
+        vals.update(metrics.effective(weights, grads, lr))
+        tc = self.cfg.train
+        if grads and tc.sgn_every and (self.step // tc.eval_every) % tc.sgn_every == 0:
+            vals.update(metrics.mean_grad_norm(self.model, self.split.train_x, self.split.train_y,
+                                               tc.batch_size, self.loss_fn))
         host = metrics.to_host(vals)  # the one sync of this eval
         row: dict[str, Any] = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3),
-                               "wall_s": round(wall, 3), "lr": self.base_lrs[0] * self.lr_factor(self.step - 1)}
+                               "wall_s": round(wall, 3), "lr": lr}
         row.update(host)
         return row
 
