@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from . import data, model, optim
+from . import data, losses, model, optim
 from .config import Config
 from .errors import ConfigError
 
@@ -34,12 +34,17 @@ from .errors import ConfigError
 VECTORISED = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
 EVAL_ROWS = 16384  # rows (members x examples) per no-grad eval chunk
 # The Arch fields the hand-batched forward knows; another field means a model it may not match.
-_ARCH_FIELDS = {"vocab", "seq_len", "n_classes", "layers", "d_model", "heads", "mlp_ratio", "norm"}
+_ARCH_FIELDS = {"vocab", "seq_len", "n_classes", "layers", "d_model", "heads", "mlp_ratio", "norm",
+                "scale_invariant"}
 
 
 def family(cfg: Config) -> str | None:
-    """The vectorised optimizer family of a config, or None when it must run alone."""
-    return VECTORISED.get(cfg.optim.optimizer)
+    """The vectorised optimizer family of a config, or None when it must run alone (an optimizer
+    without a vectorised step here, or a gradient filter such as Grokfast or ⊥Grad around it)."""
+    o = cfg.optim
+    if getattr(o, "grokfast_lambda", 0.0) > 0 or getattr(o, "orthograd", False):
+        return None
+    return VECTORISED.get(o.optimizer)
 
 
 # --- data order: the same stream of batches as train.Trainer -----------------------------------
@@ -200,12 +205,13 @@ class Ensemble:
         for c in cfgs[1:]:
             if model.arch_from_config(c) != self.arch:
                 raise ConfigError("ensemble members must share the architecture (p, tokens and the model).")
-            if (c.train.steps, c.train.batch_size) != (t0.steps, t0.batch_size):
-                raise ConfigError("ensemble members must share steps and batch size.")
+            if (c.train.steps, c.train.batch_size, c.train.loss) != (t0.steps, t0.batch_size, t0.loss):
+                raise ConfigError("ensemble members must share steps, batch size and loss.")
         ops = [data.get_op(c.data.op) for c in cfgs]
         if len({op.b_nonzero for op in ops}) != 1:
             raise ConfigError("ensemble members must share the table shape (x/y excludes b = 0).")
         self.batch = t0.batch_size
+        self.loss_fn = losses.get(t0.loss)
         self._build_data(cfgs, ops)
         self._build_params(cfgs)
         self.opt = VecOptimizer(cfgs, self.flat)
@@ -332,7 +338,7 @@ class Ensemble:
     def _batched_matches_model(self) -> bool:
         """Whether the hand-batched forward computes what model.Transformer computes, on a few inputs."""
         names = {f.name for f in dataclasses.fields(model.Arch)}
-        if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none"):
+        if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none") or self.arch.scale_invariant:
             return False
         k = self.K - 1
         x = self.table_x[: min(16, self.table_x.shape[0])]
@@ -368,7 +374,7 @@ class Ensemble:
         y = torch.gather(self.table_y, 1, idx)  # (K, W)
         logits = self.forward(x)
         K, W, C = logits.shape
-        ce = F.cross_entropy(logits.reshape(K * W, C), y.reshape(-1), reduction="none").view(K, W)
+        ce = self.loss_fn(logits.reshape(K * W, C), y.reshape(-1), reduction="none").view(K, W)
         loss = ce.mean(1) if weights is None else (ce * weights).sum(1)
         (grad,) = torch.autograd.grad(loss.sum(), self.flat)
         out = self._norms("grad_norm", grad) if want_grads else {}
@@ -394,7 +400,7 @@ class Ensemble:
             logits = self.forward(self.table_x[i:i + chunk], shared_x=True).float()
             y = self.table_y[:, i:i + chunk]
             K, B, C = logits.shape
-            ce = F.cross_entropy(logits.reshape(K * B, C), y.reshape(-1), reduction="none").view(K, B)
+            ce = self.loss_fn(logits.reshape(K * B, C), y.reshape(-1), reduction="none").view(K, B)
             ok = (logits.argmax(-1) == y).float()
             tr = self.is_train[:, i:i + chunk].float()
             sums += torch.stack([(ce * tr).sum(1), (ok * tr).sum(1), (ce * (1 - tr)).sum(1), (ok * (1 - tr)).sum(1)])
@@ -403,6 +409,29 @@ class Ensemble:
         out = {"train_loss": m[0], "train_acc": m[1], "val_loss": m[2], "val_acc": m[3]}
         out.update(self._norms("weight_norm", self.flat))
         return out
+
+    def mean_grad_norms(self) -> dict[str, torch.Tensor]:
+        """metrics.mean_grad_norm for every member: the train split in its own order cut into
+        consecutive minibatches, each one's gradient norm, averaged over the member's minibatches."""
+        n_max = max(self.n_train)
+        counts = torch.tensor(self.n_train, device=self.device).view(-1, 1)
+        sums: dict[str, torch.Tensor] = {}
+        for i in range(0, n_max, self.batch):
+            w = min(self.batch, n_max - i)
+            pos = torch.arange(i, i + w, device=self.device).view(1, -1)
+            size = (counts - i).clamp(0, w)  # (K, 1) examples of this minibatch per member
+            idx = self.train_idx[:, i:i + w]
+            logits = self.forward(self.table_x[idx])
+            K, W, C = logits.shape
+            ce = self.loss_fn(logits.float().reshape(K * W, C), torch.gather(self.table_y, 1, idx).reshape(-1),
+                              reduction="none").view(K, W)
+            weights = (pos < counts).float() / size.clamp_min(1)
+            (grad,) = torch.autograd.grad((ce * weights).sum(), self.flat)
+            has = (size.view(-1) > 0).float()
+            for k, v in self._norms("sgn", grad).items():
+                sums[k] = sums[k] + v * has if k in sums else v * has
+        batches = torch.tensor([-(-n // self.batch) for n in self.n_train], dtype=torch.float32, device=self.device)
+        return {k: v / batches for k, v in sums.items()}
 
     def lr_now(self, k: int) -> float:
         """Member k's lr of the last step taken (as train.py reports it)."""

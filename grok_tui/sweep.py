@@ -162,7 +162,7 @@ def group_key(cfg: Config, device: str) -> tuple:
 
     t = cfg.train
     return (model.arch_from_config(cfg), data.get_op(cfg.data.op).b_nonzero, ensemble.family(cfg), t.steps,
-            t.batch_size, t.eval_every, t.checkpoint_every, device)
+            t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.sgn_every, device)
 
 
 def resolve_device(cfg: Config) -> str:

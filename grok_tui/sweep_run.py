@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, sweep
+from . import checkpoint, metrics, sweep
 from .ensemble import Ensemble
 from .errors import ConfigError, TrainingError
 from .runs import RunWriter
@@ -79,14 +79,21 @@ def _summary(mr: _MemberRun, ens: Ensemble, force: bool = True, **extra: Any) ->
 
 
 def _eval_rows(ens: Ensemble, grads: dict[str, torch.Tensor], wall: float) -> list[dict]:
+    """The rows train.Trainer.eval_row writes, for every member, with one host sync."""
+    lrs = [ens.lr_now(k) for k in range(ens.K)]
     vals = ens.evaluate()
+    weights = {k: v for k, v in vals.items() if k.startswith("weight_norm")}
     vals.update(grads)
+    vals.update(metrics.effective(weights, grads, torch.tensor(lrs, device=ens.device)))
+    tc = ens.cfgs[0].train
+    if grads and getattr(tc, "sgn_every", 0) and (ens.step // tc.eval_every) % tc.sgn_every == 0:
+        vals.update(ens.mean_grad_norms())
     keys = list(vals)
     host = torch.stack([vals[k].detach().float() for k in keys]).tolist()  # the one sync of this eval
     rows = []
     for k in range(ens.K):
         row: dict[str, Any] = {"step": ens.step, "epoch": round(ens.step / ens.steps_per_epoch[k], 3),
-                               "wall_s": round(wall, 3), "lr": ens.lr_now(k)}
+                               "wall_s": round(wall, 3), "lr": lrs[k]}
         row.update({key: host[i][k] for i, key in enumerate(keys)})
         rows.append(row)
     return rows

@@ -16,13 +16,15 @@ def base():
 
 
 def _compare(ens_rows, single_rows, keys=("train_loss", "val_loss", "weight_norm", "grad_norm", "weight_norm.attn",
-                                          "grad_norm.head")):
+                                          "grad_norm.head", "eff_lr", "eff_grad_norm.mlp", "sgn", "sgn.embed")):
     assert [r["step"] for r in ens_rows] == [r["step"] for r in single_rows]
     for a, b in zip(ens_rows, single_rows, strict=True):
         assert set(a) == set(b)
         assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
         assert a["epoch"] == b["epoch"]
         for k in keys:
+            if k not in a:
+                continue
             assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-5), (k, a["step"])
         for k in ("train_acc", "val_acc"):
             assert a[k] == pytest.approx(b[k], abs=3e-3), (k, a["step"])
@@ -45,15 +47,20 @@ def _single_rows(cfg, path):
     [{"seed": 0, "optimizer": "sgd", "lr": 0.05, "train_frac": 0.5},
      {"seed": 3, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "train_frac": 0.6, "data_seed": 7},
      {"seed": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.5, "weight_decay": 0.1, "train_frac": 0.45}],
-], ids=["adam-family", "sgd-mixed-ratios"])
+    # the scale-invariant model (functional_call + vmap path) with the StableMax loss
+    [{"seed": 0, "scale_invariant": True, "loss": "stablemax"},
+     {"seed": 1, "scale_invariant": True, "loss": "stablemax", "train_frac": 0.5}],
+], ids=["adam-family", "sgd-mixed-ratios", "scale-invariant-stablemax"])
 def test_members_equal_single_runs(base, variants, tmp_path):
-    cfgs = _member_cfgs(base, variants)
+    cfgs = _member_cfgs(config.apply_overrides(base, {"sgn_every": 2}), variants)
     members = [sweep.Member(i, f"e-{i:03d}", c, v) for i, (c, v) in enumerate(zip(cfgs, variants, strict=True))]
     out = sweep_run.run_ensemble(members, tmp_path, "e")
     assert all(s["status"] == "finished" for s in out.values())
     for i, c in enumerate(cfgs):
         single = _single_rows(c, tmp_path / f"single-{i}")
-        _compare(runs.read_jsonl(tmp_path / f"e-{i:03d}" / "metrics.jsonl"), single)
+        rows = runs.read_jsonl(tmp_path / f"e-{i:03d}" / "metrics.jsonl")
+        assert "sgn" in rows[1] and "eff_grad_norm" in rows[0]  # step 20: an sgn evaluation
+        _compare(rows, single)
 
 
 def test_data_order_matches_trainer(base):
