@@ -87,6 +87,8 @@ def connect_cmd(
     seed: Annotated[int, typer.Option("--seed", help="seed of the fit's t draws and minibatches")] = 0,
     grad_norm: Annotated[bool, typer.Option("--grad-norm/--no-grad-norm", help="compute the mean "
                          "stochastic-gradient norm along t")] = True,
+    grad_batches: Annotated[Optional[int], typer.Option("--grad-batches", help="average the gradient norm "
+                            "over this many minibatches (default: all; fewer is faster on a CPU)")] = None,
     wd: Wd = None,
     preset: Preset = None,
     config: ConfigFile = None,
@@ -109,7 +111,7 @@ def connect_cmd(
         fit.check()
         with _Bar(json_out) as bar:
             r = run_connect(a, b, runs_dir, curve, bends, points, fit, wd, _base_cfg(preset, config), device,
-                            name, out, grad_norm, progress=bar)
+                            name, out, grad_norm, progress=bar, grad_batches=grad_batches)
     if json_out:
         print(json.dumps(r))
         return

@@ -164,8 +164,13 @@ def _ce(model: Transformer) -> Callable[[Weights, torch.Tensor, torch.Tensor], t
 def evaluate_points(model: Transformer, split: data.Split, stack: Callable[[int, int], Weights], n: int,
                     wd: float, grad_norm: bool = True, batch_size: int = 512,
                     cancel: threading.Event | None = None, progress: Progress | None = None,
-                    stage: str = "eval") -> dict[str, list[float]]:
-    """Figures at n points; stack(i, j) gives the stacked weights of points i..j-1 (name -> (j-i, ...))."""
+                    stage: str = "eval", grad_batches: int | None = None) -> dict[str, list[float]]:
+    """Figures at n points; stack(i, j) gives the stacked weights of points i..j-1 (name -> (j-i, ...)).
+
+    grad_batches: average the gradient norm over the first K minibatches only (the train split is a
+    random permutation, so they are a random subset); None: all of them.
+    """
+    starts = list(range(0, split.n_train, batch_size))[:grad_batches]
     n_rows = max(split.n_train, split.n_val)
     per_pass = max(1, min(n, ROWS // max(1, min(n_rows, ROWS))))
     g_pass = max(1, min(n, ROWS // max(1, min(batch_size, split.n_train))))
@@ -195,7 +200,7 @@ def evaluate_points(model: Transformer, split: data.Split, stack: Callable[[int,
             if grad_norm:
                 gfn = vmap(grad(ce), in_dims=(0, None, None))
                 total, nb = torch.zeros(c, device=split.train_x.device), 0
-                for r in range(0, split.n_train, batch_size):
+                for r in starts:
                     _check(cancel)
                     g = gfn(w, split.train_x[r:r + batch_size], split.train_y[r:r + batch_size])
                     total += sum(v.float().pow(2).flatten(1).sum(1) for v in g.values()).sqrt()
@@ -207,14 +212,17 @@ def evaluate_points(model: Transformer, split: data.Split, stack: Callable[[int,
 
 
 def evaluate_curve(problem: Problem, curve: curves.Curve, points: int = 41, grad_norm: bool = True,
-                   cancel: threading.Event | None = None, progress: Progress | None = None) -> dict[str, Any]:
+                   cancel: threading.Event | None = None, progress: Progress | None = None,
+                   grad_batches: int | None = None) -> dict[str, Any]:
     """Figures at `points` evenly spaced t in [0, 1] (t = 0 is the first endpoint)."""
     if points < 2:
         raise ConfigError(f"points must be at least 2, got {points}.")
-    ts = torch.linspace(0, 1, points, device=problem.device)
+    t64 = torch.linspace(0, 1, points, dtype=torch.float64)
+    ts = t64.to(problem.device, torch.float32)
     res = evaluate_points(problem.model, problem.split, lambda i, j: curve.weights_batch(ts[i:j]), points,
-                          problem.wd, grad_norm, problem.cfg.train.batch_size, cancel, progress)
-    return {"t": ts.tolist(), **res}
+                          problem.wd, grad_norm, problem.cfg.train.batch_size, cancel, progress,
+                          grad_batches=grad_batches)
+    return {"t": t64.tolist(), **res}
 
 
 # --- fitting ---------------------------------------------------------------------------------------
@@ -356,7 +364,7 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
                 fit_settings: FitSettings | None = None, wd: float | None = None,
                 cfg: config_mod.Config | None = None, device: str = "auto", name: str | None = None,
                 out: Path | None = None, grad_norm: bool = True, cancel: threading.Event | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, grad_batches: int | None = None) -> dict[str, Any]:
     """Load, build the curve, fit it if it has bends, evaluate along it, save; returns the result."""
     if kind not in curves.CURVES:
         raise ConfigError(f"unknown curve '{kind}' (known: {', '.join(curves.CURVES)}).")
@@ -377,7 +385,9 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     s = fit_settings or FitSettings()
     history = fit(problem, curve, s, cancel, progress) if kind in ("polyline", "bezier") else []
     fit_s = time.perf_counter() - t0
-    res = evaluate_curve(problem, curve, points, grad_norm, cancel, progress)
+    if grad_batches is not None and grad_batches < 1:
+        raise ConfigError(f"grad batches must be at least 1, got {grad_batches}.")
+    res = evaluate_curve(problem, curve, points, grad_norm, cancel, progress, grad_batches)
     name = name or default_name(kind, problem, bends)
     directory = results_dir(problem, out)
     bend_files = save_bends(curve, problem.arch, directory, name) if history else []
@@ -386,6 +396,7 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
         "inputs": {"curve": kind, "bends": len(curve.bends), "points": points, "wd": problem.wd,
                    "endpoints": endpoints_info(problem), "device": str(problem.device),
                    "data": problem.cfg.to_dict()["data"], "batch_size": problem.cfg.train.batch_size,
+                   "grad_batches": grad_batches,
                    "fit": {**dataclasses.asdict(s), "wd": fit_wd(problem, s)} if history else None},
         "notes": problem.notes, **extra, "bend_files": bend_files, "fit_history": history,
         "wall_s": {"fit": round(fit_s, 3), "total": round(time.perf_counter() - t0, 3)},

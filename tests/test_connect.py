@@ -60,6 +60,21 @@ def test_segment_endpoints_equal_the_checkpoints(pair):
         assert 1 - res["val_err"][i] == pytest.approx(side["val_acc"], abs=1e-6)
 
 
+def test_grad_batches_averages_the_first_minibatches_only(pair):
+    problem = connect.load_problem(["a@300", "b@300"], pair, device="cpu")
+    seg = curves.Segment(problem.ends[0].weights, problem.ends[1].weights)
+    res = connect.evaluate_curve(problem, seg, points=2, grad_batches=1)
+    m = model.build(problem.arch)
+    m.load_state_dict(problem.ends[0].weights)
+    bs = problem.cfg.train.batch_size
+    F.cross_entropy(m(problem.split.train_x[:bs]), problem.split.train_y[:bs]).backward()
+    first = float(torch.sqrt(sum(p.grad.pow(2).sum() for p in m.parameters())))
+    assert res["grad_norm"][0] == pytest.approx(first, rel=1e-4)
+    assert res["train_loss"] == connect.evaluate_curve(problem, seg, points=2, grad_norm=False)["train_loss"]
+    with pytest.raises(ConfigError, match="grad batches"):
+        connect.run_connect("a@100", "a@300", pair, grad_batches=0)
+
+
 def test_segment_midpoint_is_the_average_and_bends_start_on_it(pair):
     problem = connect.load_problem(["a@100", "b@300"], pair, device="cpu")
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
