@@ -24,8 +24,13 @@ from ...errors import GrokError
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.
 LABELS = {"train_frac": "train ratio", "memorized_threshold": "memorized at", "grokked_threshold": "grokked at",
-          "checkpoint_every": "ckpt every", "data_seed": "split seed"}
+          "checkpoint_every": "ckpt every", "data_seed": "split seed", "scale_invariant": "scale-inv."}
 ALIASES = {"operation": "op", "train ratio": "train_frac"}
+
+
+def label_of(name: str, width: int = 12) -> str:
+    text = LABELS.get(name, name.replace("_", " "))
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _optimizer_fields() -> set[str]:
@@ -69,7 +74,7 @@ class ConfigForm(VerticalScroll):
                 if spec.section != section:
                     continue
                 with Horizontal(classes="field-row", id=f"row-{name}"):
-                    yield Label(LABELS.get(name, name.replace("_", " ")), classes="field-label")
+                    yield Label(label_of(name), classes="field-label")
                     yield self._editor(name, spec)
                 yield Static("", classes="field-error", id=f"err-{name}", markup=False)
 
