@@ -227,11 +227,13 @@ def _stats(values: list[int | None]) -> dict[str, Any]:
 
 
 def summarize(p: Plan, results: dict[str, dict], extra: dict | None = None) -> dict:
-    """The sweep summary from each member's summary (keyed by run id)."""
+    """The sweep summary from each member's summary (keyed by run id). A member without one is
+    "pending" while the sweep runs (extra["complete"] false) and "missing" after it."""
+    absent = "pending" if extra is not None and extra.get("complete") is False else "missing"
     rows = []
     for m in p.members:
         s = results.get(m.run_id, {})
-        rows.append({"run_id": m.run_id, "values": m.values, "status": s.get("status", "missing"),
+        rows.append({"run_id": m.run_id, "values": m.values, "status": s.get("status", absent),
                      "memorized_step": s.get("memorized_step"), "grokked_step": s.get("grokked_step"),
                      "best_val_acc": s.get("best_val_acc"), "steps_run": s.get("steps_run")})
     point_keys = [k for k in p.grid if k not in SEED_FIELDS]
