@@ -108,10 +108,16 @@ def test_vmapped_evaluation_equals_a_plain_loop(pair):
         gen = torch.Generator().manual_seed(0)
         for p in curve.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    assert connect.vectorize_on(problem.device, problem.split, problem.arch)  # smoke on a CPU: vmap
     res = connect.evaluate_curve(problem, curve, points=6)
     ts = res["t"]
     idx = [1, 2, 4]
     assert_rows_match(res, reference(problem, [curve.weights(ts[i]) for i in idx]), idx)
+    t = torch.linspace(0, 1, 6)
+    looped = connect.evaluate_points(problem.model, problem.split, lambda i, j: curve.weights_batch(t[i:j]), 6,
+                                     problem.wd, batch_size=problem.cfg.train.batch_size, vectorize=False)
+    for k, v in looped.items():
+        assert v == pytest.approx(res[k], rel=1e-4, abs=1e-5), k
 
 
 def test_fitted_polyline_beats_the_segment(pair, tmp_path):
