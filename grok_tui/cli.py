@@ -197,22 +197,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def run_row(r: store.RunInfo) -> dict[str, Any]:
-    c, s = r.config, r.summary
-    return {"run": r.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
-            "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
-            "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
-            "steps": f"{s.get('steps_run', 0)}/{c.train.steps if c else '?'}",
-            "mem": s.get("memorized_step"), "grok": s.get("grokked_step"),
-            "best_val": s.get("best_val_acc"), "status": r.status}
-
-
 @runs_app.callback()
 def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: JsonOut = False) -> None:
     """List the runs under the runs directory."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = [run_row(r) for r in store.list_runs(runs_dir)]
+    rows = [r.row() for r in store.list_runs(runs_dir)]
     if json_out:
         for row in rows:
             print(json.dumps(row))

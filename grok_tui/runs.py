@@ -199,6 +199,16 @@ class RunInfo:
                 continue
         return out
 
+    def row(self) -> dict[str, Any]:
+        """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
+        c, s = self.config, self.summary
+        return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
+                "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
+                "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
+                "steps": f"{s.get('steps_run', 0)}/{c.train.steps if c else '?'}",
+                "mem": s.get("memorized_step"), "grok": s.get("grokked_step"),
+                "best_val": s.get("best_val_acc"), "status": self.status}
+
     def milestone_step(self, name: str) -> int | None:
         v = self.summary.get(f"{name}_step")
         if isinstance(v, int):
