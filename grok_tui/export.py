@@ -62,7 +62,8 @@ def metric_keys(rows: Iterable[dict]) -> list[str]:
             if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen.setdefault(k, None)
     known = [k for k in METRIC_NAMES if k in seen]
-    return known + sorted(k for k in seen if k not in METRIC_NAMES)
+    rest = sorted(k for k in seen if k not in METRIC_NAMES)
+    return known + [k for k in rest if "." not in k] + [k for k in rest if "." in k]  # per-group keys last
 
 
 def series(rows: Sequence[dict], key: str, label: str | None = None,

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Footer, Input, Select, Static
 
 from ...export import Series, series
 from ..live import ChildRun
@@ -69,7 +69,7 @@ class TrainScreen(Screen):
         Binding("p", "pause_resume", "Pause/Resume"),
         Binding("x", "stop", "Stop"),
         Binding("f", "toggle_form", "Form"),
-        Binding("escape", "leave_field", "Charts", show=False),
+        Binding("escape", "leave_field", "Leave field"),
     ]
 
     def __init__(self) -> None:
@@ -141,13 +141,11 @@ class TrainScreen(Screen):
         icon = {"running": "[green]●[/]", "paused": "[yellow]❚❚[/]", "finished": "[green]✔[/]",
                 "failed": "[red]✖[/]", "stopped": "[yellow]■[/]"}.get(c.state, "[dim]…[/]")
         m, g = c.milestones.get("memorized"), c.milestones.get("grokked")
-        parts = [f"{icon} [b]{c.state}[/] {c.run_id}",
-                 f"step {last.get('step', 0)}/{c.total_steps}",
-                 f"{rate:,.0f} steps/s" if rate else "- steps/s",
-                 c.device,
-                 f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/] val [magenta]{_fmt_acc(last.get('val_acc'))}[/]",
-                 f"memorized {m if m is not None else '-'}  grokked {g if g is not None else '-'}"]
-        text = "  ".join(parts)
+        rate_s = f"{rate:,.0f} steps/s" if rate else "- steps/s"
+        line1 = f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}  {c.device}  {c.run_id}"
+        line2 = (f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/]  val [magenta]{_fmt_acc(last.get('val_acc'))}[/]  "
+                 f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]")
+        text = line1 + "\n" + line2
         if c.state == "failed" and c.error:
             text += f"\n[red]error:[/] {escape(c.error)}"
         return text
@@ -174,6 +172,8 @@ class TrainScreen(Screen):
             return child is not None and child.state in ("running", "paused")
         if action == "stop":
             return active
+        if action == "leave_field":  # shown while a text field has the keys (they type, not act)
+            return isinstance(self.focused, (Input, Select))
         return True
 
     # -- actions ------------------------------------------------------------------------------
@@ -214,8 +214,7 @@ class TrainScreen(Screen):
         form.display = not form.display
 
     def action_leave_field(self) -> None:
-        if isinstance(self.focused, Input) or self.focused is not None:
-            self.query_one("#chart-acc").focus()
+        self.query_one("#chart-acc").focus()
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
