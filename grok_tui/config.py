@@ -238,6 +238,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"op": "x+y", "p": 31, "train_frac": 0.6, "tokens": "ab", "layers": 1, "d_model": 64,
               "heads": 4, "lr": 2e-3, "weight_decay": 1.0, "batch_size": 256, "steps": 3500,
               "eval_every": 20, "checkpoint_every": 500},
+    # Seed 000 (periodic behaviour): (x+y) mod 97 on the scale-invariant transformer, plain SGD with weight
+    # decay: the decay shrinks ‖θ‖, the effective lr η/‖θ‖² grows until training destabilises and the
+    # gradient inflates ‖θ‖ again (see weight_norm, eff_lr, eff_grad_norm, sgn); ηλ = 2e-3 gives cycles
+    # of a few thousand steps.
+    "seed000-sgd": {"op": "x+y", "scale_invariant": True, "optimizer": "sgd", "lr": 1.0, "weight_decay": 2e-3,
+                    "warmup_steps": 0, "steps": 30_000, "sgn_every": 5},
+    # The same with Lion (seed 000: grokking disappears): lr 5x below AdamW's, wd 5x above (same lr·wd).
+    "seed000-lion": {"op": "x+y", "scale_invariant": True, "optimizer": "lion", "lr": 2e-4, "weight_decay": 5.0,
+                     "steps": 30_000, "sgn_every": 5},
 }
 
 

@@ -22,10 +22,10 @@ class Grokfast(GradFilter):
         return {"grokfast_ema": self.ema}
 
     def filter(self, params: list[torch.Tensor]) -> None:
-        fresh = [p for p in params if p not in self.ema]
-        for p in fresh:
-            self.ema[p] = p.grad.detach().clone()
-        old = [p for p in params if p not in fresh]
+        old = [p for p in params if p in self.ema]  # dict lookups hash tensors by identity
+        for p in params:
+            if p not in self.ema:
+                self.ema[p] = p.grad.detach().clone()
         if old:
             emas = [self.ema[p] for p in old]
             torch._foreach_lerp_(emas, [p.grad for p in old], 1.0 - self.alpha)

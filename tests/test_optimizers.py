@@ -1,0 +1,293 @@
+"""The optimizer zoo: one step against each algorithm, training the smoke preset, errors, resume."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from grok_tui import config, losses, metrics, optim, runs, train
+from grok_tui.errors import ConfigError
+from grok_tui.model import Arch, build
+from grok_tui.optimizers.agd import AGD
+from grok_tui.optimizers.base import Composite
+from grok_tui.optimizers.grokfast import Grokfast
+from grok_tui.optimizers.orthograd import OrthoGrad
+
+ZOO = ("lion", "glion", "prodigy", "sfadamw", "muon", "agd", "orthoadamw")
+
+
+def _model(**kw):
+    return build(Arch(vocab=9, seq_len=2, n_classes=7, layers=1, d_model=16, heads=2, **kw), seed=0)
+
+
+def _loss(m):
+    x = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])
+    return torch.nn.functional.cross_entropy(m(x), torch.tensor([0, 1, 2, 3]))
+
+
+def _optim(**kw):
+    return config.apply_overrides(config.Config(), kw).optim
+
+
+def _grads(m):
+    m.zero_grad()
+    _loss(m).backward()
+    return {n: p.grad.clone() for n, p in m.named_parameters()}
+
+
+def test_zoo_is_registered_with_its_fields():
+    for name in ZOO:
+        assert name in optim.OPTIMIZERS
+    fields = set(config.field_specs())
+    for spec in optim.OPTIMIZERS.values():
+        assert set(spec.fields) <= fields, spec.name
+    assert "lion_beta2" in optim.OPTIMIZERS["lion"].fields
+    assert {"muon_lr", "muon_momentum", "muon_ns_steps"} <= set(optim.OPTIMIZERS["muon"].fields)
+
+
+def test_lion_step_is_the_algorithm():
+    """Seed 000, algorithm 2: c = b1 m + (1-b1) g; θ -= η (sign(c) + λ θ); m = b2 m + (1-b2) g."""
+    o = _optim(optimizer="lion", lr=0.01, weight_decay=0.5, lion_beta1=0.8, lion_beta2=0.95)
+    m = _model()
+    ref = {n: p.detach().clone() for n, p in m.named_parameters()}
+    mom = {n: torch.zeros_like(p) for n, p in ref.items()}
+    opt = optim.build(m, o)
+    for _ in range(3):
+        g = _grads(m)
+        opt.step()
+        for n in ref:
+            c = 0.8 * mom[n] + 0.2 * g[n]
+            ref[n] = ref[n] - 0.01 * (torch.sign(c) + 0.5 * ref[n])
+            mom[n] = 0.95 * mom[n] + 0.05 * g[n]
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p, ref[n], msg=n)
+
+
+def test_group_lion_step_is_its_rule():
+    o = _optim(optimizer="glion", lr=0.01, weight_decay=0.5, lion_beta1=0.8, lion_beta2=0.95)
+    m = _model()
+    ref = {n: p.detach().clone() for n, p in m.named_parameters()}
+    mom = {n: torch.zeros_like(p) for n, p in ref.items()}
+    opt = optim.build(m, o)
+    for _ in range(3):
+        g = _grads(m)
+        opt.step()
+        for n in ref:
+            c = 0.8 * mom[n] + 0.2 * g[n]
+            rms = c.norm() / math.sqrt(c.numel())
+            ref[n] = ref[n] * (1 - 0.01 * 0.5) - 0.01 * c / (rms + 1e-12)
+            mom[n] = 0.95 * mom[n] + 0.05 * g[n]
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p, ref[n], msg=n)
+    # one lr per group: within a tensor the update is parallel to c, with RMS exactly lr (wd 0)
+    m2 = _model()
+    opt2 = optim.build(m2, _optim(optimizer="glion", lr=0.01, weight_decay=0.0))
+    before = {n: p.detach().clone() for n, p in m2.named_parameters()}
+    g = _grads(m2)
+    opt2.step()
+    w = dict(m2.named_parameters())["blocks.0.mlp.fc.weight"]
+    delta = before["blocks.0.mlp.fc.weight"] - w.detach()
+    assert delta.pow(2).mean().sqrt().item() == pytest.approx(0.01, rel=1e-5)
+    torch.testing.assert_close(delta / delta.norm(), g["blocks.0.mlp.fc.weight"] / g["blocks.0.mlp.fc.weight"].norm())
+
+
+def test_grokfast_filter_is_the_ema_rule():
+    m = _model()
+    ref = {n: p.detach().clone() for n, p in m.named_parameters()}
+    opt = Grokfast(torch.optim.SGD(m.parameters(), lr=0.1), alpha=0.9, lamb=2.0)
+    ema = {}
+    for _ in range(3):
+        g = _grads(m)
+        opt.step()
+        for n in ref:
+            ema[n] = g[n].clone() if n not in ema else 0.9 * ema[n] + 0.1 * g[n]
+            ref[n] = ref[n] - 0.1 * (g[n] + 2.0 * ema[n])
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p, ref[n], msg=n)
+
+
+def test_grokfast_wraps_any_optimizer_from_the_config():
+    m = _model()
+    for name in ("adamw", "lion", "muon"):
+        opt = optim.build(m, _optim(optimizer=name, grokfast_lambda=2.0))
+        assert isinstance(opt, Grokfast)
+    assert not isinstance(optim.build(m, _optim(optimizer="adamw")), Grokfast)
+
+
+def test_orthograd_projects_and_keeps_the_norm():
+    m = _model()
+    m.zero_grad()
+    _loss(m).backward()
+    before = {n: p.grad.clone() for n, p in m.named_parameters()}
+    OrthoGrad(torch.optim.SGD(m.parameters(), lr=0.0)).filter([p for p in m.parameters()])
+    for n, p in m.named_parameters():
+        if p.detach().norm() > 0:
+            assert torch.dot(p.grad.reshape(-1), p.detach().reshape(-1)).abs() < 1e-5 * p.detach().norm() * p.grad.norm() + 1e-12, n
+        torch.testing.assert_close(p.grad.norm(), before[n].norm(), msg=n)
+    assert isinstance(optim.build(m, _optim(optimizer="orthoadamw")), OrthoGrad)
+    assert isinstance(optim.build(m, _optim(optimizer="sgd", orthograd=True)), OrthoGrad)
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
+    m = _model()
+    opt = optim.build(m, _optim(optimizer="muon"))
+    assert isinstance(opt, Composite)
+    muon, adamw = opt.parts
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    names = {id(p): n for n, p in m.named_parameters()}
+    hidden = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    assert hidden == {"blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight", "blocks.0.mlp.fc.weight",
+                      "blocks.0.mlp.proj.weight"}
+    rest = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert {"tok_emb.weight", "pos_emb.weight", "head.weight", "head.bias", "blocks.0.ln1.weight"} <= rest
+    assert len(hidden) + len(rest) == len(list(m.parameters()))
+
+
+def test_agd_initialises_orthogonally_and_steps_by_its_rule():
+    m = _model()
+    opt = optim.build(m, _optim(optimizer="agd", agd_gain=1.0))
+    agd = opt.parts[0]
+    assert isinstance(agd, AGD)
+    w = dict(m.named_parameters())
+    s = torch.linalg.svdvals(w["blocks.0.mlp.fc.weight"].detach())  # 64 x 16: sqrt(64 / 16) = 2
+    torch.testing.assert_close(s, torch.full_like(s, 2.0))
+    s = torch.linalg.svdvals(w["tok_emb.weight"].detach())  # table 9 x 16 = map 9 -> 16: sqrt(16 / 9)
+    torch.testing.assert_close(s, torch.full_like(s, 4 / 3))
+    mats = [(n, p) for n, p in m.named_parameters() if p.ndim == 2]
+    before = {n: p.detach().clone() for n, p in mats}
+    g = _grads(m)
+    scales = dict(zip([n for n, _ in mats], agd.param_groups[0]["scales"], strict=True))
+    big_g = sum(g[n].norm() * scales[n] for n, _ in mats) / len(mats)
+    eta = math.log((1 + math.sqrt(1 + 4 * big_g.item())) / 2)
+    opt.step()
+    for n, p in mats:
+        want = before[n] - eta / len(mats) * scales[n] * g[n] / g[n].norm()
+        torch.testing.assert_close(p.detach(), want, msg=n)
+
+
+def test_stablemax_loss():
+    logits = torch.tensor([[2.0, -1.0, 0.0], [-3.0, 0.5, 4.0]])
+    y = torch.tensor([0, 2])
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits))
+    want = -(s[torch.arange(2), y] / s.sum(-1)).log().mean()
+    torch.testing.assert_close(losses.stablemax_cross_entropy(logits, y), want)
+    big = torch.tensor([[200.0, 0.0, -50.0]])  # softmax rounds to one-hot here, StableMax does not
+    assert torch.nn.functional.cross_entropy(big, torch.tensor([0])).item() == 0.0
+    assert 0 < losses.stablemax_cross_entropy(big, torch.tensor([0])).item()
+    with pytest.raises(ValueError):
+        losses.get("hinge")
+
+
+@pytest.mark.parametrize("setting", [
+    {"optimizer": "lion", "lr": 3e-4, "weight_decay": 3.0},
+    {"optimizer": "glion", "lr": 3e-4, "weight_decay": 3.0},
+    {"optimizer": "prodigy"},
+    {"optimizer": "sfadamw"},
+    {"optimizer": "muon"},
+    {"optimizer": "agd", "agd_gain": 10.0},
+    {"optimizer": "adamw", "grokfast_lambda": 2.0},
+    {"optimizer": "lion", "lr": 3e-4, "weight_decay": 3.0, "grokfast_lambda": 2.0},
+    {"optimizer": "orthoadamw", "loss": "stablemax", "weight_decay": 0.0},
+    {"optimizer": "sgd", "lr": 0.3, "orthograd": True},
+], ids=lambda s: "-".join(f"{v}" for v in s.values()))
+def test_every_optimizer_trains_the_smoke_preset(setting):
+    cfg = config.resolve("smoke", overrides={**setting, "steps": 40, "eval_every": 20, "device": "cpu"})
+    t = train.Trainer(cfg)
+    first = metrics.to_host(metrics.evaluate(t.model, t.split, t.loss_fn))["train_loss"]
+    for _ in range(40):
+        t.train_step()
+    row = t.eval_row({}, 0.0)
+    assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), row
+    assert row["train_loss"] < first - 0.02, (first, row["train_loss"])
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"optimizer": "lion", "lion_beta1": 1.5}, "lion_beta1 must be in [0, 1)"),
+    ({"optimizer": "glion", "lion_beta2": -0.1}, "lion_beta2 must be in [0, 1)"),
+    ({"optimizer": "lion", "lr": 0.5, "weight_decay": 3.0}, "lr * weight decay must be below 1"),
+    ({"optimizer": "prodigy", "prodigy_d_coef": 0.0}, "prodigy d coef must be positive"),
+    ({"optimizer": "muon", "muon_ns_steps": 0}, "muon ns steps must be at least 1"),
+    ({"optimizer": "muon", "muon_lr": -1.0}, "muon lr must be positive"),
+    ({"optimizer": "muon", "muon_momentum": 1.0}, "muon momentum must be in [0, 1)"),
+    ({"optimizer": "agd", "agd_gain": 0.0}, "agd gain must be positive"),
+    ({"grokfast_alpha": 1.0}, "grokfast alpha must be in [0, 1)"),
+    ({"grokfast_lambda": -2.0}, "grokfast lambda must be >= 0"),
+    ({"loss": "hinge"}, "loss must be ce or stablemax"),
+    ({"sgn_every": -1}, "sgn every must be >= 0"),
+])
+def test_invalid_hyperparameters_get_one_sentence(setting, message):
+    with pytest.raises(ConfigError) as e:
+        config.resolve("smoke", overrides=setting)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def _train(cfg, path, **kw):
+    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
+    try:
+        return train.run_training(cfg, writer, **kw)
+    finally:
+        writer.close()
+
+
+class Rows(train.Callback):
+    def __init__(self):
+        self.rows = []
+
+    def on_eval(self, row):
+        self.rows.append(row)
+
+
+@pytest.mark.parametrize("setting", [
+    {"optimizer": "lion", "lr": 3e-4, "weight_decay": 3.0},
+    {"optimizer": "adamw", "grokfast_lambda": 2.0},
+    {"optimizer": "sfadamw"},
+    {"optimizer": "muon", "grokfast_lambda": 1.0},
+], ids=lambda s: "-".join(f"{v}" for v in s.values()))
+def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
+    """N steps, stop, resume, M more == N+M straight, optimizer (and Grokfast EMA) state included."""
+    cfg = config.apply_overrides(tiny_cfg, {**setting, "steps": 40, "checkpoint_every": 0, "eval_every": 10,
+                                            "sgn_every": 2})
+    straight = Rows()
+    _train(cfg, runs_dir / "straight", callbacks=[straight])
+    control = train.Control()
+
+    class StopAt(Rows):
+        def on_eval(self, row):
+            super().on_eval(row)
+            if row["step"] == 20:
+                control.stop.set()
+
+    first = StopAt()
+    _train(cfg, runs_dir / "split", callbacks=[first], control=control)
+    second = Rows()
+    s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
+               resume_from=train.resume_paths(runs_dir / "split"))
+    assert s["steps_run"] == 40
+    got = first.rows + second.rows
+    assert [r["step"] for r in got] == [r["step"] for r in straight.rows] == [10, 20, 30, 40]
+    for a, b in zip(got, straight.rows, strict=True):
+        for key in ("train_loss", "val_loss", "weight_norm", "grad_norm", "eff_lr"):
+            assert a[key] == b[key], (a["step"], key)
+    assert "sgn" in got[1] and got[1]["sgn"] == straight.rows[1]["sgn"]
+
+
+def test_wrapped_state_dict_round_trips():
+    m = _model()
+    o = _optim(optimizer="muon", grokfast_lambda=2.0)
+    opt = optim.build(m, o)
+    for _ in range(2):
+        _grads(m)
+        opt.step()
+    sd = opt.state_dict()
+    assert any("grokfast_ema" in s for s in sd["state"].values())
+    assert any("momentum_buffer" in s for s in sd["state"].values())
+    m2 = copy.deepcopy(m)
+    opt2 = optim.build(m2, o)
+    opt2.load_state_dict(copy.deepcopy(sd))
+    for a, b in ((m, opt), (m2, opt2)):
+        _grads(a)
+        b.step()
+    for pa, pb in zip(m.parameters(), m2.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
