@@ -4,6 +4,7 @@ and the error paths (a bad field value; a child that crashes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Select, Static
@@ -44,8 +45,18 @@ def test_config_flags_round_trip():
     cfg = config.apply_overrides(config.preset("smoke"), {"lr": 1.5e-3, "nesterov": False, "data_seed": 3})
     flags = config_flags(cfg)
     assert "--lr=0.0015" in flags and "--no-nesterov" in flags and "--data-seed=3" in flags
-    child = ChildRun(config.default_runs_dir() if hasattr(config, "default_runs_dir") else ".", "x", cfg)
-    assert child.argv[1:5] == ["-m", "grok_tui", "run", "--json"]
+    child = ChildRun(Path("runs"), "x", cfg)
+    assert child.argv[1:9] == ["-m", "grok_tui", "run", "--json", "--runs-dir", "runs", "--name", "x"]
+    # the flags rebuild the same config through the CLI's own parsing path
+    values = {}
+    for f in flags:
+        key, _, val = f[2:].partition("=")
+        if not val:
+            values[key[3:] if key.startswith("no-") else key] = not key.startswith("no-")
+            continue
+        spec = config.field_specs()[key.replace("-", "_")]
+        values[key] = spec.type(val) if spec.type is not str else val
+    assert config.apply_overrides(config.Config(), values).flat() == cfg.flat()
 
 
 async def test_bad_values_are_flagged_at_the_field(tmp_path):

@@ -28,9 +28,8 @@ LABELS = {"train_frac": "train ratio", "memorized_threshold": "memorized at", "g
 ALIASES = {"operation": "op", "train ratio": "train_frac"}
 
 
-def label_of(name: str, width: int = 12) -> str:
-    text = LABELS.get(name, name.replace("_", " "))
-    return text if len(text) <= width else text[:width - 1] + "…"
+def label_of(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " "))  # cut with an ellipsis by the stylesheet where narrow
 
 
 def _optimizer_fields() -> set[str]:

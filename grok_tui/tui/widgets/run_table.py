@@ -43,7 +43,7 @@ def row_cells(r: RunInfo, color: str | None) -> dict[str, Any]:
         "steps": f"{s.get('steps_run', 0)}/{total}",
         "mem": _num(s.get("memorized_step")), "grok": _num(s.get("grokked_step")),
         "status": Text(status, style=STATUS_STYLE.get(status, "")),
-        "run": r.id,
+        "run": short_id(r.id),  # the label the overlay's legend uses
     }
 
 
