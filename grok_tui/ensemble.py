@@ -299,46 +299,62 @@ class Ensemble:
         vmap's rule for a linear layer on (B, 1, D) inputs with per-member weights expands the
         weight per example and sums B outer products in the backward pass; on the CPU that made
         the ensemble slower than its members one after another. Here every linear layer is one
-        baddbmm over (K, rows, D) and attention is the ordinary fused kernel over K*B sequences.
-        Used only when the self-check in __init__ finds it equal to the plain model.
+        baddbmm over (K, rows, D) and attention runs over K*B sequences. Covers the plain and the
+        scale-invariant model; used only when the self-check in __init__ finds it equal to the
+        plain model.
         """
         a = self.arch
-        K = self.K
+        K, si = self.K, a.scale_invariant
         tok = P["tok_emb.weight"]
         h = tok[torch.arange(K, device=x.device).view(K, 1, 1), x] if x.dim() == 3 else tok[:, x]
         h = h + P["pos_emb.weight"].unsqueeze(1)  # (K, B, T, D)
         B, D, H = h.shape[1], a.d_model, a.heads
 
-        def lin(t: torch.Tensor, name: str) -> torch.Tensor:
-            w, b = P[name + ".weight"], P[name + ".bias"]
+        def lin(t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
+            w, b = P[name + ".weight"][:, rows], P[name + ".bias"][:, rows]
             flat = torch.baddbmm(b.unsqueeze(1), t.reshape(K, -1, t.shape[-1]), w.transpose(1, 2))
             return flat.view(*t.shape[:-1], w.shape[1])
 
+        def si_norm(t: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(t, t.shape[-1:], eps=model.SI_EPS)
+
         def norm(t: torch.Tensor, name: str) -> torch.Tensor:
-            if a.norm == "none":
+            if a.norm == "none" or si:
                 return t
             w, b = P[name + ".weight"], P[name + ".bias"]
             shape = (K,) + (1,) * (t.dim() - 2) + (D,)
             return torch.addcmul(b.view(shape), F.layer_norm(t, (D,)), w.view(shape))
 
+        if si:
+            h = si_norm(h)
         for i in range(a.layers):
             last = i == a.layers - 1
             pre = f"blocks.{i}."
-            q, k, v = lin(norm(h, pre + "ln1"), pre + "attn.qkv").split(D, dim=-1)
-            if last:
-                q = q[:, :, -1:]
+            hn = norm(h, pre + "ln1")
+            if last:  # keys and values at every position, the query at the last one only
+                q = lin(hn[:, :, -1:], pre + "attn.qkv", slice(0, D))
+                k, v = lin(hn, pre + "attn.qkv", slice(D, 3 * D)).split(D, dim=-1)
+            else:
+                q, k, v = lin(hn, pre + "attn.qkv").split(D, dim=-1)
             q, k, v = (t.reshape(K * B, t.shape[2], H, D // H).transpose(1, 2) for t in (q, k, v))
+            if si:
+                q, k, v = si_norm(q), si_norm(k), si_norm(v)
             y = _attention(q, k, v, causal=not last)
             y = lin(y.transpose(1, 2).reshape(K, B, -1, D), pre + "attn.proj")
-            h = (h[:, :, -1:] if last else h) + y
-            h = h + lin(F.relu(lin(norm(h, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
+            h = (h[:, :, -1:] if last else h) + (si_norm(y) if si else y)
+            m = F.relu(lin(norm(h, pre + "ln2"), pre + "mlp.fc") if not si else si_norm(lin(h, pre + "mlp.fc")))
+            m = lin(m, pre + "mlp.proj")
+            h = h + (si_norm(m) if si else m)
+        if si:
+            w = F.normalize(P["head.weight"], dim=2)
+            return torch.bmm(si_norm(h[:, :, -1]), w.transpose(1, 2))
         return lin(norm(h[:, :, -1], "ln_f"), "head")
 
     @torch.no_grad()
     def _batched_matches_model(self) -> bool:
         """Whether the hand-batched forward computes what model.Transformer computes, on a few inputs."""
         names = {f.name for f in dataclasses.fields(model.Arch)}
-        if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none") or self.arch.scale_invariant:
+        if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none"):
             return False
         k = self.K - 1
         x = self.table_x[: min(16, self.table_x.shape[0])]

@@ -16,7 +16,8 @@ def base():
 
 
 def _compare(ens_rows, single_rows, keys=("train_loss", "val_loss", "weight_norm", "grad_norm", "weight_norm.attn",
-                                          "grad_norm.head", "eff_lr", "eff_grad_norm.mlp", "sgn", "sgn.embed")):
+                                          "grad_norm.head", "eff_lr", "eff_grad_norm.mlp", "sgn", "sgn.embed"),
+             rel=2e-4):
     assert [r["step"] for r in ens_rows] == [r["step"] for r in single_rows]
     for a, b in zip(ens_rows, single_rows, strict=True):
         assert set(a) == set(b)
@@ -25,7 +26,7 @@ def _compare(ens_rows, single_rows, keys=("train_loss", "val_loss", "weight_norm
         for k in keys:
             if k not in a:
                 continue
-            assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-5), (k, a["step"])
+            assert a[k] == pytest.approx(b[k], rel=rel, abs=1e-5), (k, a["step"])
         for k in ("train_acc", "val_acc"):
             assert a[k] == pytest.approx(b[k], abs=3e-3), (k, a["step"])
 
@@ -47,7 +48,7 @@ def _single_rows(cfg, path):
     [{"seed": 0, "optimizer": "sgd", "lr": 0.05, "train_frac": 0.5},
      {"seed": 3, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "train_frac": 0.6, "data_seed": 7},
      {"seed": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.5, "weight_decay": 0.1, "train_frac": 0.45}],
-    # the scale-invariant model (functional_call + vmap path) with the StableMax loss
+    # the scale-invariant model with the StableMax loss
     [{"seed": 0, "scale_invariant": True, "loss": "stablemax"},
      {"seed": 1, "scale_invariant": True, "loss": "stablemax", "train_frac": 0.5}],
 ], ids=["adam-family", "sgd-mixed-ratios", "scale-invariant-stablemax"])
@@ -60,7 +61,8 @@ def test_members_equal_single_runs(base, variants, tmp_path):
         single = _single_rows(c, tmp_path / f"single-{i}")
         rows = runs.read_jsonl(tmp_path / f"e-{i:03d}" / "metrics.jsonl")
         assert "sgn" in rows[1] and "eff_grad_norm" in rows[0]  # step 20: an sgn evaluation
-        _compare(rows, single)
+        # the scale-invariant model's gradients scale as 1/|w|: rounding differences grow a little faster
+        _compare(rows, single, rel=2e-3 if c.model.scale_invariant else 2e-4)
 
 
 def test_data_order_matches_trainer(base):
@@ -147,7 +149,8 @@ class _StopAt(sweep_run.SweepCallback):
             self.control.stop.set()
 
 
-@pytest.mark.parametrize("over", [{}, {"layers": 2, "norm": "none", "tokens": "aob=", "heads": 2}])
+@pytest.mark.parametrize("over", [{}, {"layers": 2, "norm": "none", "tokens": "aob=", "heads": 2},
+                                  {"scale_invariant": True, "layers": 2}])
 def test_batched_forward_equals_vmap_and_the_plain_model(base, over):
     cfg = config.apply_overrides(base, over)
     ens = ensemble.Ensemble([config.apply_overrides(cfg, {"seed": s}) for s in range(3)], torch.device("cpu"))
