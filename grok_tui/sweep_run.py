@@ -348,7 +348,9 @@ def run_ray(p: Plan, runs_dir: Path, callbacks=(), address: str | None = None) -
                 done, pending = ray.wait(pending, num_returns=1)
                 out = ray.get(done[0])
                 with tarfile.open(fileobj=io.BytesIO(out["tar"]), mode="r:gz") as tar:
-                    tar.extractall(runs_dir, filter="data")
+                    # the "data" filter refuses absolute paths and links out of runs_dir (Python >= 3.11.4)
+                    kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                    tar.extractall(runs_dir, **kw)
                 results.update(out["results"])
                 for cb in callbacks:
                     cb.on_progress(refs[done[0]], p.groups[refs[done[0]]][0].cfg.train.steps)
