@@ -123,7 +123,8 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         # pause: the step stops moving; resume: it moves on
         await pilot.press("p")
         await wait_for(pilot, lambda: child.state == "paused", 30, "the pause")
-        assert "paused" in str(screen.query_one("#status", Static).render())
+        await wait_for(pilot, lambda: "paused" in str(screen.query_one("#status", Static).render()), 5,
+                       "the status line to say paused")
         step = child.last["step"]
         await pilot.pause(1.0)
         assert child.last["step"] == step
@@ -135,8 +136,9 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         assert acc.series[0].milestones == child.milestones
         for cid in ("acc", "loss", "wnorm", "grad"):
             assert screen.query_one(f"#chart-{cid}", MetricChart).points > 0, cid
-        status = str(screen.query_one("#status", Static).render())
-        assert f"grokked {child.milestones['grokked']}" in status and "steps/s" in status
+        await wait_for(pilot, lambda: f"grokked {child.milestones['grokked']}"
+                       in str(screen.query_one("#status", Static).render()), 5, "the status line to say grokked")
+        assert "steps/s" in str(screen.query_one("#status", Static).render())
         await pilot.press("x")
         await wait_for(pilot, lambda: not child.active, 60, "the stop")
         assert child.state in ("stopped", "finished")
