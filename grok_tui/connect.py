@@ -127,7 +127,7 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: conf
         if (c.data.train_frac, c.split_seed) != (base.data.train_frac, base.split_seed):
             notes.append(f"run '{i.id}' has another train/val split; every point is evaluated on the split "
                          "of the first run.")
-    arch = checkpoint.read_arch(paths[0]) if not cfgs else arch_from_config(base)
+    arch = arch_from_config(base)
     ends = []
     for ref, path, info in zip(refs, paths, infos, strict=True):
         w, _ = checkpoint.load_weights(path, arch)
@@ -326,8 +326,8 @@ def fit(problem: Problem, curve: curves.Curve, s: FitSettings, cancel: threading
                 history.append({"step": step, "objective": (acc / count).item()})
                 acc.zero_()
                 count = 0
-                if progress is not None:
-                    progress("fit", step, s.steps)
+            if progress is not None and (step % min(every, 20) == 0 or step == s.steps):
+                progress("fit", step, s.steps)
     return history
 
 

@@ -183,6 +183,14 @@ def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
     cfg = config.resolve("smoke", overrides={"device": "cpu"})
     problem = connect.load_problem(refs, pair, wd=0.5, cfg=cfg)
     assert problem.wd == 0.5 and problem.home is None
+    assert connect.fit_wd(problem, connect.FitSettings()) == 0.0  # AdamW: decoupled decay, no L2 in the fit
+    sgd = config.resolve("smoke", overrides={"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3})
+    problem = connect.load_problem(refs, pair, cfg=sgd)
+    assert problem.wd == 1e-3 and connect.fit_wd(problem, connect.FitSettings()) == 1e-3  # seed 001: L2
+    assert connect.fit_wd(problem, connect.FitSettings(wd=0.25)) == 0.25
+    wider = config.resolve("smoke", overrides={"d_model": 128})
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        connect.load_problem(refs, pair, cfg=wider)
 
 
 def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):

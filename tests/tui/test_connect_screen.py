@@ -89,6 +89,18 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         screen.query_one("#points").value = "x1"
         await pilot.click("#go")
         assert any("points must be a whole number" in n.message for n in app._notifications)
+        screen.query_one("#points").value = "5"
+        screen.query_one("#run-b", Select).value = "a"
+        screen.query_one("#curve", Select).value = "polyline"
+        screen.query_one("#fit-steps").value = "1000000"
+        await pilot.pause()
+        await pilot.click("#go")
+        await wait_for(pilot, lambda: (screen.last_progress or ("",))[0] == "fit", 60, "the fit")
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("cancelled" in n.message for n in app._notifications)
+        assert not screen.shown
         await pilot.click("#land")
         await wait_for(pilot, lambda: screen.shown, 240, "the landscape")
         await app.workers.wait_for_complete()

@@ -71,6 +71,7 @@ class ConnectScreen(Screen):
         self._runs_dir = runs_dir
         self.infos: dict[str, store.RunInfo] = {}
         self.shown: list[dict] = []
+        self.last_progress: tuple[str, int, int] | None = None
 
     @property
     def runs_dir(self) -> Path:
@@ -227,6 +228,7 @@ class ConnectScreen(Screen):
 
     @on(Progressed)
     def _progressed(self, msg: Progressed) -> None:
+        self.last_progress = (msg.stage, msg.done, msg.total)
         bar = self.query_one("#connect-progress", ProgressBar)
         bar.update(total=msg.total, progress=msg.done)
         self._status(f"{msg.stage} {msg.done}/{msg.total}")
