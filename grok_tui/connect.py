@@ -108,6 +108,9 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: conf
     The split and wd come from the first endpoint's run (else the next one's, else `cfg`); `wd`
     overrides the run's weight decay. Raises ConfigError/CheckpointError with one sentence.
     """
+    bad = config_mod.check_device(device)
+    if bad:
+        raise ConfigError(bad)
     dev = resolve_device(device)
     paths = [runs.resolve_checkpoint(r, root) for r in refs]
     infos = [runs.run_of_checkpoint(p) for p in paths]
