@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import threading
 
 import pytest
@@ -208,6 +209,15 @@ def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
         connect.load_problem(["a@300", "a@grokked"], pair)
     with pytest.raises(ConfigError, match="unknown curve"):
         connect.run_connect("a@100", "a@300", pair, "spline")
+    other_runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(pair / name, other_runs / name, ignore=shutil.ignore_patterns("connect"))
+    toml = other_runs / "b" / "config.toml"
+    toml.write_text(toml.read_text().replace('op = "x+y"', 'op = "x-y"'))
+    with pytest.raises(ConfigError, match="different tasks"):
+        connect.load_problem(["a@300", "b@300"], other_runs)
+    toml.write_text(toml.read_text().replace('op = "x-y"', 'op = "x+y"').replace("train_frac = 0.6", "train_frac = 0.5"))
+    assert "another train/val split" in connect.load_problem(["a@300", "b@300"], other_runs).notes[0]
 
 
 def test_cancel_event_stops_the_work(pair):
