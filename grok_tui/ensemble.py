@@ -137,11 +137,44 @@ class VecOptimizer:
             self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         else:
             self.buf: torch.Tensor | None = None
+        # AdamW/Adam on CPU or CUDA: torch's fused kernels (a few element-wise passes over (K, P) in
+        # temporaries cost more than the model's matmuls on the CPU); elsewhere the ops below.
+        self.fused = self._fused_groups(cfgs, dev)
+        self.fused_steps = [torch.zeros((), dtype=torch.float32, device=dev) for _ in cfgs]
+
+    def _fused_groups(self, cfgs: list[Config], device: torch.device) -> list[tuple[list[int], dict]] | None:
+        """Members with equal Adam-family hyperparameters and lr schedule, for torch's fused kernels
+        (one call per group and step; the same kernel a single run uses on CPU and CUDA)."""
+        if self.kind != "adam" or device.type not in ("cpu", "cuda") or not hasattr(torch, "_fused_adamw_"):
+            return None
+        groups: dict[tuple, list[int]] = {}
+        for k, c in enumerate(cfgs):
+            o = c.optim
+            key = (o.optimizer == "adamw", o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.warmup_steps,
+                   o.cooldown, o.cooldown_steps, c.train.steps)
+            groups.setdefault(key, []).append(k)
+        return [(ks, {"decoupled": key[0], "beta1": key[2], "beta2": key[3], "eps": key[4], "weight_decay": key[5]})
+                for key, ks in groups.items()]
 
     @torch.no_grad()
-    def step(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
-        """One step for every member; lr is (K, 1) float64 (the scheduled lr of each member)."""
+    def _fused_step(self, p: torch.Tensor, g: torch.Tensor, lr_host) -> None:
+        for ks, h in self.fused:
+            steps = [self.fused_steps[k] for k in ks]
+            torch._foreach_add_(steps, 1)
+            fn = torch._fused_adamw_ if h["decoupled"] else torch._fused_adam_
+            fn([p[k] for k in ks], [g[k] for k in ks], [self.exp_avg[k] for k in ks],
+               [self.exp_avg_sq[k] for k in ks], [], steps, amsgrad=False, lr=float(lr_host[ks[0]]),
+               beta1=h["beta1"], beta2=h["beta2"], weight_decay=h["weight_decay"], eps=h["eps"], maximize=False,
+               grad_scale=None, found_inf=None)
+
+    @torch.no_grad()
+    def step(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, lr_host=None) -> None:
+        """One step for every member; lr is (K, 1) float64 (the scheduled lr of each member), lr_host
+        the same K values on the host (used by the fused path)."""
         self.steps += 1
+        if self.fused is not None and lr_host is not None:
+            self._fused_step(p, g.contiguous(), lr_host)
+            return
         if self.kind == "sgd":
             if self.any_l2:
                 g = g + self.wd_l2 * p
@@ -221,6 +254,7 @@ class Ensemble:
         lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
                         for s in range(t0.steps)], dtype=np.float64)
         self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
+        self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
         self._arange = torch.arange(self.batch, device=device)
         self.step = 0
         self._chunk: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -394,7 +428,7 @@ class Ensemble:
         loss = ce.mean(1) if weights is None else (ce * weights).sum(1)
         (grad,) = torch.autograd.grad(loss.sum(), self.flat)
         out = self._norms("grad_norm", grad) if want_grads else {}
-        self.opt.step(self.flat.data, grad, self.lr_table[self.step].view(-1, 1))
+        self.opt.step(self.flat.data, grad, self.lr_table[self.step].view(-1, 1), self.lr_host[self.step])
         self.step += 1
         return out
 

@@ -175,3 +175,25 @@ def test_vmap_path_trains_like_single_runs(base, tmp_path):
         row = t.eval_row({}, 0.0)
         assert ev[f"train_loss.{i}"] == pytest.approx(row["train_loss"], rel=1e-4)
         assert ev[f"weight_norm.{i}"] == pytest.approx(row["weight_norm"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_fused_step_is_torchs_fused_step(base, name):
+    cfgs = [config.apply_overrides(base, {"optimizer": name, "lr": 0.01, "weight_decay": wd}) for wd in (0.5, 0.1)]
+    torch.manual_seed(0)
+    p0 = torch.randn(2, 50)
+    p = p0.clone()
+    vec = ensemble.VecOptimizer(cfgs, p)
+    assert vec.fused is not None and len(vec.fused) == 2  # two weight decays: two kernel calls a step
+    refs = [torch.nn.Parameter(p0[k].clone()) for k in range(2)]
+    opt_cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    opts = [opt_cls([r], lr=0.01, betas=(0.9, 0.98), eps=1e-8, weight_decay=wd, fused=True)
+            for r, wd in zip(refs, (0.5, 0.1), strict=True)]
+    for _ in range(4):
+        g = torch.randn(2, 50)
+        for k in range(2):
+            refs[k].grad = g[k].clone()
+            opts[k].step()
+        vec.step(p, g, torch.full((2, 1), 0.01, dtype=torch.float64), [0.01, 0.01])
+    for k in range(2):
+        assert torch.equal(p[k], refs[k].detach())
