@@ -190,8 +190,8 @@ def sweep_cmd(
 
     Example: grok-tui sweep --preset smoke --seed 0..7 --train-frac 0.3,0.4,0.5 --weight-decay 0.1,1
 
-    Each member writes an ordinary run directory; the summary table (steps to memorize / grok per grid
-    point, mean ± std over seeds) is printed and saved as <runs-dir>/sweeps/<id>.json and .csv.
+    Each member writes an ordinary run directory; the summary table (steps to memorize / grok per grid point, mean ± std over seeds) is printed and saved as <runs-dir>/sweeps/<id>.json and .csv.
+
     Exit codes: 0 all finished, 1 some run failed, 2 bad input, 130 stopped.
     """
     from .sweep_run import run_sweep
