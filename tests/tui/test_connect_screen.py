@@ -29,6 +29,18 @@ def test_checkpoint_options_list_milestones_last_and_steps(smoke_pair):
     assert values[:2] == ["memorized", "last"] and "100" in values and "300" in values
 
 
+def _notified(app, text: str) -> bool:
+    return any(text in n.message for n in app._notifications)
+
+
+async def _click(pilot, selector: str) -> None:
+    """Click a button once its press effect of the previous click is over: Textual's Button ignores
+    clicks while it shows that effect (0.2 s), so a second click sooner would be lost."""
+    button = pilot.app.screen.query_one(selector)
+    await wait_for(pilot, lambda: not button.has_class("-active"), 5, f"{selector} to be clickable")
+    await pilot.click(selector)
+
+
 async def _open(app, pilot) -> ConnectScreen:
     await pilot.press("c")
     await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), 10, "the connect view")
@@ -83,25 +95,24 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         screen.query_one("#curve", Select).value = "chain"
         await pilot.click("#go")
         await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert any("same run" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: _notified(app, "same run"), 10, "the same-run error")
         assert not screen.shown
         screen.query_one("#points").value = "x1"
-        await pilot.click("#go")
-        assert any("points must be a whole number" in n.message for n in app._notifications)
+        await _click(pilot, "#go")
+        await wait_for(pilot, lambda: _notified(app, "points must be a whole number"), 10, "the points error")
         screen.query_one("#points").value = "5"
         screen.query_one("#run-b", Select).value = "a"
         screen.query_one("#curve", Select).value = "polyline"
         screen.query_one("#fit-steps").value = "1000000"
         await pilot.pause()
-        await pilot.click("#go")
+        await _click(pilot, "#go")
         await wait_for(pilot, lambda: (screen.last_progress or ("",))[0] == "fit", 60, "the fit")
         await pilot.press("x")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert any("cancelled" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: _notified(app, "cancelled"), 10, "the cancel notice")
         assert not screen.shown
-        await pilot.click("#land")
+        await _click(pilot, "#land")
         await wait_for(pilot, lambda: screen.shown, 240, "the landscape")
         await app.workers.wait_for_complete()
         assert [r["kind"] for r in screen.shown] == ["landscape1d", "landscape2d"]
