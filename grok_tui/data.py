@@ -95,6 +95,25 @@ def vocab_size(p: int) -> int:
     return p + 2
 
 
+SEQ_LEN = {"ab": 2, "aob=": 4}  # token format -> input length
+
+
+def seq_len(tokens: str) -> int:
+    return SEQ_LEN[tokens]
+
+
+def b_index(seq_len: int) -> int:
+    """Where b sits in an input row; by causality the positions before it depend on a alone."""
+    return 1 if seq_len == SEQ_LEN["ab"] else 2
+
+
+def prefixes(p: int, seq_len: int) -> np.ndarray:
+    """(p, b_index) int64: the input positions before b, for every value of a in [0, p)."""
+    tokens = next(t for t, n in SEQ_LEN.items() if n == seq_len)
+    a = np.arange(p, dtype=np.int64)
+    return encode(a, np.zeros_like(a), p, tokens)[:, :b_index(seq_len)]
+
+
 @dataclass
 class Split:
     """Train and val examples, gathered once and kept on the device."""

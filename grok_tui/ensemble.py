@@ -41,21 +41,40 @@ _ARCH_FIELDS = {"vocab", "seq_len", "n_classes", "layers", "d_model", "heads", "
 
 # --- the ensemble -----------------------------------------------------------------------------
 
-SHORT_SEQ = 8  # up to this length attention is computed with broadcasts instead of the fused kernel
+class StackedWeights:
+    """K members' parameters, (K, *shape) each, as ``model.forward_pass`` reads them: every linear
+    layer is one baddbmm over (K, rows, D), norms take per-member gains, gathers are per member."""
 
+    def __init__(self, P: dict[str, torch.Tensor], K: int, prefixes: torch.Tensor):
+        self.P, self.K, self.prefixes = P, K, prefixes
+        self.members = torch.arange(K, device=prefixes.device).view(K, 1)
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
-    """scaled_dot_product_attention over (N, H, T, hd); for the 2- and 4-token inputs of the tables
-    the fused CPU kernel spends most of its time on per-sequence overhead, so short sequences use
-    plain broadcasts (the same function up to rounding)."""
-    if k.shape[-2] > SHORT_SEQ:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * (q.shape[-1] ** -0.5)  # (N, H, Tq, T)
-    if causal:
-        T = k.shape[-2]
-        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-        scores = scores.masked_fill(mask, float("-inf"))
-    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.P[name]
+
+    def embed(self, tokens: torch.Tensor, pos: slice) -> torch.Tensor:
+        """(K, R, T') tokens of each member, or (R, T') shared by all -> (K, R, T', D)."""
+        tok = self.P["tok_emb.weight"]
+        h = tok[self.members.unsqueeze(-1), tokens] if tokens.dim() == 3 else tok[:, tokens]
+        return h + self.P["pos_emb.weight"][:, pos].unsqueeze(1)
+
+    def lin(self, t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
+        w, b = self.P[name + ".weight"][:, rows], self.P[name + ".bias"][:, rows]
+        flat = torch.baddbmm(b.unsqueeze(1), t.reshape(self.K, -1, t.shape[-1]), w.transpose(1, 2))
+        return flat.view(*t.shape[:-1], w.shape[1])
+
+    def norm(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        shape = (self.K,) + (1,) * (t.dim() - 2) + t.shape[-1:]
+        w, b = self.P[name + ".weight"].view(shape), self.P[name + ".bias"].view(shape)
+        return torch.addcmul(b, F.layer_norm(t, t.shape[-1:]), w)
+
+    def take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Rows idx ((K, B) per member or (B,) shared) of t (K, P, ...) -> (K, B, ...)."""
+        return t[self.members, idx] if idx.dim() == 2 else t[:, idx]
+
+    def cosine_head(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(h, F.normalize(self.P["head.weight"], dim=-1).transpose(1, 2))
+
 
 class Ensemble:
     """Members (configs) that share architecture, steps, batch size and table; see the module doc."""
@@ -159,61 +178,14 @@ class Ensemble:
             return vmap(self._call, in_dims=(0, None if shared_x else 0))(self.flat, x)
 
     def _forward_batched(self, P: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """model.Transformer.forward written over a leading member axis with bmm (no vmap).
+        """model.forward_pass over a leading member axis with bmm (no vmap).
 
         vmap's rule for a linear layer on (B, 1, D) inputs with per-member weights expands the
         weight per example and sums B outer products in the backward pass; on the CPU that made
-        the ensemble slower than its members one after another. Here every linear layer is one
-        baddbmm over (K, rows, D) and attention runs over K*B sequences. Covers the plain and the
-        scale-invariant model; used only when the self-check in __init__ finds it equal to the
-        plain model.
+        the ensemble slower than its members one after another. Used only when the self-check in
+        __init__ finds it equal to the plain model.
         """
-        a = self.arch
-        K, si = self.K, a.scale_invariant
-        tok = P["tok_emb.weight"]
-        h = tok[torch.arange(K, device=x.device).view(K, 1, 1), x] if x.dim() == 3 else tok[:, x]
-        h = h + P["pos_emb.weight"].unsqueeze(1)  # (K, B, T, D)
-        B, D, H = h.shape[1], a.d_model, a.heads
-
-        def lin(t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
-            w, b = P[name + ".weight"][:, rows], P[name + ".bias"][:, rows]
-            flat = torch.baddbmm(b.unsqueeze(1), t.reshape(K, -1, t.shape[-1]), w.transpose(1, 2))
-            return flat.view(*t.shape[:-1], w.shape[1])
-
-        def si_norm(t: torch.Tensor) -> torch.Tensor:
-            return F.layer_norm(t, t.shape[-1:], eps=model.SI_EPS)
-
-        def norm(t: torch.Tensor, name: str) -> torch.Tensor:
-            if a.norm == "none" or si:
-                return t
-            w, b = P[name + ".weight"], P[name + ".bias"]
-            shape = (K,) + (1,) * (t.dim() - 2) + (D,)
-            return torch.addcmul(b.view(shape), F.layer_norm(t, (D,)), w.view(shape))
-
-        if si:
-            h = si_norm(h)
-        for i in range(a.layers):
-            last = i == a.layers - 1
-            pre = f"blocks.{i}."
-            hn = norm(h, pre + "ln1")
-            if last:  # keys and values at every position, the query at the last one only
-                q = lin(hn[:, :, -1:], pre + "attn.qkv", slice(0, D))
-                k, v = lin(hn, pre + "attn.qkv", slice(D, 3 * D)).split(D, dim=-1)
-            else:
-                q, k, v = lin(hn, pre + "attn.qkv").split(D, dim=-1)
-            q, k, v = (t.reshape(K * B, t.shape[2], H, D // H).transpose(1, 2) for t in (q, k, v))
-            if si:
-                q, k, v = si_norm(q), si_norm(k), si_norm(v)
-            y = _attention(q, k, v, causal=not last)
-            y = lin(y.transpose(1, 2).reshape(K, B, -1, D), pre + "attn.proj")
-            h = (h[:, :, -1:] if last else h) + (si_norm(y) if si else y)
-            m = F.relu(lin(norm(h, pre + "ln2"), pre + "mlp.fc") if not si else si_norm(lin(h, pre + "mlp.fc")))
-            m = lin(m, pre + "mlp.proj")
-            h = h + (si_norm(m) if si else m)
-        if si:
-            w = F.normalize(P["head.weight"], dim=2)
-            return torch.bmm(si_norm(h[:, :, -1]), w.transpose(1, 2))
-        return lin(norm(h[:, :, -1], "ln_f"), "head")
+        return model.forward_pass(self.arch, StackedWeights(P, self.K, self.base.prefixes), x)
 
     @torch.no_grad()
     def _batched_matches_model(self) -> bool:

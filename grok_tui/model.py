@@ -1,13 +1,23 @@
 """A small decoder-only transformer that predicts c from the last input position.
 
-Only the last position is read out, so the last block computes its query, attention output and MLP
-for that position alone (the keys and values still see every position): the same function as the
-full causal pass at the last position, with less work.
+The training forward (``Transformer.forward``, written once in ``forward_pass`` for one model and for
+an ensemble of stacked models) computes only what the readout needs, exactly:
+
+- only the last position is read out, so the last block computes its query, attention output and
+  MLP for that position alone (the keys and values still see every position);
+- an input row is ``[a, b]`` or ``[a, op, b, =]`` (data.encode), so by causality the positions before
+  b depend on a alone. When a batch has more rows than there are values of a, those positions are
+  computed once per value of a (p rows) and each row gathers its own; their gradients flow back
+  through the gather.
+
+``forward_all_positions`` is the plain causal transformer (every block at every position, the fused
+attention kernel): the same function, the way the seed-004 notebook computes it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +41,7 @@ class Arch:
 
 def arch_from_config(cfg) -> Arch:
     d, m = cfg.data, cfg.model
-    return Arch(vocab=data_mod.vocab_size(d.p), seq_len=2 if d.tokens == "ab" else 4, n_classes=d.p,
+    return Arch(vocab=data_mod.vocab_size(d.p), seq_len=data_mod.seq_len(d.tokens), n_classes=d.p,
                 layers=m.layers, d_model=m.d_model, heads=m.heads, mlp_ratio=m.mlp_ratio, norm=m.norm,
                 scale_invariant=m.scale_invariant)
 
@@ -54,6 +64,8 @@ def si_norm(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=SI_EPS)
 
 
+# --- the modules: parameters, and the plain all-positions pass ------------------------------------
+
 class Attention(nn.Module):
     def __init__(self, arch: Arch):
         super().__init__()
@@ -62,21 +74,14 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(arch.d_model, 3 * arch.d_model)
         self.proj = nn.Linear(arch.d_model, arch.d_model)
 
-    def forward(self, h: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
         B, T, D = h.shape
-        if last_only:  # keys and values at every position, the query at the last one only
-            w, b = self.qkv.weight, self.qkv.bias
-            q = F.linear(h[:, -1:], w[:D], b[:D])
-            k, v = F.linear(h, w[D:], b[D:]).split(D, dim=-1)
-        else:
-            q, k, v = self.qkv(h).split(D, dim=-1)
-        shape = (B, -1, self.heads, D // self.heads)
-        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.reshape(B, T, self.heads, D // self.heads).transpose(1, 2)
+                   for t in self.qkv(h).split(D, dim=-1))
         if self.si:  # per head
             q, k, v = si_norm(q), si_norm(k), si_norm(v)
-        # The last query may attend to every key, so it needs no mask.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)
-        out = self.proj(y.transpose(1, 2).reshape(B, -1, D))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        out = self.proj(y.transpose(1, 2).reshape(B, T, D))
         return si_norm(out) if self.si else out
 
 
@@ -98,9 +103,8 @@ class Block(nn.Module):
         super().__init__()
         self.ln1, self.attn, self.ln2, self.mlp = _norm(arch), Attention(arch), _norm(arch), MLP(arch)
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        a = self.attn(self.ln1(x), last_only)
-        x = (x[:, -1:] if last_only else x) + a
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 
 
@@ -114,31 +118,124 @@ class Transformer(nn.Module):
         self.ln_f = _norm(arch)
         self.head = nn.Linear(arch.d_model, arch.n_classes, bias=not arch.scale_invariant)
         self.register_buffer("positions", torch.arange(arch.seq_len), persistent=False)
+        self.register_buffer("prefixes", torch.from_numpy(data_mod.prefixes(arch.n_classes, arch.seq_len)),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, seq_len) tokens -> (B, n_classes) logits for c."""
-        h = self._embed(x)
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            h = block(h, last_only=i == last)
-        return self._readout(h[:, -1])
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.tok_emb(x) + self.pos_emb(self.positions)
-        return si_norm(h) if self.arch.scale_invariant else h
-
-    def _readout(self, h: torch.Tensor) -> torch.Tensor:
-        if self.arch.scale_invariant:
-            return F.linear(si_norm(h), F.normalize(self.head.weight, dim=1))
-        return self.head(self.ln_f(h))
+        """(B, seq_len) rows of data.encode -> (B, n_classes) logits for c."""
+        return forward_pass(self.arch, Weights(self), x)
 
     def forward_all_positions(self, x: torch.Tensor) -> torch.Tensor:
         """The same logits the way a plain causal transformer computes them: every block at every
         position, then the last one read out (the notebook's model; the reference loop of `bench`)."""
-        h = self._embed(x)
+        h = self.tok_emb(x) + self.pos_emb(self.positions)
+        if self.arch.scale_invariant:
+            h = si_norm(h)
         for block in self.blocks:
-            h = block(h, last_only=False)
-        return self._readout(h[:, -1])
+            h = block(h)
+        h = h[:, -1]
+        if self.arch.scale_invariant:
+            return F.linear(si_norm(h), F.normalize(self.head.weight, dim=1))
+        return self.head(self.ln_f(h))
+
+
+# --- the training forward, for one model or K stacked ones ------------------------------------------
+
+class Weights:
+    """One model's parameters as ``forward_pass`` reads them: looked up by attribute at call time, so
+    ``torch.func.functional_call``'s substitutes are the ones used. Tensors are (..., rows, pos, D)."""
+
+    def __init__(self, m: Transformer):
+        self.m = m
+        self.prefixes = m.prefixes
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return reduce(getattr, name.split("."), self.m)
+
+    def embed(self, tokens: torch.Tensor, pos: slice) -> torch.Tensor:
+        return F.embedding(tokens, self["tok_emb.weight"]) + self["pos_emb.weight"][pos]
+
+    def lin(self, t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
+        mod = self[name]
+        return F.linear(t, mod.weight[rows], None if mod.bias is None else mod.bias[rows])
+
+    def norm(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        return F.layer_norm(t, t.shape[-1:], self[name + ".weight"], self[name + ".bias"])
+
+    def take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Rows idx (B,) of t (P, ...)."""
+        return t[idx]
+
+    def cosine_head(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, F.normalize(self["head.weight"], dim=-1))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None) -> torch.Tensor:
+    """Softmax attention over (..., H, Tq, hd) queries and (..., H, T, hd) keys and values; query i
+    sits at position offset + i and sees keys up to it (offset None: it sees every key). The
+    sequences are 1-4 positions long: on a GPU the fused kernel, on the CPU (where the fused kernel
+    spends most of its time on per-sequence overhead) broadcasts."""
+    Tq, T = q.shape[-2], k.shape[-2]
+    mask = None if offset is None else torch.ones(Tq, T, dtype=torch.bool, device=q.device).triu(offset + 1)
+    if q.device.type != "cpu":  # the fused kernels take (N, H, T, hd)
+        lead = q.shape[:-3]
+        q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask)
+        return y.view(*lead, *y.shape[-3:])
+    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * (q.shape[-1] ** -0.5)  # (..., H, Tq, T)
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+
+
+def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
+    """(..., B, seq_len) rows of data.encode -> (..., B, n_classes) logits, computing only what the
+    readout needs (module doc). W is a ``Weights`` (one model) or the ensemble's stacked weights."""
+    ib, T, D, H, si = data_mod.b_index(arch.seq_len), arch.seq_len, arch.d_model, arch.heads, arch.scale_invariant
+    if x.shape[-2] > arch.n_classes:  # the positions before b once per value of a
+        hp, rows = W.embed(W.prefixes, slice(0, ib)), x[..., 0]
+    else:
+        hp, rows = W.embed(x[..., :ib], slice(0, ib)), None
+    hs = W.embed(x[..., ib:], slice(ib, T))
+    if si:
+        hp, hs = si_norm(hp), si_norm(hs)
+
+    def ln(t: torch.Tensor, name: str) -> torch.Tensor:
+        return t if si or arch.norm == "none" else W.norm(t, name)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:  # (..., R, T', D) -> (..., R, H, T', hd)
+        t = t.unflatten(-1, (H, D // H)).transpose(-2, -3)
+        return si_norm(t) if si else t
+
+    def out(y: torch.Tensor, name: str) -> torch.Tensor:  # attention output: merge heads, project
+        o = W.lin(y.transpose(-2, -3).flatten(-2), name)
+        return si_norm(o) if si else o
+
+    def mlp(t: torch.Tensor, pre: str) -> torch.Tensor:
+        if si:
+            return si_norm(W.lin(F.relu(si_norm(W.lin(t, pre + "mlp.fc"))), pre + "mlp.proj"))
+        return W.lin(F.relu(W.lin(ln(t, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
+
+    for i in range(arch.layers):
+        pre, last = f"blocks.{i}.", i == arch.layers - 1
+        qkv = pre + "attn.qkv"
+        xp, xs = ln(hp, pre + "ln1"), ln(hs, pre + "ln1")
+        kp, vp = W.lin(xp, qkv, slice(D, 3 * D)).split(D, dim=-1)
+        ks, vs = W.lin(xs, qkv, slice(D, 3 * D)).split(D, dim=-1)
+        q = W.lin(xs[..., -1:, :] if last else xs, qkv, slice(0, D))
+        gk, gv = (kp, vp) if rows is None else (W.take(kp, rows), W.take(vp, rows))
+        y = attend(heads(q), heads(torch.cat([gk, ks], dim=-2)), heads(torch.cat([gv, vs], dim=-2)),
+                   None if last else ib)
+        hs = (hs[..., -1:, :] if last else hs) + out(y, pre + "attn.proj")
+        hs = hs + mlp(hs, pre)
+        if not last:  # the prefix positions, for the next block's keys and values
+            yp = attend(heads(W.lin(xp, qkv, slice(0, D))), heads(kp), heads(vp), 0)
+            hp = hp + out(yp, pre + "attn.proj")
+            hp = hp + mlp(hp, pre)
+    h = hs[..., -1, :]
+    if si:
+        return W.cosine_head(si_norm(h))
+    return W.lin(ln(h, "ln_f"), "head")
 
 
 def param_group(name: str) -> str:

@@ -1,20 +1,24 @@
 import pytest
 import torch
 
-from grok_tui import config, model
+from grok_tui import config, data, model
 
 
 @pytest.mark.parametrize("tokens", ["ab", "aob="])
 @pytest.mark.parametrize("norm", ["layernorm", "none"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_shapes_and_last_only_equals_full_pass(tokens, norm, layers):
+@pytest.mark.parametrize("rows", ["few", "table"])
+@pytest.mark.parametrize("si", [False, True])
+def test_shapes_and_training_forward_equals_full_pass(tokens, norm, layers, rows, si):
     cfg = config.apply_overrides(config.Config(), {"p": 13, "tokens": tokens, "norm": norm, "layers": layers,
-                                                   "d_model": 32, "heads": 4})
+                                                   "d_model": 32, "heads": 4, "scale_invariant": si})
     arch = model.arch_from_config(cfg)
     m = model.build(arch, seed=0)
-    x = torch.randint(0, 13, (5, arch.seq_len))
+    split = data.build_from_config(cfg)
+    # 5 rows: every position per row; the whole table (169 rows > p): the positions before b once per a
+    x = split.train_x[:5] if rows == "few" else torch.cat([split.train_x, split.val_x])
     out = m(x)
-    assert out.shape == (5, 13)
+    assert out.shape == (x.shape[0], 13)
     torch.testing.assert_close(out, m.forward_all_positions(x), rtol=1e-5, atol=1e-5)
     out.sum().backward()
     grads = [p.grad.clone() for p in m.parameters()]
