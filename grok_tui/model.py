@@ -163,29 +163,33 @@ class Weights:
         return F.layer_norm(t, t.shape[-1:], self[name + ".weight"], self[name + ".bias"])
 
     def take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Rows idx (B,) of t (P, ...)."""
-        return t[idx]
+        """Rows idx (B,) of t (P, ...) (as an embedding lookup: its backward is the faster one)."""
+        return F.embedding(idx, t.flatten(1)).view(idx.shape + t.shape[1:])
 
     def cosine_head(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, F.normalize(self["head.weight"], dim=-1))
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None) -> torch.Tensor:
-    """Softmax attention over (..., H, Tq, hd) queries and (..., H, T, hd) keys and values; query i
-    sits at position offset + i and sees keys up to it (offset None: it sees every key). The
-    sequences are 1-4 positions long: on a GPU the fused kernel, on the CPU (where the fused kernel
-    spends most of its time on per-sequence overhead) broadcasts."""
-    Tq, T = q.shape[-2], k.shape[-2]
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None,
+           fused: bool | None = None) -> torch.Tensor:
+    """Softmax attention of (..., Tq, H, hd) queries over (..., T, H, hd) keys and values ->
+    (..., Tq, H, hd); query i sits at position offset + i and sees the keys up to it (offset None:
+    every key). The sequences are 1-4 positions long: on a GPU the fused kernel; on the CPU, where
+    that kernel spends most of its time on per-sequence overhead, broadcasts in this layout (no
+    transposes, so no copies)."""
+    Tq, T = q.shape[-3], k.shape[-3]
     mask = None if offset is None else torch.ones(Tq, T, dtype=torch.bool, device=q.device).triu(offset + 1)
-    if q.device.type != "cpu":  # the fused kernels take (N, H, T, hd)
-        lead = q.shape[:-3]
-        q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+    if fused is None:
+        fused = q.device.type != "cpu"
+    if fused:  # the fused kernels take (N, H, T, hd)
+        shape = q.shape
+        q, k, v = (t.reshape(-1, *t.shape[-3:]).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask)
-        return y.view(*lead, *y.shape[-3:])
-    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * (q.shape[-1] ** -0.5)  # (..., H, Tq, T)
+        return y.transpose(1, 2).reshape(shape)
+    scores = (q.unsqueeze(-3) * k.unsqueeze(-4)).sum(-1) * (q.shape[-1] ** -0.5)  # (..., Tq, T, H)
     if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf"))
-    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+        scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))
+    return (scores.softmax(-2).unsqueeze(-1) * v.unsqueeze(-4)).sum(-3)
 
 
 def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
@@ -203,12 +207,12 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
     def ln(t: torch.Tensor, name: str) -> torch.Tensor:
         return t if si or arch.norm == "none" else W.norm(t, name)
 
-    def heads(t: torch.Tensor) -> torch.Tensor:  # (..., R, T', D) -> (..., R, H, T', hd)
-        t = t.unflatten(-1, (H, D // H)).transpose(-2, -3)
+    def heads(t: torch.Tensor) -> torch.Tensor:  # (..., R, T', D) -> (..., R, T', H, hd)
+        t = t.unflatten(-1, (H, D // H))
         return si_norm(t) if si else t
 
     def out(y: torch.Tensor, name: str) -> torch.Tensor:  # attention output: merge heads, project
-        o = W.lin(y.transpose(-2, -3).flatten(-2), name)
+        o = W.lin(y.flatten(-2), name)
         return si_norm(o) if si else o
 
     def mlp(t: torch.Tensor, pre: str) -> torch.Tensor:
@@ -220,16 +224,20 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
         pre, last = f"blocks.{i}.", i == arch.layers - 1
         qkv = pre + "attn.qkv"
         xp, xs = ln(hp, pre + "ln1"), ln(hs, pre + "ln1")
-        kp, vp = W.lin(xp, qkv, slice(D, 3 * D)).split(D, dim=-1)
-        ks, vs = W.lin(xs, qkv, slice(D, 3 * D)).split(D, dim=-1)
-        q = W.lin(xs[..., -1:, :] if last else xs, qkv, slice(0, D))
+        if last:  # keys and values everywhere, the query at the last position only
+            kp, vp = W.lin(xp, qkv, slice(D, 3 * D)).split(D, dim=-1)
+            ks, vs = W.lin(xs, qkv, slice(D, 3 * D)).split(D, dim=-1)
+            q = W.lin(xs[..., -1:, :], qkv, slice(0, D))
+        else:
+            qp, kp, vp = W.lin(xp, qkv).split(D, dim=-1)
+            q, ks, vs = W.lin(xs, qkv).split(D, dim=-1)
         gk, gv = (kp, vp) if rows is None else (W.take(kp, rows), W.take(vp, rows))
         y = attend(heads(q), heads(torch.cat([gk, ks], dim=-2)), heads(torch.cat([gv, vs], dim=-2)),
                    None if last else ib)
         hs = (hs[..., -1:, :] if last else hs) + out(y, pre + "attn.proj")
         hs = hs + mlp(hs, pre)
         if not last:  # the prefix positions, for the next block's keys and values
-            yp = attend(heads(W.lin(xp, qkv, slice(0, D))), heads(kp), heads(vp), 0)
+            yp = attend(heads(qp), heads(kp), heads(vp), 0)
             hp = hp + out(yp, pre + "attn.proj")
             hp = hp + mlp(hp, pre)
     h = hs[..., -1, :]

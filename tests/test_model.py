@@ -25,7 +25,7 @@ def test_shapes_and_training_forward_equals_full_pass(tokens, norm, layers, rows
     m.zero_grad()
     m.forward_all_positions(x).sum().backward()
     for g, p in zip(grads, m.parameters(), strict=True):
-        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=5e-5)  # sums over up to 156 rows
 
 
 def test_same_seed_same_weights_and_global_rng_untouched():
@@ -45,3 +45,12 @@ def test_param_groups_cover_every_parameter():
     m = model.build(model.Arch(vocab=9, seq_len=4, n_classes=7, layers=2, d_model=16, heads=2), seed=0)
     groups = {model.param_group(n) for n, _ in m.named_parameters()}
     assert groups == {"embed", "attn", "mlp", "norm", "head"}
+
+
+@pytest.mark.parametrize("tq, t, offset", [(2, 4, 2), (1, 4, None), (2, 2, 0), (1, 2, None)])
+def test_attention_broadcasts_equal_the_fused_kernel(tq, t, offset):
+    """The CPU path of model.attend against the fused kernel the GPU takes, leading dims included."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 5, n, 4, 8, generator=g) for n in (tq, t, t))
+    torch.testing.assert_close(model.attend(q, k, v, offset, fused=False), model.attend(q, k, v, offset, fused=True),
+                               rtol=1e-5, atol=1e-6)
