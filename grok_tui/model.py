@@ -224,12 +224,12 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
         pre, last = f"blocks.{i}.", i == arch.layers - 1
         qkv = pre + "attn.qkv"
         xp, xs = ln(hp, pre + "ln1"), ln(hs, pre + "ln1")
-        if last:  # keys and values everywhere, the query at the last position only
-            kp, vp = W.lin(xp, qkv, slice(D, 3 * D)).split(D, dim=-1)
+        # The prefix's queries are cheap (few rows) even where unused; slicing the weight is not.
+        qp, kp, vp = W.lin(xp, qkv).split(D, dim=-1)
+        if last and T - ib > 1:  # keys and values everywhere, the query at the last position only
             ks, vs = W.lin(xs, qkv, slice(D, 3 * D)).split(D, dim=-1)
             q = W.lin(xs[..., -1:, :], qkv, slice(0, D))
         else:
-            qp, kp, vp = W.lin(xp, qkv).split(D, dim=-1)
             q, ks, vs = W.lin(xs, qkv).split(D, dim=-1)
         gk, gv = (kp, vp) if rows is None else (W.take(kp, rows), W.take(vp, rows))
         y = attend(heads(q), heads(torch.cat([gk, ks], dim=-2)), heads(torch.cat([gv, vs], dim=-2)),
