@@ -135,3 +135,48 @@ def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> 
     e, r = out["engine_grok_s"], out["reference_grok_s"]
     out["grok_ratio"] = r / e if e and r else None
     return out
+
+
+def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers: int = 0,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Wall seconds of `members` runs (seeds 0..members-1 of cfg, `steps` steps each) one after another
+    with train.run_training, against the same runs as one sweep (sweep_run.run_sweep: ensembles, worker
+    processes as `workers` says); both write their run directories into a scratch directory.
+    Alternating, median of `repeat`. In one process, so neither side pays a process start-up."""
+    import tempfile
+    from pathlib import Path
+
+    from . import sweep, sweep_run
+    from .runs import RunWriter
+
+    base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
+    seeds = list(range(members))
+    with tempfile.TemporaryDirectory(prefix="grok-bench-") as tmp:
+        root = Path(tmp)
+
+        def one_by_one(i: int) -> None:
+            for s in seeds:
+                c = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=s))
+                w = RunWriter(root / f"seq{i}-{s:03d}", c)
+                try:
+                    run_training(c, w)
+                finally:
+                    w.close()
+
+        def as_sweep(i: int) -> int:
+            p = sweep.plan(base, {"seed": seeds}, root, name=f"sweep{i}", workers=workers)
+            sweep_run.run_sweep(p, root)
+            return p.workers
+
+        engine_loop(base, 5, resolve_device(cfg.train.device))  # one-time costs (imports, kernels)
+        used = sweep.plan(base, {"seed": seeds}, root, name="plan", workers=workers).workers
+        times: dict[str, list[float]] = {"one_by_one": [], "sweep": []}
+        for i in range(repeat):
+            for name in (("sweep", "one_by_one") if i % 2 else ("one_by_one", "sweep")):
+                fn = as_sweep if name == "sweep" else one_by_one
+                times[name].append(_timed(lambda fn=fn, i=i: fn(i), resolve_device(cfg.train.device)))
+                if progress:
+                    progress(f"{name} {i + 1}/{repeat}: {times[name][-1]:,.1f} s")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"members": members, "steps": steps, "workers": used, "one_by_one_s": med["one_by_one"],
+            "sweep_s": med["sweep"], "sweep_ratio": med["one_by_one"] / med["sweep"]}

@@ -22,13 +22,17 @@ def bench_cmd(
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="alternating timed runs per side (median)")] = 3,
     grok: Annotated[bool, typer.Option("--time-to-grok/--no-time-to-grok",
                                        help="also time both sides to the grokked milestone (up to --steps)")] = False,
+    sweep: Annotated[int, typer.Option("--sweep", min=0, help="also time a sweep of this many seeds against the "
+                                       "same runs one after another (--bench-steps steps each)")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="worker processes of that sweep "
+                                         "(0: as grok-tui sweep chooses)")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
     json_out: JsonOut = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Steps/s of the engine and of the seed-004 notebook loop on the same config and device, and the ratio;
     with --time-to-grok, also wall seconds to the grokked milestone for both."""
-    from .bench import bench, time_to_grok
+    from .bench import bench, sweep_bench, time_to_grok
 
     with user_errors():
         cfg = config_mod.resolve(preset, config, overrides)
@@ -36,6 +40,8 @@ def bench_cmd(
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
         if grok:
             result.update(time_to_grok(cfg, progress=say))
+        if sweep:
+            result.update(sweep_bench(cfg, sweep, bench_steps, repeat, workers, progress=say))
         if out is not None:
             out.write_text(json.dumps(result, indent=1))
     if json_out:
@@ -53,3 +59,7 @@ def bench_cmd(
                                                if secs is not None else "did not grok within --steps"))
         if result["grok_ratio"]:
             console.print(f"  time-to-grok ratio {result['grok_ratio']:.2f}x")
+    if sweep:
+        console.print(f"  {sweep} runs one after another {result['one_by_one_s']:8,.1f} s")
+        console.print(f"  as one sweep ({result['workers']} worker(s)) {result['sweep_s']:8,.1f} s")
+        console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")

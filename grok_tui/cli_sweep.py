@@ -49,7 +49,7 @@ def with_grid_flags(func):
 
 
 def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | None, flags: dict[str, list[str]],
-               runs_dir: Path, name: str | None, chunk: int):
+               runs_dir: Path, name: str | None, chunk: int, workers: int = 1):
     """preset < --config < --grid file < flags; a flag with one value sets it, with several sweeps it."""
     from . import sweep
 
@@ -69,7 +69,7 @@ def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | N
         else:
             grid[key] = values
     base = config_mod.apply_overrides(base, singles, where="on the command line ")
-    return sweep.plan(base, grid, runs_dir, name=name, chunk=chunk)
+    return sweep.plan(base, grid, runs_dir, name=name, chunk=chunk, workers=workers)
 
 
 class SweepProgress:
@@ -87,8 +87,10 @@ class SweepProgress:
 
     def on_start(self, plan: dict) -> None:
         groups = plan["groups"]
+        workers = plan.get("workers", 1)
         console.print(f"sweep [bold]{plan['sweep_id']}[/]: {plan['members']} runs in {len(groups)} group(s) "
-                      f"({sum(g['vectorised'] for g in groups)} vectorised)")
+                      f"({sum(g['vectorised'] for g in groups)} vectorised)"
+                      + (f", {workers} worker processes side by side" if workers > 1 else ""))
         self.progress.start()
         for i, g in enumerate(groups):
             kind = f"ensemble of {len(g['members'])}" if g["vectorised"] else f"{len(g['members'])} one by one"
@@ -182,6 +184,8 @@ def sweep_cmd(
     backend: Backend = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (default: start a local one)")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=0, help="most members per ensemble / Ray task (0: whole groups)")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="local worker processes training chunks side by side "
+                                          "(0: one per CPU core on the CPU, 1 on a GPU)")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the members and groups, train nothing")] = False,
     json_out: JsonOut = False,
     grid: dict[str, list[str]] | None = None,
@@ -205,14 +209,16 @@ def sweep_cmd(
                 import ray  # noqa: F401
             except ImportError:
                 raise ConfigError("--backend ray needs Ray: pip install 'grok-tui[ray]'.") from None
-        p = build_plan(preset, config, grid_file, grid or {}, runs_dir, name, chunk_size)
+        p = build_plan(preset, config, grid_file, grid or {}, runs_dir, name, chunk_size,
+                       workers if backend == "local" else 1)
         if dry_run:
             desc = p.describe()
             desc["member_values"] = {m.run_id: m.values for m in p.members}
             if json_out:
                 print(json.dumps(desc))
             else:
-                console.print(f"sweep {p.sweep_id}: {len(p.members)} runs, {len(p.groups)} group(s)")
+                console.print(f"sweep {p.sweep_id}: {len(p.members)} runs, {len(p.groups)} group(s), "
+                              f"{p.workers} worker process(es)")
                 for i, g in enumerate(desc["groups"]):
                     console.print(f"  group {i}: {len(g['members'])} members, "
                                   f"{'vectorised' if g['vectorised'] else 'one by one'}, {g['steps']} steps")

@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import math
+import os
 import statistics
 import tomllib
 from dataclasses import dataclass, field
@@ -145,9 +146,10 @@ class Plan:
     grid: dict[str, list[Any]]
     members: list[Member]
     groups: list[list[Member]] = field(default_factory=list)
+    workers: int = 1  # worker processes training groups side by side (1: in this process)
 
     def describe(self) -> dict:
-        return {"sweep_id": self.sweep_id, "members": len(self.members), "grid": self.grid,
+        return {"sweep_id": self.sweep_id, "members": len(self.members), "grid": self.grid, "workers": self.workers,
                 "groups": [{"members": [m.run_id for m in g], "vectorised": vectorised(g[0].cfg),
                             "steps": g[0].cfg.train.steps} for g in self.groups]}
 
@@ -186,15 +188,34 @@ def new_sweep_id(runs_dir: Path, base: Config, name: str | None = None) -> str:
     return sweep_id
 
 
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(device: str, members: int) -> int:
+    """On the CPU one worker process per core (up to one per member): a single process cannot keep
+    two cores busy with the small operations of these models (an OpenMP fork/join per operation),
+    several single-threaded ones can. On a GPU one process, whose ensemble fills the device."""
+    return 1 if device.startswith("cuda") else max(1, min(cpu_count(), members))
+
+
 def plan(base: Config, grid: dict[str, list[Any]], runs_dir: str | Path, name: str | None = None,
-         chunk: int = 0) -> Plan:
-    """Expand the grid over base, validate every member, group them; raises ConfigError."""
+         chunk: int = 0, workers: int = 1) -> Plan:
+    """Expand the grid over base, validate every member, group them; raises ConfigError.
+
+    workers > 1 cuts groups into chunks of at most ceil(members / workers), so that every worker
+    gets a share (0: default_workers for the device)."""
     grid = {k.replace("-", "_"): _dedupe(v) for k, v in grid.items() if v}
     total = math.prod(len(v) for v in grid.values()) if grid else 1
     if total > MAX_MEMBERS:
         raise ConfigError(f"the grid has {total} members (at most {MAX_MEMBERS}).")
     if chunk < 0:
         raise ConfigError(f"the chunk size must be >= 0 (0: whole groups), got {chunk}.")
+    if workers < 0:
+        raise ConfigError(f"the number of workers must be >= 0 (0: one per CPU core, 1 on a GPU), got {workers}.")
     sweep_id = new_sweep_id(Path(runs_dir), base, name)
     members = []
     for i, combo in enumerate(itertools.product(*grid.values())):
@@ -211,11 +232,14 @@ def plan(base: Config, grid: dict[str, list[Any]], runs_dir: str | Path, name: s
     by_key: dict[tuple, list[Member]] = {}
     for m in members:
         by_key.setdefault(group_key(m.cfg, resolve_device(m.cfg)), []).append(m)
+    if workers == 0:
+        workers = default_workers(resolve_device(base), len(members))
+    share = -(-len(members) // workers)
     groups: list[list[Member]] = []
     for g in by_key.values():
-        size = chunk or len(g)
+        size = min(chunk or len(g), share)
         groups.extend(g[i:i + size] for i in range(0, len(g), size))
-    return Plan(sweep_id, base, grid, members, groups)
+    return Plan(sweep_id, base, grid, members, groups, min(workers, len(groups)))
 
 
 # --- the summary ------------------------------------------------------------------------------

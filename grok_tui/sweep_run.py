@@ -282,13 +282,19 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", callbacks=(
     results: dict[str, dict] = {}
 
     def save(final: bool) -> dict:
-        extra = {"backend": backend, "wall_s": round(time.perf_counter() - t0, 3), "complete": final}
+        extra = {"backend": backend, "workers": p.workers if backend == "local" else None,
+                 "wall_s": round(time.perf_counter() - t0, 3), "complete": final}
         s = sweep.summarize(p, results, extra)
         s["path"] = str(sweep.save_summary(runs_dir, s))
         return s
 
     save(False)
-    if backend == "local":
+    if backend == "local" and p.workers > 1:
+        from .sweep_workers import run_workers
+
+        results.update(run_workers(p, runs_dir, callbacks, control, on_result=lambda r: (results.update(r),
+                                                                                      save(False))))
+    elif backend == "local":
         for i, g in enumerate(p.groups):
             if control.stop.is_set():
                 break

@@ -135,7 +135,7 @@ def test_fallback_runs_members_one_by_one(base, tmp_path, monkeypatch):
 
 def test_cli_sweep_end_to_end(tmp_path):
     res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "cli", "--seed", "0..1",
-                                   "--weight-decay", "0.1,1", "--lr", "0.003", "--json"])
+                                   "--weight-decay", "0.1,1", "--lr", "0.003", "--json", "--workers", "1"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert lines[0]["type"] == "start" and lines[0]["members"] == 4 and len(lines[0]["groups"]) == 1
@@ -160,6 +160,7 @@ def test_cli_sweep_end_to_end(tmp_path):
     (["--grid", "missing.toml"], "does not exist"),
     (["--optimizer", "adamw,nosuch"], "unknown optimizer 'nosuch'"),
     (["--chunk-size", "-1"], "greater than or equal to 0"),
+    (["--workers", "-1"], "greater than or equal to 0"),
 ])
 def test_cli_sweep_errors(tmp_path, args, msg):
     res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), *args])
@@ -178,6 +179,80 @@ def test_cli_sweep_dry_run_and_name_clash(tmp_path):
     (tmp_path / "d-000").mkdir(parents=True)
     res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "d", "--seed", "0..2"])
     assert res.exit_code == 2 and "already exists" in res.output
+
+
+# --- worker processes ---------------------------------------------------------------------------
+
+def test_plan_spreads_groups_over_workers(base, tmp_path):
+    seeds = {"seed": list(range(8))}
+    assert [len(g) for g in sweep.plan(base, seeds, tmp_path, name="w1").groups] == [8]
+    p = sweep.plan(base, seeds, tmp_path, name="w2", workers=2)
+    assert [len(g) for g in p.groups] == [4, 4] and p.workers == 2 and p.describe()["workers"] == 2
+    assert [len(g) for g in sweep.plan(base, seeds, tmp_path, name="w3", workers=3).groups] == [3, 3, 2]
+    assert [len(g) for g in sweep.plan(base, seeds, tmp_path, name="wc", workers=2, chunk=3).groups] == [3, 3, 2]
+    assert sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="w8", workers=8).workers == 2
+    auto = sweep.plan(base, seeds, tmp_path, name="w0", workers=0)
+    assert auto.workers == sweep.default_workers("cpu", 8) == min(sweep.cpu_count(), 8)
+    assert sweep.default_workers("cuda:0", 8) == 1
+    with pytest.raises(ConfigError, match="number of workers"):
+        sweep.plan(base, seeds, tmp_path, name="wn", workers=-1)
+
+
+class _Record:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, hook):
+        return lambda *args: self.calls.append((hook, args))
+
+
+def test_worker_processes_train_the_same_runs(base, tmp_path):
+    """Two worker processes: every member's run directory as in one process, hooks relayed."""
+    rec = _Record()
+    s = sweep_run.run_sweep(sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="w", workers=2), tmp_path,
+                            callbacks=[rec])
+    one = sweep_run.run_sweep(sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="o"), tmp_path)
+    assert s["complete"] and [m["status"] for m in s["members"]] == ["finished"] * 3 and one["complete"]
+    hooks = [h for h, _ in rec.calls]
+    assert hooks[0] == "on_start" and hooks[-1] == "on_end" and hooks.count("on_group_start") == 2
+    assert sorted(a[0] for h, a in rec.calls if h == "on_member_end") == ["w-000", "w-001", "w-002"]
+    assert {a[0] for h, a in rec.calls if h == "on_eval"} == {"w-000", "w-001", "w-002"}
+    for i in range(3):
+        info, ref = runs.open_run(tmp_path, f"w-{i:03d}"), runs.open_run(tmp_path, f"o-{i:03d}")
+        assert info.status == "finished" and info.summary["sweep"] == "w"
+        assert [st for st, _ in info.checkpoints()] == [20]
+        assert [r["val_loss"] for r in info.metrics()] == pytest.approx([r["val_loss"] for r in ref.metrics()],
+                                                                        rel=1e-4)
+
+
+def test_cli_sweep_with_workers_stops_cleanly_on_sigint(tmp_path):
+    """Ctrl-C reaches the parent; the workers stop at their next step with a final checkpoint."""
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "grok_tui", "sweep", "--preset", "smoke", "--steps", "100000", "--eval-every", "10",
+           "--device", "cpu", "--seed", "0..1", "--workers", "2", "--json", "--runs-dir", str(tmp_path), "--name", "int"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        for line in proc.stdout:
+            obj = json.loads(line)
+            if obj["type"] == "eval":
+                seen.add(obj["run_id"])
+            if len(seen) == 2:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    for i in range(2):
+        info = runs.open_run(tmp_path, f"int-{i:03d}")
+        assert info.status == "stopped"
+        step, last = info.checkpoints()[-1]
+        assert step == info.summary["steps_run"] > 0
+        assert "final" in json.loads(last.with_suffix(".json").read_text())["tags"]
 
 
 # --- Ray ---------------------------------------------------------------------------------------
@@ -203,7 +278,7 @@ def test_ray_backend_collects_run_directories(base, tmp_path):
 
 def test_a_diverging_member_fails_alone(tmp_path):
     res = CliRunner().invoke(app, ["sweep", *TINY, "--runs-dir", str(tmp_path), "--name", "nan", "--optimizer", "sgd",
-                                   "--lr", "0.1,1e12", "--json"])
+                                   "--lr", "0.1,1e12", "--json", "--workers", "1"])
     assert res.exit_code == 1, res.output
     assert "1 of 2 runs failed" in res.output.replace("\n", " ")
     ok, bad = runs.open_run(tmp_path, "nan-000"), runs.open_run(tmp_path, "nan-001")
