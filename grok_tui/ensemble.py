@@ -53,7 +53,8 @@ class StackedWeights:
         return self.P[name]
 
     def embed(self, tokens: torch.Tensor, pos: slice) -> torch.Tensor:
-        """(K, R, T') tokens of each member, or (R, T') shared by all -> (K, R, T', D)."""
+        """(K, R, T') tokens of each member, or (R, T') shared by all -> (K, R, T', D) (broadcast over
+        T' where tokens has one column)."""
         tok = self.P["tok_emb.weight"]
         h = tok[self.members.unsqueeze(-1), tokens] if tokens.dim() == 3 else tok[:, tokens]
         return h + self.P["pos_emb.weight"][:, pos].unsqueeze(1)
@@ -69,11 +70,10 @@ class StackedWeights:
         return torch.addcmul(b, F.layer_norm(t, t.shape[-1:]), w)
 
     def take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Rows idx ((K, B) per member or (B,) shared) of t (K, P, ...) -> (K, B, ...)."""
-        if idx.dim() == 1:
-            return t[:, idx]
-        P = t.shape[1]  # an embedding lookup in the (K*P, ...) table: its backward is the faster one
-        return F.embedding(idx + self.members * P, t.flatten(2).flatten(0, 1)).view(idx.shape + t.shape[2:])
+        """Rows idx (K, ...) of each member's t (K, P, ...) -> (K, *idx.shape[1:], ...), as an embedding
+        lookup in the (K*P, ...) table (its backward is the faster one)."""
+        offset = (self.members * t.shape[1]).view((self.K,) + (1,) * (idx.dim() - 1))
+        return F.embedding(idx + offset, t.flatten(2).flatten(0, 1)).view(idx.shape + t.shape[2:])
 
     def cosine_head(self, h: torch.Tensor) -> torch.Tensor:
         return torch.bmm(h, F.normalize(self.P["head.weight"], dim=-1).transpose(1, 2))
@@ -188,22 +188,26 @@ class Ensemble:
         the ensemble slower than its members one after another. Used only when the self-check in
         __init__ finds it equal to the plain model.
         """
+        x = x if x.dim() == 3 else x.expand(self.K, *x.shape)  # shared rows: a view, no copy
         return model.forward_pass(self.arch, StackedWeights(P, self.K, self.base.prefixes), x)
 
     @torch.no_grad()
     def _batched_matches_model(self) -> bool:
-        """Whether the hand-batched forward computes what model.Transformer computes, on a few inputs."""
+        """Whether the hand-batched forward computes what model.Transformer computes, on a few rows and
+        on more rows than values of a (where the forward gathers from per-value tables)."""
         names = {f.name for f in dataclasses.fields(model.Arch)}
         if names != _ARCH_FIELDS or self.arch.norm not in ("layernorm", "none"):
             return False
-        k = self.K - 1
-        x = self.table_x[: min(16, self.table_x.shape[0])]
-        try:
-            got = self._forward_batched(self._params(self.flat), x)[k]
-        except (KeyError, RuntimeError):
-            return False
-        m = self.member_model(k)
-        return torch.allclose(got, m(x), rtol=1e-4, atol=1e-5)
+        k, m = self.K - 1, self.member_model(self.K - 1)
+        for n in (4, self.arch.n_classes + 4):
+            x = self.table_x[:n]
+            try:
+                got = self._forward_batched(self._params(self.flat), x)[k]
+            except (KeyError, RuntimeError):
+                return False
+            if not torch.allclose(got, m(x), rtol=1e-4, atol=1e-5):
+                return False
+        return True
 
     # -- one step ------------------------------------------------------------------------------
     def _batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -8,7 +8,9 @@ an ensemble of stacked models) computes only what the readout needs, exactly:
 - an input row is ``[a, b]`` or ``[a, op, b, =]`` (data.encode), so by causality the positions before
   b depend on a alone. When a batch has more rows than there are values of a, those positions are
   computed once per value of a (p rows) and each row gathers its own; their gradients flow back
-  through the gather.
+  through the gather;
+- in such a batch the first block's inputs from b on, and their queries, keys and values, depend on
+  the token and its position alone: they come from a table of every token at every such position.
 
 ``forward_all_positions`` is the plain causal transformer (every block at every position, the fused
 attention kernel): the same function, the way the seed-004 notebook computes it.
@@ -196,13 +198,14 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
     """(..., B, seq_len) rows of data.encode -> (..., B, n_classes) logits, computing only what the
     readout needs (module doc). W is a ``Weights`` (one model) or the ensemble's stacked weights."""
     ib, T, D, H, si = data_mod.b_index(arch.seq_len), arch.seq_len, arch.d_model, arch.heads, arch.scale_invariant
-    if x.shape[-2] > arch.n_classes:  # the positions before b once per value of a
+    Ts = T - ib  # positions from b on
+    share = x.shape[-2] > arch.n_classes  # more rows than values of a: compute per value, then gather
+    if share:  # the positions before b once per value of a
         hp, rows = W.embed(W.prefixes, slice(0, ib)), x[..., 0]
     else:
         hp, rows = W.embed(x[..., :ib], slice(0, ib)), None
-    hs = W.embed(x[..., ib:], slice(ib, T))
     if si:
-        hp, hs = si_norm(hp), si_norm(hs)
+        hp = si_norm(hp)
 
     def ln(t: torch.Tensor, name: str) -> torch.Tensor:
         return t if si or arch.norm == "none" else W.norm(t, name)
@@ -220,17 +223,36 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
             return si_norm(W.lin(F.relu(si_norm(W.lin(t, pre + "mlp.fc"))), pre + "mlp.proj"))
         return W.lin(F.relu(W.lin(ln(t, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
 
+    def embed_suffix() -> torch.Tensor:
+        h = W.embed(x[..., ib:], slice(ib, T))
+        return si_norm(h) if si else h
+
+    def token_tables() -> tuple[torch.Tensor, ...]:
+        """The first block's inputs from b on, and their q, k, v: functions of (token, position) alone,
+        so computed once for every token at every such position and gathered per row."""
+        e = W.embed(torch.arange(arch.vocab, device=x.device).view(-1, 1), slice(ib, T))  # (..., V, Ts, D)
+        if si:
+            e = si_norm(e)
+        table = torch.cat([e, W.lin(ln(e, "blocks.0.ln1"), "blocks.0.attn.qkv")], dim=-1).flatten(-3, -2)
+        idx = x[..., ib:] * Ts + torch.arange(Ts, device=x.device)  # rows of the (V * Ts, 4D) table
+        return W.take(table, idx).split(D, dim=-1)
+
+    hs = None if share else embed_suffix()
     for i in range(arch.layers):
         pre, last = f"blocks.{i}.", i == arch.layers - 1
         qkv = pre + "attn.qkv"
-        xp, xs = ln(hp, pre + "ln1"), ln(hs, pre + "ln1")
+        xp = ln(hp, pre + "ln1")
         # The prefix's queries are cheap (few rows) even where unused; slicing the weight is not.
         qp, kp, vp = W.lin(xp, qkv).split(D, dim=-1)
-        if last and T - ib > 1:  # keys and values everywhere, the query at the last position only
+        if hs is None:
+            hs, q, ks, vs = token_tables()
+            q = q[..., -1:, :] if last else q
+        elif last and Ts > 1:  # keys and values everywhere, the query at the last position only
+            xs = ln(hs, pre + "ln1")
             ks, vs = W.lin(xs, qkv, slice(D, 3 * D)).split(D, dim=-1)
             q = W.lin(xs[..., -1:, :], qkv, slice(0, D))
         else:
-            q, ks, vs = W.lin(xs, qkv).split(D, dim=-1)
+            q, ks, vs = W.lin(ln(hs, pre + "ln1"), qkv).split(D, dim=-1)
         gk, gv = (kp, vp) if rows is None else (W.take(kp, rows), W.take(vp, rows))
         y = attend(heads(q), heads(torch.cat([gk, ks], dim=-2)), heads(torch.cat([gv, vs], dim=-2)),
                    None if last else ib)
