@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import tempfile
@@ -41,6 +42,15 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, its I/O failures as OSError (a full disk is ENOSPC) like every other write."""
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+    except SafetensorError as e:
+        full = "No space left" in str(e) or "os error 28" in str(e)
+        raise OSError(errno.ENOSPC if full else errno.EIO, str(e).split(": ")[-1], tmp) from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -54,7 +64,7 @@ def save(directory: Path, step: int, model: torch.nn.Module, arch: Arch, metrics
     base = directory / ckpt_name(step)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": str(step)}
-    atomic_write(base.with_suffix(".safetensors"), lambda tmp: save_file(weights, tmp, metadata=meta))
+    atomic_write(base.with_suffix(".safetensors"), lambda tmp: _save_tensors(weights, tmp, meta))
     sidecar = {"step": step, "tags": tags, "metrics": metrics, "arch": dataclasses.asdict(arch)}
     atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1))
     return base.with_suffix(".safetensors")
@@ -139,7 +149,7 @@ def save_state(directory: Path, step: int, optimizer: torch.optim.Optimizer, ext
     base = directory / (ckpt_name(step) + ".state")
     tensors, info = _flatten_optimizer(optimizer.state_dict())
     tensors.update({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()})
-    atomic_write(Path(str(base) + ".safetensors"), lambda tmp: save_file(tensors, tmp))
+    atomic_write(Path(str(base) + ".safetensors"), lambda tmp: _save_tensors(tensors, tmp))
     atomic_write_text(Path(str(base) + ".json"), json.dumps({"step": step, "optimizer": info, **extra}))
     for old in directory.glob("step-*.state.*"):
         if not old.name.startswith(ckpt_name(step) + "."):

@@ -34,7 +34,7 @@ from .cli_common import (
     with_config_flags,
 )
 from .errors import ConfigError, TrainingError
-from .train import Callback, Control, resume_paths, run_training
+from .train import Callback, Control, build_trainer, resume_paths, run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
                   pretty_exceptions_enable=False,
@@ -132,6 +132,13 @@ def _install_signals(control: Control) -> dict:
     return {sig: signal.signal(sig, h) for sig, h in handlers.items()}
 
 
+def _build_trainer(cfg, resume_from=None):
+    try:
+        return build_trainer(cfg, resume_from)
+    except TrainingError as e:
+        raise fail(str(e), 1) from None
+
+
 RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every")
 
 
@@ -165,18 +172,24 @@ def run(
                 raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
             cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
             resume_from = resume_paths(info.path)
+            trainer = _build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
+            if trainer.step > cfg.train.steps:
+                raise ConfigError(f"run '{resume}' has run {trainer.step} steps already; --steps "
+                                  f"{cfg.train.steps} would end it before it starts.")
             writer = store.RunWriter(info.path, cfg, resume=True)
             writer.write_summary(status="running")
             from .checkpoint import atomic_write_text
             atomic_write_text(info.path / "config.toml", cfg.to_toml())
         else:
             cfg = config_mod.resolve(preset, config, overrides)
-            writer = store.RunWriter(Path(runs_dir) / store.new_run_id(Path(runs_dir), cfg, name), cfg)
+            run_id = store.new_run_id(Path(runs_dir), cfg, name)
+            trainer = _build_trainer(cfg)
+            writer = store.RunWriter(Path(runs_dir) / run_id, cfg)
         control = Control()
         old_handlers = _install_signals(control)
         callbacks: list[Callback] = [JsonLines() if json_out else RichProgress()]
         try:
-            summary = run_training(cfg, writer, callbacks, control, resume_from)
+            summary = run_training(cfg, writer, callbacks, control, resume_from, trainer)
         except TrainingError as e:
             raise fail(str(e), 1) from None
         finally:

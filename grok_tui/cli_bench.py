@@ -11,6 +11,7 @@ import typer
 from . import config as config_mod
 from .cli import app
 from .cli_common import ConfigFile, JsonOut, Preset, console, err_console, user_errors, with_config_flags
+from .errors import ConfigError
 
 
 @app.command("bench")
@@ -36,6 +37,8 @@ def bench_cmd(
 
     with user_errors():
         cfg = config_mod.resolve(preset, config, overrides)
+        if out is not None and (out.is_dir() or not out.parent.is_dir()):
+            raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
         if grok:

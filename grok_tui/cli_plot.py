@@ -12,6 +12,7 @@ from .cli import app
 from .cli_common import RunsDir, console, fail, user_errors
 from .export import (
     ExportError,
+    check_figure_path,
     default_log_y,
     metric_keys,
     metric_name,
@@ -39,6 +40,8 @@ def plot_cmd(
     if out is None and csv is None:
         raise fail("give --out FIG.png|.svg|.pdf and/or --csv FILE.csv.")
     with user_errors():
+        if out is not None:
+            check_figure_path(out)  # before anything is written
         all_series = []
         for rid in run_ids:
             r = store.open_run(runs_dir, rid)

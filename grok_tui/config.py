@@ -215,7 +215,9 @@ def load_toml(path: str | Path, base: Config | None = None) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {e}.") from None
     except (UnicodeDecodeError, OSError) as e:
         raise ConfigError(f"config file {path} cannot be read: {e}.") from None
-    if base is None and isinstance(raw.get("preset"), str):
+    if "preset" in raw and not isinstance(raw["preset"], str):
+        raise ConfigError(f"preset in {path} must be a preset's name (text), got {raw['preset']!r}.")
+    if base is None and "preset" in raw:
         base = preset(raw["preset"])
     return from_dict(raw, base, where=f"in {path} ")
 
@@ -274,6 +276,14 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"p must be prime for {op.formula} (it needs an inverse mod p), got {d.p}.")
     if not 0.0 < d.train_frac < 1.0 or math.isnan(d.train_frac):
         errs.append(f"train ratio must be in (0, 1), got {d.train_frac}.")
+    elif op is not None and 2 <= d.p <= 1000:
+        rows = d.p * (d.p - 1 if op.b_nonzero else d.p)
+        n_train = int(rows * d.train_frac)  # as data.split_indices cuts
+        if n_train == 0:
+            errs.append(f"train ratio {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
+    for name, seed in (("seed", t.seed), ("data seed", d.data_seed)):
+        if seed is not None and not 0 <= seed < 2**63:
+            errs.append(f"{name} must be in [0, 2^63), got {seed}.")
     if d.tokens not in ("ab", "aob="):
         errs.append(f"tokens must be 'ab' or 'aob=', got '{d.tokens}'.")
     for name in ("layers", "d_model", "heads", "mlp_ratio"):

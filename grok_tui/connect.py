@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import threading
 import time
@@ -44,7 +45,7 @@ from .connect_files import (  # noqa: F401 (list_results, load_result: re-export
     save_result,
     summarize,
 )
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .model import Arch, Transformer, arch_from_config, build
 from .train import resolve_device
 
@@ -111,6 +112,8 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: conf
     bad = config_mod.check_device(device)
     if bad:
         raise ConfigError(bad)
+    if wd is not None and not 0 <= wd < math.inf:
+        raise ConfigError(f"wd must be a number >= 0, got {wd}.")
     dev = resolve_device(device)
     paths = [runs.resolve_checkpoint(r, root) for r in refs]
     infos = [runs.run_of_checkpoint(p) for p in paths]
@@ -137,9 +140,16 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: conf
         ends.append(Endpoint(ref, path, {k: v.to(dev, torch.float32) for k, v in w.items()}, _step_of(path),
                              info.id if info else None, info.path if info else None))
     model = build(arch, 0, dev)
-    missing = set(dict(model.named_parameters())) ^ set(ends[0].weights)
-    if missing:
-        raise ConfigError(f"checkpoint {paths[0]} does not hold this model's parameters ({sorted(missing)[0]}).")
+    params = dict(model.named_parameters())
+    for end in ends:
+        missing = set(params) ^ set(end.weights)
+        if missing:
+            raise CheckpointError(f"checkpoint {end.path} does not hold this model's parameters "
+                                  f"({sorted(missing)[0]}).")
+        wrong = [n for n, p in params.items() if end.weights[n].shape != p.shape]
+        if wrong:
+            raise CheckpointError(f"checkpoint {end.path} does not fit this model: {wrong[0]} is "
+                                  f"{tuple(end.weights[wrong[0]].shape)}, the model's is {tuple(params[wrong[0]].shape)}.")
     split = data.build_from_config(base, dev)
     return Problem(model, arch, base, split, base.optim.weight_decay if wd is None else wd, dev, ends, notes)
 
@@ -278,12 +288,17 @@ class FitSettings:
     def check(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.t_per_step < 1:
             raise ConfigError("fit steps must be >= 0, batch size and t per step >= 1.")
-        if not self.lr > 0:
-            raise ConfigError(f"fit lr must be positive, got {self.lr}.")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"fit lr must be a positive number, got {self.lr}.")
+        if self.wd is not None and not 0 <= self.wd < math.inf:
+            raise ConfigError(f"fit wd must be a number >= 0, got {self.wd}.")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be in [0, 2^63), got {self.seed}.")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"fit optimizer must be adam or sgd, got '{self.optimizer}'.")
 
 
+MAX_BENDS = 64  # a curve is fitted as K + 2 weight copies; more bends than this is a typo
 L2_OPTIMIZERS = ("sgd", "adam")  # their weight decay is an L2 term of the objective
 
 
@@ -344,8 +359,9 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     """Load, build the curve, fit it if it has bends, evaluate along it, save; returns the result."""
     if kind not in curves.CURVES:
         raise ConfigError(f"unknown curve '{kind}' (known: {', '.join(curves.CURVES)}).")
-    if kind in ("polyline", "bezier") and bends < 1:
-        raise ConfigError(f"a {kind} needs at least one bend, got {bends}.")
+    if kind in ("polyline", "bezier") and not 1 <= bends <= MAX_BENDS:
+        raise ConfigError(f"a {kind} takes 1 to {MAX_BENDS} bends, got {bends}.")
+    (fit_settings or FitSettings()).check()
     t0 = time.perf_counter()
     problem = load_problem([a, b], root, wd, cfg, device)
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights

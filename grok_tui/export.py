@@ -72,9 +72,14 @@ def series(rows: Sequence[dict], key: str, label: str | None = None,
     xs, ys = [], []
     for r in rows:
         v, s = r.get(key), r.get("step")
-        if isinstance(v, (int, float)) and isinstance(s, (int, float)) and math.isfinite(v):
-            xs.append(float(s))
-            ys.append(float(v))
+        if isinstance(v, (int, float)) and isinstance(s, (int, float)) and not isinstance(v, bool):
+            try:
+                x, y = float(s), float(v)
+            except OverflowError:  # a hand-edited row with a huge integer
+                continue
+            if math.isfinite(y):
+                xs.append(x)
+                ys.append(y)
     return Series(label or key, xs, ys, dict(milestones or {}), color)
 
 
@@ -172,12 +177,16 @@ def write_csv(path: str | Path, all_series: Sequence[Series], metric: str) -> Pa
     return path
 
 
+def check_figure_path(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ExportError(f"the figure must be .png, .svg or .pdf, got '{path.name}'.")
+
+
 def save_figure(path: str | Path, all_series: Sequence[Series], title: str, ylabel: str,
                 logx: bool = False, logy: bool = False, size: tuple[float, float] = (6.4, 4.0)) -> Path:
     """The series as a matplotlib figure (PNG, SVG or PDF by the file's suffix), milestones as dashed lines."""
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise ExportError(f"the figure must be .png, .svg or .pdf, got '{path.name}'.")
+    check_figure_path(path)
     try:
         import matplotlib
 

@@ -16,6 +16,7 @@ gradient norm only when asked). Results go to ``<run>/connect/<name>.json`` and 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -106,8 +107,10 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
     if dims not in (1, 2):
         raise ConfigError(f"dims must be 1 or 2, got {dims}.")
     points = points or (41 if dims == 1 else 21)
-    if points < 2 or not span > 0:
-        raise ConfigError("points must be at least 2 and span positive.")
+    if points < 2 or not 0 < span < math.inf:
+        raise ConfigError("points must be at least 2 and span a positive number.")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2^63), got {seed}.")
     t0 = time.perf_counter()
     problem = load_problem([ref], root, wd, cfg, device)
     w = problem.ends[0].weights
@@ -131,8 +134,8 @@ def plane(refs: list[str], root: Path, points: int = 21, margin: float = 0.2, wd
     """Loss and error on the plane through three checkpoints (e.g. memorized, grokked, a fitted bend)."""
     if len(refs) != 3:
         raise ConfigError(f"a plane goes through exactly three checkpoints, got {len(refs)}.")
-    if points < 2 or margin < 0:
-        raise ConfigError("points must be at least 2 and margin >= 0.")
+    if points < 2 or not 0 <= margin < math.inf:
+        raise ConfigError("points must be at least 2 and margin a number >= 0.")
     t0 = time.perf_counter()
     problem = load_problem(refs, root, wd, cfg, device)
     w0, w1, w2 = (e.weights for e in problem.ends)

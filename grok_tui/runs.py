@@ -52,14 +52,16 @@ class RunWriter:
     def __init__(self, path: Path, cfg: Config, resume: bool = False):
         self.path = Path(path)
         self.ckpt_dir = self.path / "checkpoints"
-        if not resume:
-            try:
+        try:
+            if not resume:
                 self.path.mkdir(parents=True, exist_ok=False)
-            except FileExistsError:
-                raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            checkpoint.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                checkpoint.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+        except FileExistsError:
+            raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+        except OSError as e:
+            raise ConfigError(f"cannot create the run directory {self.path}: {e.strerror or e}.") from None
         self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
         self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
@@ -150,13 +152,16 @@ class JsonlTail:
 def dedupe_steps(rows: list[dict]) -> list[dict]:
     """Rows ordered by step, the last written row winning (a resumed run re-writes some steps)."""
     by_step: dict[int, dict] = {}
-    for r in rows:
-        if "step" in r:
-            by_step[r["step"]] = r
+    for r in rows:  # a row without a whole-number step (a hand-edited file) is not a row
+        step = r.get("step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            by_step[step] = r
     return [by_step[s] for s in sorted(by_step)]
 
 
 def _pid_alive(pid: int) -> bool:
+    if not isinstance(pid, int) or not 0 < pid < 2**31:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

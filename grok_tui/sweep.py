@@ -67,13 +67,16 @@ def parse_values(name: str, text: str) -> list[Any]:
                 step = 1
             else:
                 raise ConfigError(f"{flag} range '{part}' of a real setting needs a step (e.g. 0.3..0.8:0.1).")
+            if not all(math.isfinite(v) for v in (lo, hi, step)):
+                raise ConfigError(f"{flag} range '{part}' needs finite numbers.")
             if not step > 0:
                 raise ConfigError(f"{flag} range '{part}' needs a positive step.")
             if hi < lo:
                 raise ConfigError(f"{flag} range '{part}' ends before it starts.")
-            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
-            if n > MAX_MEMBERS:
-                raise ConfigError(f"{flag} range '{part}' has {n} values (at most {MAX_MEMBERS}).")
+            count = (hi - lo) / step + 1e-9
+            if not count < MAX_MEMBERS:
+                raise ConfigError(f"{flag} range '{part}' has more than {MAX_MEMBERS} values.")
+            n = int(math.floor(count)) + 1
             out.extend(lo + i * step if spec.type is int else round(lo + i * step, 12) for i in range(n))
         elif spec.type is bool:
             low = part.lower()

@@ -19,7 +19,7 @@ import torch
 
 from . import checkpoint, data, losses, metrics, model, optim
 from .config import Config
-from .errors import ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .runs import RunWriter
 
 
@@ -138,13 +138,35 @@ class Trainer:
     def restore(self, ckpt_path: Path, state_json: Path) -> None:
         checkpoint.load_into(self.model, ckpt_path, self.arch)
         tensors, extra = checkpoint.load_state(state_json, self.opt)
-        self.gen.set_state(tensors["rng.data"])
-        self.perm = tensors["data.perm"].to(self.device)
-        self.step = int(extra["step"])
-        self.pos, self.epoch = int(extra["pos"]), int(extra["epoch"])
-        self.milestones = dict(extra.get("milestones", {}))
-        self.best_val_acc = float(extra.get("best_val_acc", 0.0))
-        self.wall_offset = float(extra.get("wall_s", 0.0))
+        try:
+            self.gen.set_state(tensors["rng.data"])
+            self.perm = tensors["data.perm"].to(self.device)
+            self.step = int(extra["step"])
+            self.pos, self.epoch = int(extra["pos"]), int(extra["epoch"])
+            self.milestones = {str(k): int(v) for k, v in dict(extra.get("milestones", {})).items()}
+            self.best_val_acc = float(extra.get("best_val_acc", 0.0))
+            self.wall_offset = float(extra.get("wall_s", 0.0))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            what = f"lacks {e}" if isinstance(e, KeyError) else f"has a bad value ({e})"
+            raise CheckpointError(f"resume state {state_json} {what}; it cannot be resumed.") from None
+        if self.pos < 0 or self.perm.shape[0] not in (0, self.split.n_train):
+            raise CheckpointError(f"resume state {state_json} does not fit this run's data split.")
+
+
+def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> Trainer:
+    """A Trainer (restored from a checkpoint when given): every error a run can meet before its first
+    step, as one sentence (ConfigError, CheckpointError, TrainingError), before anything is written."""
+    try:
+        trainer = Trainer(cfg)
+    except torch.OutOfMemoryError:
+        raise TrainingError("out of memory building the model and data (try a smaller model).") from None
+    except RuntimeError as e:
+        if "allocate" not in str(e):
+            raise
+        raise TrainingError("out of memory building the model and data (try a smaller model).") from None
+    if resume_from is not None:
+        trainer.restore(*resume_from)
+    return trainer
 
 
 def _milestone_tags(trainer: Trainer, row: dict) -> list[str]:
@@ -158,16 +180,16 @@ def _milestone_tags(trainer: Trainer, row: dict) -> list[str]:
 
 
 def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Callback] | tuple = (),
-                 control: Control | None = None, resume_from: tuple[Path, Path] | None = None) -> dict:
+                 control: Control | None = None, resume_from: tuple[Path, Path] | None = None,
+                 trainer: Trainer | None = None) -> dict:
     """Train `cfg` to its step budget (or until stopped), writing `run`. Returns the summary.
+    `trainer` is one build_trainer made already (the CLI builds it before creating the run directory).
 
     Raises TrainingError for a non-finite loss, a full disk or running out of memory, after the
     run directory records the failure; everything written before stays.
     """
     control = control or Control()
-    trainer = Trainer(cfg)
-    if resume_from is not None:
-        trainer.restore(*resume_from)
+    trainer = trainer or build_trainer(cfg, resume_from)
     tc = cfg.train
     start_step = trainer.step
 

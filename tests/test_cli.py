@@ -35,6 +35,9 @@ def one_sentence_exit_2(result, needle):
     (["--steps", "0"], "steps must be at least 1"),
     (["--warmup-steps", "-3"], "warmup steps must be >= 0"),
     (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--seed", "99999999999999999999"], "seed must be in [0, 2^63)"),
+    (["--data-seed", "-1"], "data seed must be in [0, 2^63)"),
+    (["--p", "2", "--train-frac", "0.01"], "leaves no train examples in the 4-row table of p=2"),
     (["--p", "abc"], "Invalid value"),
     (["--bogus-flag", "1"], "No such option"),
 ])
@@ -127,3 +130,68 @@ def test_bench_time_to_grok_for_both_sides():
     assert 0 < res["engine_grok_step"] <= 60 and 0 < res["reference_grok_step"] <= 60
     assert res["engine_grok_s"] > 0 and res["reference_grok_s"] > 0
     assert res["grok_ratio"] == pytest.approx(res["reference_grok_s"] / res["engine_grok_s"])
+
+
+def test_config_file_preset_must_be_a_name(tmp_path, runs_dir):
+    bad = tmp_path / "p.toml"
+    bad.write_text("preset = 5\n")
+    one_sentence_exit_2(invoke("run", "--config", bad), "preset in")
+    assert not runs.list_runs(runs_dir)
+
+
+def test_runs_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    one_sentence_exit_2(invoke("run", *TINY, "--runs-dir", f), "cannot create the run directory")
+
+
+def test_a_bad_resume_state_changes_nothing(runs_dir):
+    """A resume that cannot start leaves the run's files as they were."""
+    import shutil
+
+    assert invoke("run", *TINY, "--name", "r").exit_code == 0
+    ck = runs_dir / "r" / "checkpoints"
+    state = next(ck.glob("*.state.json"))
+    keep = {p: p.read_bytes() for p in (runs_dir / "r").glob("*") if p.is_file()}
+    good = state.read_text()
+    for broken in (good.replace('"pos"', '"posX"'), good.replace('"step"', '"stepX"', 1)):
+        state.write_text(broken)
+        one_sentence_exit_2(invoke("run", "--resume", "r", "--steps", "60"), "cannot be resumed")
+        assert {p: p.read_bytes() for p in keep} == keep
+    state.write_text(good)
+    tensors = next(ck.glob("*.state.safetensors"))
+    shutil.copy(tensors, tensors.with_suffix(".bak"))
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    one_sentence_exit_2(invoke("run", "--resume", "r", "--steps", "60"), "corrupt")
+    assert {p: p.read_bytes() for p in keep} == keep and runs.open_run(runs_dir, "r").status == "finished"
+    shutil.copy(tensors.with_suffix(".bak"), tensors)
+    one_sentence_exit_2(invoke("run", "--resume", "r", "--steps", "20"), "has run 40 steps already")
+    assert invoke("run", "--resume", "r", "--steps", "60").exit_code == 0
+
+
+def test_runs_listing_survives_hand_edited_files(runs_dir):
+    assert invoke("run", *TINY, "--name", "r").exit_code == 0
+    summary = runs_dir / "r" / "summary.json"
+    s = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**s, "status": "running", "pid": 10**20}))
+    with open(runs_dir / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"step": "abc", "val_acc": 0.5}\n{"step": [1]}\n{"step": true}\n{"step": 50, "val_acc": 1e999}\n')
+    listing = invoke("runs")
+    assert listing.exit_code == 0 and "interrupted" in listing.output
+    show = invoke("runs", "show", "r", "--json")
+    assert show.exit_code == 0, show.output
+    assert [r["step"] for r in runs.open_run(runs_dir, "r").metrics()] == [10, 20, 30, 40, 50]
+    res = invoke("plot", "r", "--metric", "val_acc", "--csv", runs_dir / "v.csv")
+    assert res.exit_code == 0, res.output
+
+
+def test_plot_checks_the_figure_name_before_writing(runs_dir):
+    assert invoke("run", *TINY, "--name", "r").exit_code == 0
+    res = invoke("plot", "r", "--metric", "val_acc", "--out", runs_dir / "f.jpg", "--csv", runs_dir / "d.csv")
+    one_sentence_exit_2(res, "must be .png, .svg or .pdf")
+    assert not (runs_dir / "d.csv").exists()
+
+
+def test_bench_out_in_a_missing_directory_is_refused_first(tmp_path):
+    res = invoke("bench", "--preset", "smoke", "--bench-steps", "1", "--out", tmp_path / "nodir" / "b.json")
+    one_sentence_exit_2(res, "its directory does not exist")

@@ -203,6 +203,22 @@ def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="corrupt"):
         connect.load_problem(["a@300", str(bad)], pair)
+    # the right architecture in the metadata, a tensor of another shape inside
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = runs.resolve_checkpoint("a@300", pair)
+    with safe_open(str(src), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    tensors["head.weight"] = tensors["head.weight"][:5, :5].clone()
+    reshaped = tmp_path / "reshaped.safetensors"
+    save_file(tensors, str(reshaped), metadata=meta)
+    with pytest.raises(CheckpointError, match="head.weight is"):
+        connect.load_problem(["a@300", str(reshaped)], pair)
+    with pytest.raises(ConfigError, match="wd must be a number"):
+        connect.load_problem(["a@300", "a@100"], pair, wd=float("nan"))
+    with pytest.raises(ConfigError, match="1 to 64 bends"):
+        connect.run_connect("a@100", "a@300", pair, "polyline", bends=100000)
     with pytest.raises(ConfigError, match="no run 'nope'"):
         connect.load_problem(["a@300", "nope@1"], pair)
     with pytest.raises(CheckpointError, match="has not grokked"):

@@ -43,6 +43,9 @@ def test_parse_values(name, text, expect):
     ("lr", "1e-3,", "empty value"),
     ("nesterov", "maybe", "not true or false"),
     ("colour", "1", "unknown setting"),
+    ("lr", "nan..1:0.1", "finite numbers"),
+    ("lr", "0..inf:1", "finite numbers"),
+    ("lr", "0..1:1e-300", "more than 4096 values"),
 ])
 def test_parse_values_errors(name, text, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -231,3 +231,30 @@ def test_full_disk_fails_with_one_sentence_and_keeps_earlier_rows(tiny_cfg, runs
     writer.close()
     assert [r["step"] for r in runs.read_jsonl(runs_dir / "full" / "metrics.jsonl")] == [10, 20]
     assert runs.open_run(runs_dir, "full").status == "failed"
+
+
+def test_full_disk_while_writing_a_checkpoint_fails_cleanly(tiny_cfg, runs_dir, monkeypatch):
+    """safetensors reports a full disk as its own error type: still one sentence and status failed."""
+    from safetensors import SafetensorError
+
+    from grok_tui import checkpoint
+
+    real, calls = checkpoint.save_file, []
+
+    def save_file(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 3:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
+    cfg = config.apply_overrides(tiny_cfg, {"checkpoint_every": 10})
+    writer = runs.RunWriter(runs_dir / "fullck", cfg)
+    with pytest.raises(TrainingError, match="the disk is full"):
+        train.run_training(cfg, writer)
+    writer.close()
+    info = runs.open_run(runs_dir, "fullck")
+    assert info.status == "failed" and "disk is full" in info.summary["error"]
+    assert [e["event"] for e in info.events()][-1] == "failed"
+    assert [s for s, _ in info.checkpoints()] == [10]  # the first checkpoint (weights + state) stays
+    assert not list((runs_dir / "fullck" / "checkpoints").glob(".*.tmp"))
