@@ -34,3 +34,33 @@ async def test_chart_downsamples_and_skips_unchanged_data():
         s.x.append(50_010.0)
         s.y.append(1.0)
         assert chart.show([s]) is True
+
+
+def test_ansi_lines_match_rich_from_ansi():
+    """The chart's fast ANSI parser gives the text and the style of every cell that Rich's gives."""
+    import math
+
+    import plotext
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.text import Text
+
+    from grok_tui.tui.widgets.chart import ansi_lines
+
+    plotext.clear_figure()
+    plotext.plotsize(60, 14)
+    plotext.theme("dark")  # foreground and background colours, bold title
+    xs = [math.log10(i) for i in range(20, 3500, 20)]
+    plotext.plot(xs, [min(1, i / 100) for i in range(len(xs))], color="cyan", marker="braille", label="train")
+    plotext.plot(xs, [min(1, i / 150) for i in range(len(xs))], color=(255, 120, 0), label="val")
+    plotext.vline(math.log10(240), color="magenta")
+    plotext.title("accuracy")
+    out = plotext.build()
+    assert "\x1b[" in out
+    ref = list(Segment.split_lines(Text.from_ansi(out).render(Console(width=200))))
+    got = ansi_lines(out)
+
+    def cells(lines):
+        return [[(ch, seg.style) for seg in line for ch in seg.text] for line in lines]
+
+    assert cells(got) == cells(ref)
