@@ -139,7 +139,7 @@ def _build_trainer(cfg, resume_from=None):
         raise fail(str(e), 1) from None
 
 
-RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every")
+RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every", "threads")
 
 
 @app.command()

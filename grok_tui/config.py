@@ -84,6 +84,8 @@ class TrainConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints (0: only milestones and the end)")
     seed: int = _f(0, "seed of initialisation and data order (and of the split unless data_seed is set)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = _f(0, "CPU threads of the training process (0: torch's default, one per core); the same "
+                         "curve needs the same number")
     compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
                               "falls back to eager if compiling fails)")
     loss: str = _f("ce", "training loss: ce (softmax cross-entropy) or stablemax (Prieto et al. 2025)",
@@ -326,6 +328,8 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"loss must be ce or stablemax, got '{t.loss}'.")
     if t.sgn_every < 0:
         errs.append(f"sgn every must be >= 0, got {t.sgn_every}.")
+    if t.threads < 0:
+        errs.append(f"threads must be >= 0 (0: one per core), got {t.threads}.")
     if t.checkpoint_every < 0:
         errs.append(f"checkpoint every must be >= 0, got {t.checkpoint_every}.")
     for name in ("memorized_threshold", "grokked_threshold"):

@@ -155,7 +155,10 @@ class Trainer:
 
 def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> Trainer:
     """A Trainer (restored from a checkpoint when given): every error a run can meet before its first
-    step, as one sentence (ConfigError, CheckpointError, TrainingError), before anything is written."""
+    step, as one sentence (ConfigError, CheckpointError, TrainingError), before anything is written.
+    A `threads` setting applies to the whole process (torch.set_num_threads)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     try:
         trainer = Trainer(cfg)
     except torch.OutOfMemoryError:

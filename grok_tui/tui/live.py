@@ -7,6 +7,7 @@ app reads them in a thread worker. No textual and no torch here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -39,12 +40,26 @@ def config_flags(cfg: Config) -> list[str]:
     return flags
 
 
+def leave_a_core(cfg: Config) -> Config:
+    """The config with `threads` set to one fewer than the CPU cores when it says 0 (torch's default, one
+    per core): the interface keeps a core, so its redraws never stall the child's threads, which all wait
+    for the slowest at the end of every parallel operation. Saved with the run, so it is reproducible."""
+    if cfg.train.threads:
+        return cfg
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=max(1, cores - 1)))
+
+
 class ChildRun:
     """One runner process and what it has reported so far (rows, events, state)."""
 
     def __init__(self, runs_dir: Path, run_id: str, cfg: Config, python: str = sys.executable):
         self.runs_dir = Path(runs_dir)
         self.run_id = run_id
+        cfg = leave_a_core(cfg)
         self.cfg = cfg
         self.argv = [python, "-m", "grok_tui", "run", "--json", "--runs-dir", str(self.runs_dir),
                      "--name", run_id, *config_flags(cfg)]

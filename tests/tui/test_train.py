@@ -179,3 +179,18 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
         assert second is not child
         await wait_for(pilot, lambda: second.state == "finished", 120, "the second run to finish")
         assert second.returncode == 0 and second.rows[-1]["step"] == 40
+
+
+def test_child_leaves_a_core_to_the_interface(monkeypatch):
+    import os
+
+    from grok_tui.tui.live import leave_a_core
+
+    cfg = config.preset("smoke")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert leave_a_core(cfg).train.threads == 3
+    assert "--threads=3" in ChildRun(Path("runs"), "x", cfg).argv
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert leave_a_core(cfg).train.threads == 1
+    mine = config.apply_overrides(cfg, {"threads": 2})
+    assert leave_a_core(mine) is mine  # a number the user chose stays

@@ -31,10 +31,10 @@ CHARTS = (
 COLORS = {"train_acc": "cyan", "val_acc": "magenta", "train_loss": "cyan", "val_loss": "magenta",
           "weight_norm": "green", "grad_norm": "orange"}
 STATUS_HZ = 4.0  # status line refresh rate
-# Charts re-plot at most 2 times a second, only when there is new data, and slower when drawing them
+# Charts re-plot at most once a second, only when there is new data, and slower when drawing them
 # costs more than CHART_DUTY of one core (a large terminal, a loaded machine): training shares the CPU,
 # and on a small CPU box every slice the UI takes stalls all of the child's threads at their next barrier.
-CHART_MIN_S, CHART_MAX_S, CHART_DUTY = 0.5, 2.0, 0.04
+CHART_MIN_S, CHART_MAX_S, CHART_DUTY = 1.0, 3.0, 0.04
 
 
 def _keys(patterns: tuple[str, ...], row: dict) -> list[str]:
