@@ -195,3 +195,16 @@ def test_plot_checks_the_figure_name_before_writing(runs_dir):
 def test_bench_out_in_a_missing_directory_is_refused_first(tmp_path):
     res = invoke("bench", "--preset", "smoke", "--bench-steps", "1", "--out", tmp_path / "nodir" / "b.json")
     one_sentence_exit_2(res, "its directory does not exist")
+
+
+def test_threads_setting_applies_and_is_saved(runs_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert invoke("run", *TINY, "--name", "t1", "--threads", "1").exit_code == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert runs.open_run(runs_dir, "t1").config.train.threads == 1
+    one_sentence_exit_2(invoke("run", *TINY, "--threads", "-2"), "threads must be >= 0")
