@@ -172,26 +172,35 @@ class Weights:
         return F.linear(h, F.normalize(self["head.weight"], dim=-1))
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None,
+def attend(q: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor], offset: int | None,
            fused: bool | None = None) -> torch.Tensor:
-    """Softmax attention of (..., Tq, H, hd) queries over (..., T, H, hd) keys and values ->
-    (..., Tq, H, hd); query i sits at position offset + i and sees the keys up to it (offset None:
-    every key). The sequences are 1-4 positions long: on a GPU the fused kernel; on the CPU, where
-    that kernel spends most of its time on per-sequence overhead, broadcasts in this layout (no
-    transposes, so no copies)."""
-    Tq, T = q.shape[-3], k.shape[-3]
+    """Softmax attention of (..., Tq, H, hd) queries over keys and values given in consecutive parts
+    (..., T_i, H, hd) (the gathered prefix, then the row's own positions) -> (..., Tq, H, hd); query i
+    sits at position offset + i and sees the keys up to it (offset None: every key). The sequences
+    are 1-4 positions long: on a GPU the fused kernel; on the CPU, where that kernel spends most of
+    its time on per-sequence overhead, broadcasts in this layout, part by part (no transposes and no
+    concatenated keys, so no copies)."""
+    Tq, T = q.shape[-3], sum(k.shape[-3] for k in ks)
     mask = None if offset is None else torch.ones(Tq, T, dtype=torch.bool, device=q.device).triu(offset + 1)
     if fused is None:
         fused = q.device.type != "cpu"
     if fused:  # the fused kernels take (N, H, T, hd)
         shape = q.shape
+        k, v = torch.cat(ks, dim=-3), torch.cat(vs, dim=-3)
         q, k, v = (t.reshape(-1, *t.shape[-3:]).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask)
         return y.transpose(1, 2).reshape(shape)
-    scores = (q.unsqueeze(-3) * k.unsqueeze(-4)).sum(-1) * (q.shape[-1] ** -0.5)  # (..., Tq, T, H)
-    if mask is not None:
+    qq = q.unsqueeze(-3)
+    scores = torch.cat([(qq * k.unsqueeze(-4)).sum(-1) for k in ks], dim=-2) * (q.shape[-1] ** -0.5)
+    if mask is not None:  # scores: (..., Tq, T, H)
         scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))
-    return (scores.softmax(-2).unsqueeze(-1) * v.unsqueeze(-4)).sum(-3)
+    p = scores.softmax(-2).unsqueeze(-1)
+    out, j = None, 0
+    for v in vs:
+        part = (p[..., j:j + v.shape[-3], :, :] * v.unsqueeze(-4)).sum(-3)
+        out = part if out is None else out + part
+        j += v.shape[-3]
+    return out
 
 
 def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
@@ -243,7 +252,8 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
         qkv = pre + "attn.qkv"
         xp = ln(hp, pre + "ln1")
         # The prefix's queries are cheap (few rows) even where unused; slicing the weight is not.
-        qp, kp, vp = W.lin(xp, qkv).split(D, dim=-1)
+        qkvp = W.lin(xp, qkv)
+        qp, kp, vp = qkvp.split(D, dim=-1)
         if hs is None:
             hs, q, ks, vs = token_tables()
             q = q[..., -1:, :] if last else q
@@ -253,13 +263,12 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
             q = W.lin(xs[..., -1:, :], qkv, slice(0, D))
         else:
             q, ks, vs = W.lin(ln(hs, pre + "ln1"), qkv).split(D, dim=-1)
-        gk, gv = (kp, vp) if rows is None else (W.take(kp, rows), W.take(vp, rows))
-        y = attend(heads(q), heads(torch.cat([gk, ks], dim=-2)), heads(torch.cat([gv, vs], dim=-2)),
-                   None if last else ib)
+        gk, gv = (kp, vp) if rows is None else W.take(qkvp[..., D:], rows).split(D, dim=-1)
+        y = attend(heads(q), [heads(gk), heads(ks)], [heads(gv), heads(vs)], None if last else ib)
         hs = (hs[..., -1:, :] if last else hs) + out(y, pre + "attn.proj")
         hs = hs + mlp(hs, pre)
         if not last:  # the prefix positions, for the next block's keys and values
-            yp = attend(heads(qp), heads(kp), heads(vp), 0)
+            yp = attend(heads(qp), [heads(kp)], [heads(vp)], 0)
             hp = hp + out(yp, pre + "attn.proj")
             hp = hp + mlp(hp, pre)
     h = hs[..., -1, :]

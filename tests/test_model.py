@@ -52,5 +52,7 @@ def test_attention_broadcasts_equal_the_fused_kernel(tq, t, offset):
     """The CPU path of model.attend against the fused kernel the GPU takes, leading dims included."""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 5, n, 4, 8, generator=g) for n in (tq, t, t))
-    torch.testing.assert_close(model.attend(q, k, v, offset, fused=False), model.attend(q, k, v, offset, fused=True),
-                               rtol=1e-5, atol=1e-6)
+    whole = model.attend(q, [k], [v], offset, fused=True)
+    torch.testing.assert_close(model.attend(q, [k], [v], offset, fused=False), whole, rtol=1e-5, atol=1e-6)
+    parts = [k[..., :1, :, :], k[..., 1:, :, :]], [v[..., :1, :, :], v[..., 1:, :, :]]
+    torch.testing.assert_close(model.attend(q, *parts, offset, fused=False), whole, rtol=1e-5, atol=1e-6)
