@@ -20,6 +20,7 @@ from torch.nn.functional import cross_entropy
 
 from . import data, model
 from .config import Config
+from .errors import GrokError
 from .train import Callback, Control, resolve_device, run_training
 
 
@@ -137,12 +138,27 @@ def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> 
     return out
 
 
+def _grok_tui(args: list[str]) -> None:
+    """Run `python -m grok_tui ARGS` as a shell would (its output discarded); a failure raises with the
+    command's own last line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "grok_tui", *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise GrokError(f"grok-tui {args[0]} exited with {done.returncode}: {last}")
+
+
 def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers: int = 0,
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None, processes: bool = False) -> dict[str, Any]:
     """Wall seconds of `members` runs (seeds 0..members-1 of cfg, `steps` steps each) one after another
     with train.run_training, against the same runs as one sweep (sweep_run.run_sweep: ensembles, worker
     processes as `workers` says); both write their run directories into a scratch directory.
-    Alternating, median of `repeat`. In one process, so neither side pays a process start-up."""
+    Alternating, median of `repeat`. In one process, so neither side pays a process start-up; with
+    `processes`, each side as a researcher runs it from a shell instead: `members` `grok-tui run`
+    processes one after another against one `grok-tui sweep` process (start-ups included)."""
     import tempfile
     from pathlib import Path
 
@@ -153,8 +169,15 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
     seeds = list(range(members))
     with tempfile.TemporaryDirectory(prefix="grok-bench-") as tmp:
         root = Path(tmp)
+        cfg_file = root / "config.toml"
+        cfg_file.write_text(base.to_toml())
+        common = ["--config", str(cfg_file), "--runs-dir", str(root), "--json"]
 
         def one_by_one(i: int) -> None:
+            if processes:
+                for s in seeds:
+                    _grok_tui(["run", *common, "--seed", str(s), "--name", f"seq{i}-{s:03d}"])
+                return
             for s in seeds:
                 c = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=s))
                 w = RunWriter(root / f"seq{i}-{s:03d}", c)
@@ -164,6 +187,10 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
                     w.close()
 
         def as_sweep(i: int) -> int:
+            if processes:
+                _grok_tui(["sweep", *common, "--seed", f"0..{members - 1}", "--name", f"sweep{i}",
+                           "--workers", str(workers)])
+                return 0
             p = sweep.plan(base, {"seed": seeds}, root, name=f"sweep{i}", workers=workers)
             sweep_run.run_sweep(p, root)
             return p.workers
@@ -179,4 +206,5 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
                     progress(f"{name} {i + 1}/{repeat}: {times[name][-1]:,.1f} s")
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"members": members, "steps": steps, "workers": used, "one_by_one_s": med["one_by_one"],
-            "sweep_s": med["sweep"], "sweep_ratio": med["one_by_one"] / med["sweep"]}
+            "sweep_s": med["sweep"], "sweep_ratio": med["one_by_one"] / med["sweep"],
+            "sweep_mode": "processes" if processes else "in-process"}

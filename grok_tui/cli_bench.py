@@ -27,6 +27,9 @@ def bench_cmd(
                                        "same runs one after another (--bench-steps steps each)")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="worker processes of that sweep "
                                          "(0: as grok-tui sweep chooses)")] = 0,
+    processes: Annotated[bool, typer.Option("--processes/--in-process",
+                                            help="time that sweep and those runs as grok-tui processes "
+                                            "started one after another, as from a shell (start-ups included)")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
     json_out: JsonOut = False,
     overrides: dict[str, Any] | None = None,
@@ -44,7 +47,7 @@ def bench_cmd(
         if grok:
             result.update(time_to_grok(cfg, progress=say))
         if sweep:
-            result.update(sweep_bench(cfg, sweep, bench_steps, repeat, workers, progress=say))
+            result.update(sweep_bench(cfg, sweep, bench_steps, repeat, workers, progress=say, processes=processes))
         if out is not None:
             out.write_text(json.dumps(result, indent=1))
     if json_out:
@@ -63,6 +66,8 @@ def bench_cmd(
         if result["grok_ratio"]:
             console.print(f"  time-to-grok ratio {result['grok_ratio']:.2f}x")
     if sweep:
-        console.print(f"  {sweep} runs one after another {result['one_by_one_s']:8,.1f} s")
-        console.print(f"  as one sweep ({result['workers']} worker(s)) {result['sweep_s']:8,.1f} s")
+        how = "grok-tui run processes" if processes else "runs"
+        console.print(f"  {sweep} {how} one after another {result['one_by_one_s']:8,.1f} s")
+        console.print(f"  as one {'grok-tui ' if processes else ''}sweep ({result['workers']} worker(s)) "
+                      f"{result['sweep_s']:8,.1f} s")
         console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")

@@ -208,3 +208,23 @@ def test_threads_setting_applies_and_is_saved(runs_dir):
         torch.set_num_threads(before)
     assert runs.open_run(runs_dir, "t1").config.train.threads == 1
     one_sentence_exit_2(invoke("run", *TINY, "--threads", "-2"), "threads must be >= 0")
+
+
+@pytest.mark.parametrize("mode", ["--in-process", "--processes"])
+def test_bench_sweep_times_both_sides(mode):
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "5", "--repeat", "1", "--json", "--device", "cpu",
+               "--eval-every", "5", "--sweep", "2", "--workers", "1", mode)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert res["members"] == 2 and res["sweep_mode"] == mode.removeprefix("--")
+    assert res["one_by_one_s"] > 0 and res["sweep_s"] > 0
+    assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"])
+
+
+def test_bench_child_process_failure_is_one_sentence(tmp_path):
+    from grok_tui import bench
+    from grok_tui.errors import GrokError
+
+    with pytest.raises(GrokError, match=r"grok-tui run exited with 2: .*prime"):
+        bench._grok_tui(["run", "--op", "x/y", "--p", "12", "--runs-dir", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
