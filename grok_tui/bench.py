@@ -186,14 +186,12 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
                 finally:
                     w.close()
 
-        def as_sweep(i: int) -> int:
+        def as_sweep(i: int) -> None:
             if processes:
                 _grok_tui(["sweep", *common, "--seed", f"0..{members - 1}", "--name", f"sweep{i}",
                            "--workers", str(workers)])
-                return 0
-            p = sweep.plan(base, {"seed": seeds}, root, name=f"sweep{i}", workers=workers)
-            sweep_run.run_sweep(p, root)
-            return p.workers
+                return
+            sweep_run.run_sweep(sweep.plan(base, {"seed": seeds}, root, name=f"sweep{i}", workers=workers), root)
 
         engine_loop(base, 5, resolve_device(cfg.train.device))  # one-time costs (imports, kernels)
         used = sweep.plan(base, {"seed": seeds}, root, name="plan", workers=workers).workers

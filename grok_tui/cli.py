@@ -33,7 +33,7 @@ from .cli_common import (
     user_errors,
     with_config_flags,
 )
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError
 from .train import Callback, Control, build_trainer, resume_paths, run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
@@ -132,13 +132,6 @@ def _install_signals(control: Control) -> dict:
     return {sig: signal.signal(sig, h) for sig, h in handlers.items()}
 
 
-def _build_trainer(cfg, resume_from=None):
-    try:
-        return build_trainer(cfg, resume_from)
-    except TrainingError as e:
-        raise fail(str(e), 1) from None
-
-
 RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every", "threads")
 
 
@@ -172,7 +165,7 @@ def run(
                 raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
             cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
             resume_from = resume_paths(info.path)
-            trainer = _build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
+            trainer = build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
             if trainer.step > cfg.train.steps:
                 raise ConfigError(f"run '{resume}' has run {trainer.step} steps already; --steps "
                                   f"{cfg.train.steps} would end it before it starts.")
@@ -183,15 +176,13 @@ def run(
         else:
             cfg = config_mod.resolve(preset, config, overrides)
             run_id = store.new_run_id(Path(runs_dir), cfg, name)
-            trainer = _build_trainer(cfg)
+            trainer = build_trainer(cfg)
             writer = store.RunWriter(Path(runs_dir) / run_id, cfg)
         control = Control()
         old_handlers = _install_signals(control)
         callbacks: list[Callback] = [JsonLines() if json_out else RichProgress()]
-        try:
+        try:  # a TrainingError (exit 1) is one sentence through user_errors, like every GrokError
             summary = run_training(cfg, writer, callbacks, control, resume_from, trainer)
-        except TrainingError as e:
-            raise fail(str(e), 1) from None
         finally:
             writer.close()
             for sig, handler in old_handlers.items():

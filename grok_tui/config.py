@@ -261,6 +261,13 @@ def preset(name: str) -> Config:
     return apply_overrides(Config(), PRESETS[name], where=f"in preset {name} ")
 
 
+def seed_error(name: str, seed: int | None) -> str | None:
+    """The sentence for a seed torch's generators cannot take (None: no seed given, or a good one)."""
+    if seed is not None and not 0 <= seed < 2**63:
+        return f"{name} must be in [0, 2^63), got {seed}."
+    return None
+
+
 def validate(cfg: Config) -> list[str]:
     """Every problem with cfg, one sentence each (empty when the config is usable)."""
     from . import data, optim  # registries
@@ -280,12 +287,12 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"train ratio must be in (0, 1), got {d.train_frac}.")
     elif op is not None and 2 <= d.p <= 1000:
         rows = d.p * (d.p - 1 if op.b_nonzero else d.p)
-        n_train = int(rows * d.train_frac)  # as data.split_indices cuts
-        if n_train == 0:
+        if data.train_count(rows, d.train_frac) == 0:
             errs.append(f"train ratio {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
     for name, seed in (("seed", t.seed), ("data seed", d.data_seed)):
-        if seed is not None and not 0 <= seed < 2**63:
-            errs.append(f"{name} must be in [0, 2^63), got {seed}.")
+        bad = seed_error(name, seed)
+        if bad:
+            errs.append(bad)
     if d.tokens not in ("ab", "aob="):
         errs.append(f"tokens must be 'ab' or 'aob=', got '{d.tokens}'.")
     for name in ("layers", "d_model", "heads", "mlp_ratio"):

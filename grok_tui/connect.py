@@ -292,8 +292,9 @@ class FitSettings:
             raise ConfigError(f"fit lr must be a positive number, got {self.lr}.")
         if self.wd is not None and not 0 <= self.wd < math.inf:
             raise ConfigError(f"fit wd must be a number >= 0, got {self.wd}.")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be in [0, 2^63), got {self.seed}.")
+        bad = config_mod.seed_error("seed", self.seed)
+        if bad:
+            raise ConfigError(bad)
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"fit optimizer must be adam or sgd, got '{self.optimizer}'.")
 

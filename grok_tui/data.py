@@ -133,10 +133,15 @@ class Split:
         return self.val_x.shape[0]
 
 
+def train_count(n: int, train_frac: float) -> int:
+    """How many of n rows the split puts in train."""
+    return int(n * train_frac)
+
+
 def split_indices(n: int, train_frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded permutation of range(n), cut at int(n * train_frac): (train, val) indices, disjoint."""
+    """Seeded permutation of range(n), cut at train_count(n, train_frac): (train, val) indices, disjoint."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    cut = int(n * train_frac)
+    cut = train_count(n, train_frac)
     return perm[:cut], perm[cut:]
 
 

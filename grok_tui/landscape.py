@@ -109,8 +109,9 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
     points = points or (41 if dims == 1 else 21)
     if points < 2 or not 0 < span < math.inf:
         raise ConfigError("points must be at least 2 and span a positive number.")
-    if not 0 <= seed < 2**63:
-        raise ConfigError(f"seed must be in [0, 2^63), got {seed}.")
+    bad = config_mod.seed_error("seed", seed)
+    if bad:
+        raise ConfigError(bad)
     t0 = time.perf_counter()
     problem = load_problem([ref], root, wd, cfg, device)
     w = problem.ends[0].weights
