@@ -228,3 +228,12 @@ def test_bench_child_process_failure_is_one_sentence(tmp_path):
     with pytest.raises(GrokError, match=r"grok-tui run exited with 2: .*prime"):
         bench._grok_tui(["run", "--op", "x/y", "--p", "12", "--runs-dir", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+def test_run_that_diverges_exits_1_with_one_sentence_and_keeps_its_rows(runs_dir):
+    r = invoke("run", *TINY, "--optimizer", "sgd", "--lr", "1e30", "--weight-decay", "0", "--warmup-steps", "0",
+               "--name", "boom")
+    assert r.exit_code == 1, r.output
+    assert "training diverged" in r.output and "Traceback" not in r.output
+    info = runs.open_run(runs_dir, "boom")
+    assert info.status == "failed" and runs.read_jsonl(runs_dir / "boom" / "events.jsonl")[-1]["event"] == "failed"
