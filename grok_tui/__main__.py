@@ -1,3 +1,3 @@
-from .cli import main
+from grok_tui.cli.main import main
 
 main()

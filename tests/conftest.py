@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grok_tui import config
+from grok_tui.spec import config
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -24,7 +24,8 @@ def runs_dir(tmp_path, monkeypatch):
 def smoke_pair(tmp_path_factory):
     """A runs dir with two short smoke runs for the connectivity tests: 'a' (seed 0, checkpoints every
     100 steps and at its memorized milestone, 300 steps) and 'b' (seed 1, milestones and step 300)."""
-    from grok_tui import runs, train
+    from grok_tui.store import runs
+    from grok_tui.train import trainer as train
 
     root = tmp_path_factory.mktemp("smoke_pair") / "runs"
     for name, seed, every in (("a", 0, 100), ("b", 1, 0)):

@@ -3,8 +3,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from grok_tui import runs
-from grok_tui.cli import app
+from grok_tui.cli.main import app
+from grok_tui.store import runs
 
 runner = CliRunner()
 TINY = ["--preset", "smoke", "--steps", "40", "--eval-every", "10", "--checkpoint-every", "20", "--device", "cpu"]
@@ -222,7 +222,7 @@ def test_bench_sweep_times_both_sides(mode):
 
 
 def test_bench_child_process_failure_is_one_sentence(tmp_path):
-    from grok_tui import bench
+    from grok_tui.bench import runner as bench
     from grok_tui.errors import GrokError
 
     with pytest.raises(GrokError, match=r"grok-tui run exited with 2: .*prime"):

@@ -10,9 +10,13 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from grok_tui import checkpoint, config, connect, curves, metrics, model, runs
-from grok_tui.cli import app
+from grok_tui.cli.main import app
+from grok_tui.connect import curves
+from grok_tui.connect import evaluate as connect
 from grok_tui.errors import CheckpointError, ConfigError
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.train import checkpoint, metrics, model
 
 runner = CliRunner()
 

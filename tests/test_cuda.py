@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from grok_tui import config, train
+from grok_tui.spec import config
+from grok_tui.train import trainer as train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

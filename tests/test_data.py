@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from grok_tui import data
 from grok_tui.errors import ConfigError
+from grok_tui.train import data
 
 
 def reference(name: str, a: int, b: int, p: int) -> int:
@@ -75,7 +75,7 @@ def test_build_token_formats():
 
 
 def test_division_needs_prime_and_a_nonempty_split():
-    from grok_tui import config
+    from grok_tui.spec import config
 
     errs = config.validate(config.apply_overrides(config.Config(), {"p": 12}))
     assert any("p must be prime for x/y" in e for e in errs)

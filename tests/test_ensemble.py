@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from grok_tui import checkpoint, config, data, ensemble, metrics, model, runs, sweep, sweep_run, train
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.sweep import plan as sweep
+from grok_tui.sweep import run as sweep_run
+from grok_tui.train import checkpoint, data, ensemble, metrics, model
+from grok_tui.train import trainer as train
 
 
 def _member_cfgs(base, variants):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grok_tui import export
-from grok_tui.cli import app
+from grok_tui.cli.main import app
+from grok_tui.figures import export
 
 FIXTURE_RUNS = Path(__file__).parent / "fixtures" / "runs"
 

@@ -5,7 +5,10 @@ import math
 import pytest
 import torch
 
-from grok_tui import config, metrics, model, runs, train
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.train import metrics, model
+from grok_tui.train import trainer as train
 
 
 def _arch(si=True, layers=2):

@@ -6,9 +6,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from grok_tui import connect, landscape, metrics, model
-from grok_tui.cli import app
+from grok_tui.cli.main import app
+from grok_tui.connect import evaluate as connect
+from grok_tui.connect import landscape
 from grok_tui.errors import ConfigError
+from grok_tui.train import metrics, model
 
 runner = CliRunner()
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from grok_tui import config, data, model
+from grok_tui.spec import config
+from grok_tui.train import data, model
 
 
 @pytest.mark.parametrize("tokens", ["ab", "aob="])

@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from grok_tui import config, model, optim
+from grok_tui.optim import registry as optim
+from grok_tui.spec import config
+from grok_tui.train import model
 
 
 def _model():

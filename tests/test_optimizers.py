@@ -6,13 +6,17 @@ import math
 import pytest
 import torch
 
-from grok_tui import config, losses, metrics, optim, runs, train
 from grok_tui.errors import ConfigError
-from grok_tui.model import Arch, build
-from grok_tui.optimizers.agd import AGD
-from grok_tui.optimizers.base import Composite
-from grok_tui.optimizers.grokfast import Grokfast
-from grok_tui.optimizers.orthograd import OrthoGrad
+from grok_tui.optim import registry as optim
+from grok_tui.optim.agd import AGD
+from grok_tui.optim.base import Composite
+from grok_tui.optim.grokfast import Grokfast
+from grok_tui.optim.orthograd import OrthoGrad
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.train import losses, metrics
+from grok_tui.train import trainer as train
+from grok_tui.train.model import Arch, build
 
 ZOO = ("lion", "glion", "prodigy", "sfadamw", "muon", "agd", "orthoadamw")
 

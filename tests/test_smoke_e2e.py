@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from grok_tui import runs
+from grok_tui.store import runs
 
 
 @pytest.mark.slow

@@ -6,9 +6,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from grok_tui import config, optim, runs, sweep, sweep_run
-from grok_tui.cli import app
+from grok_tui.cli.main import app
 from grok_tui.errors import ConfigError
+from grok_tui.optim import registry as optim
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.sweep import plan as sweep
+from grok_tui.sweep import run as sweep_run
 
 TINY = ["--preset", "smoke", "--steps", "20", "--eval-every", "10", "--checkpoint-every", "0", "--device", "cpu"]
 

@@ -9,8 +9,11 @@ import time
 import pytest
 import torch
 
-from grok_tui import checkpoint, config, model, runs, train
 from grok_tui.errors import CheckpointError, TrainingError
+from grok_tui.spec import config
+from grok_tui.store import runs
+from grok_tui.train import checkpoint, model
+from grok_tui.train import trainer as train
 
 
 class Rows(train.Callback):
@@ -237,7 +240,7 @@ def test_full_disk_while_writing_a_checkpoint_fails_cleanly(tiny_cfg, runs_dir, 
     """safetensors reports a full disk as its own error type: still one sentence and status failed."""
     from safetensors import SafetensorError
 
-    from grok_tui import checkpoint
+    from grok_tui.train import checkpoint
 
     real, calls = checkpoint.save_file, []
 

@@ -16,16 +16,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from .. import runs as store
-from ..config import Config
-from ..export import ExportError, save_figure, write_csv
-from .live import ChildRun
-from .messages import ChildEnded, ChildEvent, ChildStarted, ExportDone
-from .screens.connect import ConnectScreen
-from .screens.dialogs import ConfirmScreen, ExportScreen
-from .screens.runs import RunsScreen
-from .screens.train import TrainScreen
-from .widgets.chart import MetricChart
+from grok_tui.figures.export import ExportError, save_figure, write_csv
+from grok_tui.spec.config import Config
+from grok_tui.store import runs as store
+from grok_tui.tui.live import ChildRun
+from grok_tui.tui.messages import ChildEnded, ChildEvent, ChildStarted, ExportDone
+from grok_tui.tui.screens.connect import ConnectScreen
+from grok_tui.tui.screens.dialogs import ConfirmScreen, ExportScreen
+from grok_tui.tui.screens.runs import RunsScreen
+from grok_tui.tui.screens.train import TrainScreen
+from grok_tui.tui.widgets.chart import MetricChart
 
 
 class GrokApp(App):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, field_specs
+from grok_tui.spec.config import Config, field_specs
 
 ACTIVE = ("starting", "running", "paused", "stopping")
 

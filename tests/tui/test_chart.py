@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from grok_tui.export import Series
+from grok_tui.figures.export import Series
 from grok_tui.tui.widgets.chart import MetricChart
 
 

@@ -7,7 +7,7 @@ import shutil
 
 from textual.widgets import Select
 
-from grok_tui import connect
+from grok_tui.connect import evaluate as connect
 from grok_tui.tui.app import make_app
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, LandscapeHeatmap
@@ -22,7 +22,7 @@ def _copy(smoke_pair, tmp_path):
 
 
 def test_checkpoint_options_list_milestones_last_and_steps(smoke_pair):
-    from grok_tui import runs
+    from grok_tui.store import runs
 
     info = runs.open_run(smoke_pair, "a")
     values = [v for _, v in checkpoint_options(info)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Select, Static
 
-from grok_tui import config
+from grok_tui.spec import config
 from grok_tui.tui.app import make_app
 from grok_tui.tui.live import ChildRun, config_flags
 from grok_tui.tui.screens.train import TrainScreen

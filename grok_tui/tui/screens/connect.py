@@ -21,9 +21,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from ... import runs as store
-from ...errors import GrokError
-from ..widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
+from grok_tui.errors import GrokError
+from grok_tui.store import runs as store
+from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
 
 CURVE_OPTIONS = [("segment", "segment"), ("polyline", "polyline"), ("Bezier", "bezier"), ("chain", "chain")]
 
@@ -145,7 +145,7 @@ class ConnectScreen(Screen):
             self._list_results()
 
     def _list_results(self, select: str | None = None) -> None:
-        from ...connect import list_results
+        from grok_tui.connect.evaluate import list_results
 
         run = self.query_one("#run-a", Select).value
         info = self.infos.get(run) if isinstance(run, str) else None
@@ -203,8 +203,8 @@ class ConnectScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="connect", description="connectivity")
     def _compute(self, job: dict) -> None:
-        from ...connect import Cancelled, FitSettings, run_connect
-        from ...landscape import landscape
+        from grok_tui.connect.evaluate import Cancelled, FitSettings, run_connect
+        from grok_tui.connect.landscape import landscape
 
         cancel = get_current_worker().cancelled_event
 
@@ -245,7 +245,7 @@ class ConnectScreen(Screen):
 
     @on(Select.Changed, "#results")
     def _reopen(self, event: Select.Changed) -> None:
-        from ...connect import load_result
+        from grok_tui.connect.evaluate import load_result
 
         if not isinstance(event.value, str):
             return

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from ... import runs as store
+from grok_tui.store import runs as store
 
 
 class ConfirmScreen(ModalScreen[bool]):

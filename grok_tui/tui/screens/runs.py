@@ -17,8 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ... import runs as store
-from ...export import (
+from grok_tui.figures.export import (
     METRIC_NAMES,
     PALETTE,
     Series,
@@ -28,9 +27,10 @@ from ...export import (
     milestones_of,
     series,
 )
-from ..widgets.chart import MetricChart
-from ..widgets.run_table import RunTable, short_id
-from .dialogs import ConfirmScreen, RunDetailsScreen
+from grok_tui.store import runs as store
+from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
+from grok_tui.tui.widgets.chart import MetricChart
+from grok_tui.tui.widgets.run_table import RunTable, short_id
 
 SCAN_S = 1.0  # seconds between scans of the runs directory
 DEFAULT_METRICS = tuple(METRIC_NAMES)

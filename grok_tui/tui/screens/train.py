@@ -16,10 +16,10 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
-from ...export import Series, series
-from ..live import ChildRun
-from ..widgets.chart import MetricChart
-from ..widgets.config_form import ConfigForm
+from grok_tui.figures.export import Series, series
+from grok_tui.tui.live import ChildRun
+from grok_tui.tui.widgets.chart import MetricChart
+from grok_tui.tui.widgets.config_form import ConfigForm
 
 # id, title, metric keys (a key ending in '*' takes every top-level key with that prefix), log x, log y
 CHARTS = (

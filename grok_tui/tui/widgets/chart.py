@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual_plotext import PlotextPlot
 
-from ...export import PALETTE, Series, downsample, log_ticks, visible
+from grok_tui.figures.export import PALETTE, Series, downsample, log_ticks, visible
 
 MARKS = {"memorized": "M", "grokked": "G"}
 

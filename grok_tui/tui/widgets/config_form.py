@@ -16,10 +16,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ... import config as config_mod
-from ... import data, optim
-from ...config import Config, FieldSpec
-from ...errors import GrokError
+from grok_tui.errors import GrokError
+from grok_tui.optim import registry as optim
+from grok_tui.spec import config as config_mod
+from grok_tui.spec.config import Config, FieldSpec
+from grok_tui.train import data
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from ...runs import RunInfo
+from grok_tui.store.runs import RunInfo
 
 COLUMNS = (("sel", " "), ("op", "op"), ("p", "p"), ("ratio", "ratio"), ("opt", "optim"), ("lr", "lr"),
            ("wd", "wd"), ("steps", "steps"), ("mem", "mem"), ("grok", "grok"), ("status", "status"),

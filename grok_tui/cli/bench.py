@@ -1,0 +1,81 @@
+"""`grok-tui bench`: engine vs notebook-style reference loop, in one process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from grok_tui.cli.common import (
+    ConfigFile,
+    JsonOut,
+    Preset,
+    console,
+    err_console,
+    user_errors,
+    with_config_flags,
+)
+from grok_tui.cli.main import app
+from grok_tui.errors import ConfigError
+from grok_tui.spec import config as config_mod
+
+
+@app.command("bench")
+@with_config_flags
+def bench_cmd(
+    preset: Preset = None,
+    config: ConfigFile = None,
+    bench_steps: Annotated[int, typer.Option("--bench-steps", min=1, help="optimizer steps timed per side")] = 300,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="alternating timed runs per side (median)")] = 3,
+    grok: Annotated[bool, typer.Option("--time-to-grok/--no-time-to-grok",
+                                       help="also time both sides to the grokked milestone (up to --steps)")] = False,
+    sweep: Annotated[int, typer.Option("--sweep", min=0, help="also time a sweep of this many seeds against the "
+                                       "same runs one after another (--bench-steps steps each)")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="worker processes of that sweep "
+                                         "(0: as grok-tui sweep chooses)")] = 0,
+    processes: Annotated[bool, typer.Option("--processes/--in-process",
+                                            help="time that sweep and those runs as grok-tui processes "
+                                            "started one after another, as from a shell (start-ups included)")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
+    json_out: JsonOut = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Steps/s of the engine and of the seed-004 notebook loop on the same config and device, and the ratio;
+    with --time-to-grok, also wall seconds to the grokked milestone for both."""
+    from grok_tui.bench.runner import bench, sweep_bench, time_to_grok
+
+    with user_errors():
+        cfg = config_mod.resolve(preset, config, overrides)
+        if out is not None and (out.is_dir() or not out.parent.is_dir()):
+            raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
+        say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
+        result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
+        if grok:
+            result.update(time_to_grok(cfg, progress=say))
+        if sweep:
+            result.update(sweep_bench(cfg, sweep, bench_steps, repeat, workers, progress=say, processes=processes))
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1))
+    if json_out:
+        print(json.dumps(result))
+        return
+    console.print(f"device {result['device']} ({result['threads']} threads), {result['steps']} steps x "
+                  f"{result['repeat']}, torch {result['torch']}")
+    console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
+    console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
+    console.print(f"  ratio      {result['ratio']:10.2f}x")
+    if grok:
+        for side in ("engine", "reference"):
+            secs = result[f"{side}_grok_s"]
+            console.print(f"  {side:<10} " + (f"grokked at step {result[f'{side}_grok_step']} in {secs:,.1f} s"
+                                               if secs is not None else "did not grok within --steps"))
+        if result["grok_ratio"]:
+            console.print(f"  time-to-grok ratio {result['grok_ratio']:.2f}x")
+    if sweep:
+        how = "grok-tui run processes" if processes else "runs"
+        console.print(f"  {sweep} {how} one after another {result['one_by_one_s']:8,.1f} s")
+        console.print(f"  as one {'grok-tui ' if processes else ''}sweep ({result['workers']} worker(s)) "
+                      f"{result['sweep_s']:8,.1f} s")
+        console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")

@@ -1,0 +1,104 @@
+"""Result files of the connectivity and landscape work: names, summaries, JSON + CSV, bend checkpoints.
+
+``<run>/connect/<name>.json`` holds everything (inputs, arrays, summaries), ``<name>.csv`` the arrays
+one row per point, ``<name>.bend<j>.safetensors`` fitted bends in checkpoint format.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safetensors.torch import save_file
+
+from grok_tui.errors import ConfigError
+from grok_tui.store import runs
+from grok_tui.train import checkpoint
+
+if TYPE_CHECKING:
+    from grok_tui.connect.curves import Curve
+    from grok_tui.connect.evaluate import Endpoint, Problem
+    from grok_tui.train.model import Arch
+
+def summarize(values: list[float], t: list[float]) -> dict[str, float]:
+    finite = [v for v in values if math.isfinite(v)] or [math.nan]
+    top = max(range(len(values)), key=lambda i: values[i] if math.isfinite(values[i]) else -math.inf)
+    return {"start": values[0], "end": values[-1], "min": min(finite), "max": max(finite),
+            "mean": sum(finite) / len(finite), "t_max": t[top]}
+
+
+def _label(e: Endpoint, home: str | None) -> str:
+    if e.run is None:
+        return e.path.stem
+    head = "" if e.run == home else f"{e.run}."
+    return f"{head}{e.step if e.step is not None else e.path.stem}"
+
+
+def default_name(kind: str, problem: Problem, bends: int = 0) -> str:
+    home = problem.ends[0].run or problem.ends[-1].run
+    parts = [f"{kind}{bends if kind in ('polyline', 'bezier') else ''}", *(_label(e, home) for e in problem.ends)]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def results_dir(problem: Problem, out: Path | None = None) -> Path:
+    if out is not None:
+        return Path(out)
+    return (problem.home or Path(".")) / "connect"
+
+
+def endpoints_info(problem: Problem) -> list[dict[str, Any]]:
+    return [{"ref": e.ref, "path": str(e.path), "step": e.step, "run": e.run} for e in problem.ends]
+
+
+def save_result(result: dict[str, Any], directory: Path, columns: list[str]) -> Path:
+    """Write <name>.json (everything) and <name>.csv (the arrays in `columns`, one row per point)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result['name']}.json"
+    checkpoint.atomic_write_text(path, json.dumps(result, indent=1, allow_nan=True))
+    arrays = result["data"]
+    n = len(arrays[columns[0]])
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(columns)
+            for i in range(n):
+                w.writerow([f"{arrays[c][i]:.8g}" for c in columns])
+
+    checkpoint.atomic_write(path.with_suffix(".csv"), write_csv)
+    return path
+
+
+def save_bends(curve: Curve, arch: Arch, directory: Path, name: str) -> list[str]:
+    """Fitted bends as checkpoint-format files (so they can be named like a checkpoint path)."""
+    paths = []
+    for j, w in enumerate(curve.bend_weights(), start=1):
+        path = directory / f"{name}.bend{j}.safetensors"
+        tensors = {k: v.detach().contiguous().cpu() for k, v in w.items()}
+        meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": "-1"}
+        checkpoint.atomic_write(path, lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m))
+        paths.append(str(path))
+    return paths
+
+
+def list_results(run_path: Path) -> list[dict[str, Any]]:
+    """Saved results of one run (newest first): name, kind, created, path."""
+    found = []
+    for p in sorted((Path(run_path) / "connect").glob("*.json")):
+        r = runs.read_json(p)
+        if "kind" in r and "data" in r:
+            found.append({"name": r.get("name", p.stem), "kind": r["kind"], "created": r.get("created", ""),
+                          "path": p})
+    return sorted(found, key=lambda r: r["created"], reverse=True)
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    r = runs.read_json(Path(path))
+    if "kind" not in r or "data" not in r:
+        raise ConfigError(f"{path} is not a saved connectivity or landscape result.")
+    return r

@@ -1,0 +1,238 @@
+"""Curves of runs as data: series from run-store rows, downsampling, log ticks, CSV and figures.
+
+The TUI's charts and `grok-tui plot` draw the same `Series` (the TUI through plotext, this module
+through matplotlib, an optional extra: `pip install 'grok-tui[plot]'`). No tensor math, no UI imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grok_tui.errors import GrokError
+
+# Metric keys a chart can show, with a readable name. Other numeric keys of a row are shown as they are.
+METRIC_NAMES: dict[str, str] = {
+    "val_acc": "validation accuracy", "train_acc": "train accuracy",
+    "val_loss": "validation loss", "train_loss": "train loss",
+    "weight_norm": "weight norm", "grad_norm": "gradient norm", "lr": "learning rate",
+}
+NOT_METRICS = ("step", "epoch", "wall_s")
+# The kinds of metric that read best on a log value axis.
+LOG_Y_BY_DEFAULT = ("loss", "grad_norm", "lr", "eff_lr")
+MILESTONE_STYLE = {"memorized": "M", "grokked": "G"}
+# Line colours: plotext names, also valid matplotlib names (so a TUI chart and its export agree).
+PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
+# The same hues, dark enough for a white page.
+PAPER = {"cyan": "#0097a7", "magenta": "#c2185b", "green": "#2e7d32", "orange": "#ef6c00", "blue": "#1565c0",
+         "red": "#c62828", "yellow": "#b59f00", "gray": "#616161"}
+
+
+class ExportError(GrokError):
+    exit_code = 2
+
+
+@dataclass
+class Series:
+    """One curve: y against optimizer step, with the milestones of the run it comes from."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    milestones: dict[str, int] = field(default_factory=dict)
+    color: str | None = None
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
+def default_log_y(key: str) -> bool:
+    return any(k in key for k in LOG_Y_BY_DEFAULT)
+
+
+def metric_keys(rows: Iterable[dict]) -> list[str]:
+    """Numeric metric keys present in rows, the well-known ones first."""
+    seen: dict[str, None] = {}
+    for r in rows:
+        for k, v in r.items():
+            if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                seen.setdefault(k, None)
+    known = [k for k in METRIC_NAMES if k in seen]
+    rest = sorted(k for k in seen if k not in METRIC_NAMES)
+    return known + [k for k in rest if "." not in k] + [k for k in rest if "." in k]  # per-group keys last
+
+
+def series(rows: Sequence[dict], key: str, label: str | None = None,
+           milestones: dict[str, int] | None = None, color: str | None = None) -> Series:
+    """The (step, rows[key]) points of rows, skipping rows without a finite value."""
+    xs, ys = [], []
+    for r in rows:
+        v, s = r.get(key), r.get("step")
+        if isinstance(v, (int, float)) and isinstance(s, (int, float)) and not isinstance(v, bool):
+            try:
+                x, y = float(s), float(v)
+            except OverflowError:  # a hand-edited row with a huge integer
+                continue
+            if math.isfinite(y):
+                xs.append(x)
+                ys.append(y)
+    return Series(label or key, xs, ys, dict(milestones or {}), color)
+
+
+def milestones_of(events: Iterable[dict], summary: dict | None = None) -> dict[str, int]:
+    """First step of each milestone, from a run's events (or its summary)."""
+    out: dict[str, int] = {}
+    for e in events:
+        name, step = e.get("event"), e.get("step")
+        if name in MILESTONE_STYLE and isinstance(step, int):
+            out.setdefault(name, step)
+    for name in MILESTONE_STYLE:
+        v = (summary or {}).get(f"{name}_step")
+        if isinstance(v, int):
+            out.setdefault(name, v)
+    return out
+
+
+def visible(x: list[float], y: list[float], logx: bool, logy: bool) -> tuple[list[float], list[float]]:
+    """The points that a log axis can show (positive coordinates)."""
+    if not (logx or logy):
+        return x, y
+    keep = [(a, b) for a, b in zip(x, y, strict=True) if (a > 0 or not logx) and (b > 0 or not logy)]
+    return [a for a, _ in keep], [b for _, b in keep]
+
+
+def downsample(x: Sequence[float], y: Sequence[float], n: int, logx: bool = False) -> tuple[list[float], list[float]]:
+    """At most about n points: the last point of each of n equal buckets of x (log10 x when logx).
+
+    The first and the last point are always kept, so the curve spans the same range.
+    """
+    if len(x) <= n or n < 2:
+        return list(x), list(y)
+    fx = [math.log10(v) for v in x] if logx else list(x)
+    lo, hi = fx[0], fx[-1]
+    width = (hi - lo) / n or 1.0
+    # one point per bucket (the last one in it), after the first point
+    out_x, out_y = [x[0]], [y[0]]
+    prev = -1
+    for i in range(1, len(x)):
+        b = min(int((fx[i] - lo) / width), n - 1)
+        if b == prev:
+            out_x[-1], out_y[-1] = x[i], y[i]
+        else:
+            out_x.append(x[i])
+            out_y.append(y[i])
+        prev = b
+    return out_x, out_y
+
+
+def human(v: float) -> str:
+    """10 -> '10', 1000 -> '1k', 1e-3 -> '1e-3': short labels for log ticks."""
+    if v >= 1e6:
+        return f"{v / 1e6:g}M"
+    if v >= 1e3:
+        return f"{v / 1e3:g}k"
+    if v >= 1:
+        return f"{v:.3g}"
+    return f"{v:.0e}".replace("e-0", "e-")
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], list[str]]:
+    """Tick positions in log10 units inside [lo, hi] (both > 0) and their labels in real units.
+
+    Whole decades where the range holds at least three; otherwise 1x, 2x and 5x of each decade.
+    """
+    llo, lhi = math.log10(lo), math.log10(hi)
+    eps = 1e-9
+    decades = [float(d) for d in range(math.ceil(llo - eps), math.floor(lhi + eps) + 1)]
+    if len(decades) >= 3:
+        stride = max(1, math.ceil(len(decades) / max_ticks))
+        pos = decades[::stride]
+    else:
+        pos = [d + math.log10(m) for d in range(math.floor(llo), math.ceil(lhi) + 1) for m in (1, 2, 5)]
+        pos = [p for p in pos if llo - eps <= p <= lhi + eps]
+        pos = pos[::max(1, math.ceil(len(pos) / max_ticks))]
+        if len(pos) < 2:
+            pos = sorted({llo, lhi})
+    return pos, [human(10 ** p) for p in pos]
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def write_csv(path: str | Path, all_series: Sequence[Series], metric: str) -> Path:
+    """Long format: run, step, metric, value; one row per point (every point, not downsampled)."""
+    path = Path(path)
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["run", "step", "metric", "value"])
+            for s in all_series:
+                for x, y in zip(s.x, s.y, strict=True):
+                    w.writerow([s.label, int(x), metric, repr(y)])
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
+    return path
+
+
+def check_figure_path(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ExportError(f"the figure must be .png, .svg or .pdf, got '{path.name}'.")
+
+
+def save_figure(path: str | Path, all_series: Sequence[Series], title: str, ylabel: str,
+                logx: bool = False, logy: bool = False, size: tuple[float, float] = (6.4, 4.0)) -> Path:
+    """The series as a matplotlib figure (PNG, SVG or PDF by the file's suffix), milestones as dashed lines."""
+    path = Path(path)
+    check_figure_path(path)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]' "
+                          "(the CSV export works without it).") from None
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    try:
+        for i, s in enumerate(all_series):
+            color = s.color or PALETTE[i % len(PALETTE)]
+            color = PAPER.get(color, color)
+            x, y = visible(s.x, s.y, logx, logy)
+            ax.plot(x, y, label=s.label, color=color, linewidth=1.4)
+            for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
+                if step > 0 or not logx:
+                    ax.axvline(step, color=color, linestyle="--" if name == "grokked" else ":",
+                               linewidth=1.0, alpha=0.8,
+                               label=f"{s.label}: {name} @ {step}" if len(all_series) > 1 else f"{name} @ {step}")
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        if all_series:
+            ax.legend(fontsize="small")
+        try:
+            fig.savefig(path, dpi=150)
+        except OSError as e:
+            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def export_chart(stem: str | Path, all_series: Sequence[Series], metric: str, logx: bool, logy: bool,
+                 fmt: str = "png") -> list[Path]:
+    """Figure (fmt) and CSV side by side: stem.fmt and stem.csv. The CSV is written even without matplotlib."""
+    stem = Path(stem)
+    if stem.suffix.lower() in (".png", ".svg", ".pdf", ".csv"):
+        stem = stem.with_suffix("")
+    out = [write_csv(stem.with_suffix(".csv"), all_series, metric)]
+    out.append(save_figure(stem.with_suffix("." + fmt), all_series, metric_name(metric), metric_name(metric),
+                           logx, logy))
+    return out

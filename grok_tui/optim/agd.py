@@ -1,0 +1,94 @@
+"""Automatic Gradient Descent (Bernstein et al. 2023, seed 003), written here (no maintained package).
+
+Every weight matrix W_k (d_k × d_{k-1} as a map; an embedding table is the transpose of its map) is
+one "layer" of the algorithm, L of them:
+
+    G = (1/L) Σ_k ‖∇W_k‖_F · sqrt(d_k / d_{k-1})
+    η = log((1 + sqrt(1 + 4G)) / 2)
+    W_k <- W_k − (η / L) · sqrt(d_k / d_{k-1}) · ∇W_k / ‖∇W_k‖_F
+
+with no learning rate (``--agd-gain`` multiplies η, default 1; the warm-up and cool-down scale it)
+and no weight decay. Initialisation as the paper's ``initialise_weights``: each matrix becomes a
+semi-orthogonal matrix scaled by sqrt(d_k / d_{k-1}); we take the polar factor U Vᵀ of the seeded
+default init, which is deterministic in the run's seed and (for i.i.d. entries) uniformly
+distributed. Biases and norm gains, which the paper's bias-free MLP lacks, take AdamW with the
+global lr and weight decay.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from grok_tui.optim import registry as optim
+from grok_tui.optim.base import Composite
+
+
+def _scale(name: str, p: torch.Tensor) -> float:
+    d_out, d_in = p.shape
+    if name.endswith("_emb.weight"):  # an embedding table stores its map transposed
+        d_out, d_in = d_in, d_out
+    return math.sqrt(d_out / d_in)
+
+
+@torch.no_grad()
+def orthogonal_init_(p: torch.Tensor, scale: float) -> None:
+    u, _, vh = torch.linalg.svd(p.float(), full_matrices=False)
+    p.copy_((u @ vh) * scale)
+
+
+class AGD(torch.optim.Optimizer):
+    def __init__(self, params, scales: list[float], gain: float = 1.0):
+        super().__init__([{"params": list(params), "scales": list(scales)}], {"lr": gain})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            pairs = [(p, s) for p, s in zip(group["params"], group["scales"], strict=True) if p.grad is not None]
+            if not pairs:
+                continue
+            params = [p for p, _ in pairs]
+            scales = torch.tensor([s for _, s in pairs], device=params[0].device)
+            norms = torch.stack(torch._foreach_norm([p.grad for p in params])).float()
+            n_layers = len(group["params"])
+            g_summary = (norms * scales).sum() / n_layers
+            eta = torch.log((1 + torch.sqrt(1 + 4 * g_summary)) / 2)
+            coef = -(group["lr"] * eta / n_layers) * scales / norms.clamp_min(1e-30)
+            for i, p in enumerate(params):
+                p.add_(p.grad * coef[i].to(p.dtype))
+        return loss
+
+
+def _build(model, o, dev):
+    mats, scales, rest = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim == 2:
+            s = _scale(name, p)
+            orthogonal_init_(p, s)
+            mats.append(p)
+            scales.append(s)
+        else:
+            rest.append(p)
+    parts: list = [AGD(mats, scales, o.agd_gain)] if mats else []
+    if rest:
+        parts.append(torch.optim.AdamW(rest, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                                       weight_decay=o.weight_decay, **optim._fast(dev)))
+    return Composite(parts)
+
+
+def _validate(o) -> list[str]:
+    return [] if o.agd_gain > 0 else [f"agd gain must be positive, got {o.agd_gain}."]
+
+
+optim.register(optim.OptimizerSpec(
+    "agd", _build, ("beta1", "beta2", "eps", "agd_gain"),
+    "Automatic Gradient Descent (Bernstein et al.): no lr for the weight matrices (orthogonal init, "
+    "step from the gradient summary); AdamW (--lr, --weight-decay) for biases and norms",
+    _validate, needs_model=True))

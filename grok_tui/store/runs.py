@@ -1,0 +1,286 @@
+"""The run directory (the contract between the parts) and the one store API every view reads through.
+
+runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (see DESIGN.md).
+Lines are appended and flushed as they are written, so a run killed with SIGKILL leaves every
+complete line readable; a torn last line is ignored by the readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from grok_tui.errors import CheckpointError, ConfigError, GrokError
+from grok_tui.spec.config import Config, load_toml
+from grok_tui.train import checkpoint
+
+RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
+MILESTONES = ("memorized", "grokked")
+FINAL_STATUSES = ("finished", "stopped", "failed")
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
+    if name:
+        if "/" in name or name.startswith(".") or "@" in name:
+            raise ConfigError(f"run name '{name}' may not contain '/' or '@' or start with '.'.")
+        return name
+    from grok_tui.train.data import get_op
+
+    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
+    run_id, n = stem, 1
+    while (root / run_id).exists():
+        n += 1
+        run_id = f"{stem}-{n}"
+    return run_id
+
+
+class RunWriter:
+    """Appends rows and events, writes checkpoints and the summary of one run directory."""
+
+    def __init__(self, path: Path, cfg: Config, resume: bool = False):
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+        try:
+            if not resume:
+                self.path.mkdir(parents=True, exist_ok=False)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                checkpoint.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+        except FileExistsError:
+            raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+        except OSError as e:
+            raise ConfigError(f"cannot create the run directory {self.path}: {e.strerror or e}.") from None
+        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+        self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
+        self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
+        self.summary.update({"pid": os.getpid(), "host": socket.gethostname()})
+        self._last_summary = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def _append(self, f, obj: dict) -> None:
+        f.write(json.dumps(obj, allow_nan=True) + "\n")
+        f.flush()
+
+    def metrics(self, row: dict) -> None:
+        self._append(self._metrics, row)
+
+    def event(self, event: dict) -> None:
+        self._append(self._events, event)
+
+    def write_summary(self, force: bool = True, **fields: Any) -> None:
+        self.summary.update(fields)
+        now = time.monotonic()
+        if force or now - self._last_summary > 1.0:
+            self._last_summary = now
+            self.summary["updated_at"] = time.time()
+            checkpoint.atomic_write_text(self.path / "summary.json", json.dumps(self.summary, indent=1))
+
+    def close(self) -> None:
+        for f in (self._metrics, self._events):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(Path(path).read_text())
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
+    """Complete lines of `data` as objects, and how many bytes they used (a torn tail is left)."""
+    end = data.rfind(b"\n") + 1
+    rows = []
+    for line in data[:end].splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash in the middle of the file: skip it
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows, end
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    return parse_jsonl(data)[0]
+
+
+class JsonlTail:
+    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        rows, used = parse_jsonl(data)
+        self.offset += used
+        return rows
+
+
+def dedupe_steps(rows: list[dict]) -> list[dict]:
+    """Rows ordered by step, the last written row winning (a resumed run re-writes some steps)."""
+    by_step: dict[int, dict] = {}
+    for r in rows:  # a row without a whole-number step (a hand-edited file) is not a row
+        step = r.get("step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            by_step[step] = r
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _pid_alive(pid: int) -> bool:
+    if not isinstance(pid, int) or not 0 < pid < 2**31:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunInfo:
+    id: str
+    path: Path
+    config: Config | None
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        s = self.summary.get("status", "unknown")
+        if s == "running" and self.summary.get("host") == socket.gethostname():
+            pid = self.summary.get("pid")
+            if isinstance(pid, int) and not _pid_alive(pid):
+                return "interrupted"
+        return s
+
+    def metrics(self) -> list[dict]:
+        return dedupe_steps(read_jsonl(self.path / "metrics.jsonl"))
+
+    def events(self) -> list[dict]:
+        return read_jsonl(self.path / "events.jsonl")
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in sorted((self.path / "checkpoints").glob("step-*.safetensors")):
+            if p.name.endswith(".state.safetensors"):
+                continue
+            try:
+                out.append((int(p.stem[5:]), p))
+            except ValueError:
+                continue
+        return out
+
+    def row(self) -> dict[str, Any]:
+        """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
+        c, s = self.config, self.summary
+        return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
+                "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
+                "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
+                "steps": f"{s.get('steps_run', 0)}/{c.train.steps if c else '?'}",
+                "mem": s.get("memorized_step"), "grok": s.get("grokked_step"),
+                "best_val": s.get("best_val_acc"), "status": self.status}
+
+    def milestone_step(self, name: str) -> int | None:
+        v = self.summary.get(f"{name}_step")
+        if isinstance(v, int):
+            return v
+        for e in self.events():
+            if e.get("event") == name and isinstance(e.get("step"), int):
+                return e["step"]
+        return None
+
+
+def open_run(root: Path, run_id: str) -> RunInfo:
+    path = Path(root) / run_id
+    if not (path / "config.toml").is_file() and not (path / "summary.json").is_file():
+        raise ConfigError(f"no run '{run_id}' in {root}.")
+    cfg = None
+    try:
+        cfg = load_toml(path / "config.toml")
+    except GrokError:
+        pass
+    return RunInfo(run_id, path, cfg, read_json(path / "summary.json"))
+
+
+def list_runs(root: Path) -> list[RunInfo]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and not d.name.startswith(".") and (d / "config.toml").is_file():
+            runs.append(open_run(root, d.name))
+    return runs
+
+
+def resolve_checkpoint(ref: str, root: Path) -> Path:
+    """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
+    if ref.endswith(".safetensors") and "@" not in ref:
+        path = Path(ref)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file {ref} does not exist.")
+        return path
+    run_id, _, which = ref.partition("@")
+    which = which or "last"
+    run = open_run(root, run_id)
+    ckpts = dict(run.checkpoints())
+    if not ckpts:
+        raise CheckpointError(f"run '{run_id}' has no checkpoints.")
+    if which == "last":
+        return ckpts[max(ckpts)]
+    if which in MILESTONES:
+        step = run.milestone_step(which)
+        if step is None:
+            raise CheckpointError(f"run '{run_id}' has not {which} (no such milestone yet).")
+    else:
+        try:
+            step = int(which)
+        except ValueError:
+            raise ConfigError(f"'{ref}' must name a step, memorized, grokked or last after '@'.") from None
+    if step not in ckpts:
+        near = ", ".join(str(s) for s in sorted(ckpts)[:8])
+        raise CheckpointError(f"run '{run_id}' has no checkpoint at step {step} (it has {near}"
+                              f"{', ...' if len(ckpts) > 8 else ''}).")
+    return ckpts[step]
+
+
+def run_of_checkpoint(path: Path) -> RunInfo | None:
+    """The run a checkpoint file lives in, if it lives in a run directory."""
+    run_dir = Path(path).resolve().parent.parent
+    if (run_dir / "config.toml").is_file():
+        return open_run(run_dir.parent, run_dir.name)
+    return None

@@ -1,0 +1,116 @@
+"""The local backend with worker processes: groups (ensemble chunks) trained side by side.
+
+On a CPU one process cannot keep several cores busy with the small operations of these models:
+every operation pays an OpenMP fork/join, and most are too small to split. N single-threaded worker
+processes, each training its own chunk of the sweep, can. Each worker writes its members' run
+directories itself (same machine, same contract as in-process training); its callbacks travel to
+this process through a queue, so the progress display and ``--json`` lines are the same as with one
+process. Stop and pause are shared events that every worker's training loop reads between steps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from grok_tui.errors import TrainingError
+from grok_tui.sweep.plan import Member, Plan, cpu_count, vectorised
+from grok_tui.train.trainer import Control
+
+_WORKER: dict[str, Any] = {}
+_HOOKS = ("on_group_start", "on_progress", "on_eval", "on_event", "on_member_end")
+
+
+class _QueueCallback:
+    """SweepCallback hooks of a worker, forwarded to the parent as (hook, args) tuples."""
+
+    def __init__(self, q) -> None:
+        self.q = q
+
+    def __getattr__(self, hook: str):
+        if hook not in _HOOKS:
+            raise AttributeError(hook)
+        return lambda *args: self.q.put((hook, args))
+
+
+def _init(threads: int, q, stop, pause) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets `stop`
+    _WORKER.update(q=q, control=Control(stop=stop, pause=pause))
+
+
+def _run(index: int, sweep_id: str, runs_dir: str, payload: list[dict], group: dict) -> dict[str, dict]:
+    from grok_tui.spec import config as config_mod
+    from grok_tui.sweep.run import run_group
+
+    control: Control = _WORKER["control"]
+    if control.stop.is_set():
+        return {}
+    cb = _QueueCallback(_WORKER["q"])
+    cb.on_group_start(index, group)
+    members = [Member(d["index"], d["run_id"], config_mod.from_dict(d["config"]), d["values"]) for d in payload]
+    return run_group(members, Path(runs_dir), sweep_id, [cb], control, index)
+
+
+def _drain(q, callbacks) -> None:
+    while True:
+        try:
+            hook, args = q.get_nowait()
+        except queue_mod.Empty:
+            return
+        for cb in callbacks:
+            getattr(cb, hook)(*args)
+
+
+def run_workers(p: Plan, runs_dir: Path, callbacks=(), control: Control | None = None,
+                on_result=None) -> dict[str, dict]:
+    """Train the plan's groups in p.workers processes; returns member summaries by run id.
+    on_result(results) is called after each group (the caller saves the sweep summary)."""
+    control = control or Control()
+    ctx = mp.get_context("spawn")  # no fork of a process that holds torch's threads
+    q, stop, pause = ctx.Queue(), ctx.Event(), ctx.Event()
+    threads = max(1, cpu_count() // p.workers)
+    results: dict[str, dict] = {}
+    with ProcessPoolExecutor(p.workers, mp_context=ctx, initializer=_init,
+                             initargs=(threads, q, stop, pause)) as pool:
+        futures: dict[Future, int] = {}
+        for i, g in enumerate(p.groups):
+            group = {"members": [m.run_id for m in g], "steps": g[0].cfg.train.steps,
+                     "vectorised": vectorised(g[0].cfg)}
+            payload = [{"index": m.index, "run_id": m.run_id, "config": m.cfg.to_dict(), "values": m.values}
+                       for m in g]
+            futures[pool.submit(_run, i, p.sweep_id, str(runs_dir), payload, group)] = i
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                (stop.set if control.stop.is_set() else lambda: None)()
+                (pause.set if control.pause.is_set() else pause.clear)()
+                if stop.is_set():
+                    for f in pending:
+                        f.cancel()
+                _drain(q, callbacks)
+                for f in done:
+                    if f.cancelled():
+                        continue
+                    try:
+                        results.update(f.result())
+                    except BrokenProcessPool:
+                        stop.set()
+                        raise TrainingError("a sweep worker process died (out of memory?); the runs it "
+                                            "wrote so far are kept.") from None
+                    if on_result:
+                        on_result(results)
+        except KeyboardInterrupt:  # a second Ctrl-C: the workers stop at their next step
+            stop.set()
+            raise
+        finally:
+            _drain(q, callbacks)
+    return results
