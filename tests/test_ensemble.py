@@ -5,10 +5,13 @@ import torch
 
 from grok_tui.spec import config
 from grok_tui.store import runs
+from grok_tui.sweep import group
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
 from grok_tui.train import checkpoint, data, ensemble, metrics, model
 from grok_tui.train import trainer as train
+from grok_tui.train.order import DataOrder
+from grok_tui.train.vecoptim import VecOptimizer
 
 
 def _member_cfgs(base, variants):
@@ -60,7 +63,7 @@ def _single_rows(cfg, path):
 def test_members_equal_single_runs(base, variants, tmp_path):
     cfgs = _member_cfgs(config.apply_overrides(base, {"sgn_every": 2}), variants)
     members = [sweep.Member(i, f"e-{i:03d}", c, v) for i, (c, v) in enumerate(zip(cfgs, variants, strict=True))]
-    out = sweep_run.run_ensemble(members, tmp_path, "e")
+    out = group.run_ensemble(members, tmp_path, "e")
     assert all(s["status"] == "finished" for s in out.values())
     for i, c in enumerate(cfgs):
         single = _single_rows(c, tmp_path / f"single-{i}")
@@ -70,24 +73,28 @@ def test_members_equal_single_runs(base, variants, tmp_path):
         _compare(rows, single, rel=2e-3 if c.model.scale_invariant else 2e-4)
 
 
-def test_data_order_matches_trainer(base):
+def test_one_data_order_for_runs_and_members(base):
+    """Each epoch is a permutation of the train set cut into batches (the last one partial); the trainer
+    draws exactly the order's rows; state_after + restore continue the same stream (resume is exact)."""
     cfg = config.apply_overrides(base, {"train_frac": 0.45, "batch_size": 100, "seed": 5})
     tr = train.Trainer(cfg)
-    order = ensemble.MemberOrder(tr.split.n_train, 100, 5, torch.device("cpu"))
-    rows = order.rows(0, 12)
-    for s in range(12):
-        n = order.size(s)
-        expect = tr.perm[tr.pos:tr.pos + 100] if tr.pos < tr.perm.shape[0] else None
-        tr._next_batch()
-        got_perm = tr.perm[tr.pos - 100:tr.pos]
-        assert n == got_perm.shape[0]
-        assert torch.equal(rows[s, :n], got_perm)
-        if expect is not None:
-            assert torch.equal(expect, got_perm)
-    tensors, extra = order.state_after(12)
-    state, textra = tr.state()
-    assert torch.equal(tensors["rng.data"], state["rng.data"]) and torch.equal(tensors["data.perm"], state["data.perm"])
-    assert extra == {"pos": textra["pos"], "epoch": textra["epoch"]}
+    n = tr.split.n_train
+    order = DataOrder(n, 100, 5, torch.device("cpu"))
+    rows = order.rows(0, 3 * order.spe)
+    for e in range(3):
+        epoch = torch.cat([rows[s, :order.size(s)] for s in range(e * order.spe, (e + 1) * order.spe)])
+        assert torch.equal(epoch.sort().values, torch.arange(n))
+    assert [order.size(s) for s in range(order.spe)] == [100] * (order.spe - 1) + [n - 100 * (order.spe - 1)]
+    for s in range(2 * order.spe):
+        x, y = tr._next_batch()
+        tr.step += 1
+        assert torch.equal(x, tr.split.train_x[rows[s, :order.size(s)]])
+    tensors, extra = order.state_after(7)
+    other = DataOrder(n, 100, 123, torch.device("cpu"))
+    other.restore(7, tensors, extra)
+    assert torch.equal(other.rows(7, 3 * order.spe - 7), rows[7:])
+    with pytest.raises(ValueError):
+        DataOrder(n + 1, 100, 5, torch.device("cpu")).restore(7, tensors, extra)
 
 
 @pytest.mark.parametrize("name,kw", [("adamw", {"weight_decay": 0.5}), ("adam", {"weight_decay": 0.1}),
@@ -97,7 +104,7 @@ def test_vectorised_step_matches_torch(base, name, kw):
     torch.manual_seed(0)
     p0 = torch.randn(1, 50)
     p = p0.clone()
-    vec = ensemble.VecOptimizer([cfg], p)
+    vec = VecOptimizer([cfg], p)
     ref = torch.nn.Parameter(p0[0].clone())
     opt = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
     args = ({"betas": (cfg.optim.beta1, cfg.optim.beta2), "eps": cfg.optim.eps} if name != "sgd"
@@ -130,7 +137,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     p20 = sweep.plan(cfg, {"seed": [1]}, tmp_path, name="half")
     m20 = p20.members[0]
     control = train.Control()
-    out = sweep_run.run_ensemble([m20], tmp_path, "half", [_StopAt(control, 20)], control)
+    out = group.run_ensemble([m20], tmp_path, "half", [_StopAt(control, 20)], control)
     assert out["half-000"]["status"] == "stopped"
     weights, state = train.resume_paths(tmp_path / "half-000")
     assert state.name == "step-00000020.state.json"
@@ -143,7 +150,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     _compare([r for r in resumed if r["step"] > 20], [r for r in run.metrics() if r["step"] > 20])
 
 
-class _StopAt(sweep_run.SweepCallback):
+class _StopAt(group.SweepCallback):
     """Asks the loop to stop once it reports `step` (checked between steps, like SIGINT)."""
 
     def __init__(self, control, step):
@@ -188,7 +195,7 @@ def test_fused_step_is_torchs_fused_step(base, name):
     torch.manual_seed(0)
     p0 = torch.randn(2, 50)
     p = p0.clone()
-    vec = ensemble.VecOptimizer(cfgs, p)
+    vec = VecOptimizer(cfgs, p)
     assert vec.fused is not None and len(vec.fused) == 2  # two weight decays: two kernel calls a step
     refs = [torch.nn.Parameter(p0[k].clone()) for k in range(2)]
     opt_cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam

@@ -83,7 +83,7 @@ def test_plan_groups_what_must_be_shared(base, tmp_path):
     # adam + adamw share an ensemble (4 members per width), sgd has its own (2 per width)
     assert sizes == [2, 2, 4, 4]
     for g in p.groups:
-        assert len({(m.cfg.model.d_model, sweep.ensemble.family(m.cfg)) for m in g}) == 1
+        assert len({(m.cfg.model.d_model, sweep.vecoptim.family(m.cfg)) for m in g}) == 1
     chunked = sweep.plan(base, {"seed": list(range(5))}, tmp_path, name="h", chunk=2)
     assert [len(g) for g in chunked.groups] == [2, 2, 1]
 

@@ -3,7 +3,7 @@
 Grid values come from a TOML file (``[grid]`` table) or from flag text such as ``0..7``,
 ``0..20:5``, ``0.3..0.8:0.1`` or ``0.3,0.4,0.5``. Members that can share one ensemble (same
 architecture, steps, batch size, eval/checkpoint cadence, device, table and optimizer family) are
-trained together by ``ensemble.Ensemble`` (see ``sweep_run.py``); members with an optimizer that has
+trained together by ``ensemble.Ensemble`` (see ``group.py``); members with an optimizer that has
 no vectorised step run one after another with ``train.run_training``.
 
 The summary (``<runs_dir>/sweeps/<sweep-id>.json`` and ``.csv``) has one row per grid point (the
@@ -29,7 +29,7 @@ from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import read_json
-from grok_tui.train import checkpoint, ensemble
+from grok_tui.train import checkpoint, vecoptim
 
 MAX_MEMBERS = 4096
 SEED_FIELDS = ("seed", "data_seed")  # averaged over in the summary
@@ -141,6 +141,19 @@ class Member:
     cfg: Config
     values: dict[str, Any]  # the swept values of this member
 
+    def payload(self) -> dict[str, Any]:
+        """Plain data for another process (a worker, a Ray task)."""
+        return {"index": self.index, "run_id": self.run_id, "config": self.cfg.to_dict(), "values": self.values}
+
+    @classmethod
+    def from_payload(cls, d: dict[str, Any]) -> Member:
+        return cls(d["index"], d["run_id"], config_mod.from_dict(d["config"]), d["values"])
+
+
+def group_info(g: list[Member]) -> dict[str, Any]:
+    """What a progress display shows of a group: its members, whether they train as one, their steps."""
+    return {"members": [m.run_id for m in g], "vectorised": vectorised(g[0].cfg), "steps": g[0].cfg.train.steps}
+
 
 @dataclass
 class Plan:
@@ -153,12 +166,11 @@ class Plan:
 
     def describe(self) -> dict:
         return {"sweep_id": self.sweep_id, "members": len(self.members), "grid": self.grid, "workers": self.workers,
-                "groups": [{"members": [m.run_id for m in g], "vectorised": vectorised(g[0].cfg),
-                            "steps": g[0].cfg.train.steps} for g in self.groups]}
+                "groups": [group_info(g) for g in self.groups]}
 
 
 def vectorised(cfg: Config) -> bool:
-    return ensemble.family(cfg) is not None
+    return vecoptim.family(cfg) is not None
 
 
 def group_key(cfg: Config, device: str) -> tuple:
@@ -166,7 +178,7 @@ def group_key(cfg: Config, device: str) -> tuple:
     from grok_tui.train import data, model
 
     t = cfg.train
-    return (model.arch_from_config(cfg), data.get_op(cfg.data.op).b_nonzero, ensemble.family(cfg), t.steps,
+    return (model.arch_from_config(cfg), data.get_op(cfg.data.op).b_nonzero, vecoptim.family(cfg), t.steps,
             t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.sgn_every, device)
 
 

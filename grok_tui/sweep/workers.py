@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.errors import TrainingError
-from grok_tui.sweep.plan import Member, Plan, cpu_count, vectorised
-from grok_tui.train.trainer import Control
+from grok_tui.sweep.group import run_group
+from grok_tui.sweep.plan import Member, Plan, cpu_count, group_info
+from grok_tui.train.loop import Control
 
 _WORKER: dict[str, Any] = {}
 _HOOKS = ("on_group_start", "on_progress", "on_eval", "on_event", "on_member_end")
@@ -47,15 +48,12 @@ def _init(threads: int, q, stop, pause) -> None:
 
 
 def _run(index: int, sweep_id: str, runs_dir: str, payload: list[dict], group: dict) -> dict[str, dict]:
-    from grok_tui.spec import config as config_mod
-    from grok_tui.sweep.run import run_group
-
     control: Control = _WORKER["control"]
     if control.stop.is_set():
         return {}
     cb = _QueueCallback(_WORKER["q"])
     cb.on_group_start(index, group)
-    members = [Member(d["index"], d["run_id"], config_mod.from_dict(d["config"]), d["values"]) for d in payload]
+    members = [Member.from_payload(d) for d in payload]
     return run_group(members, Path(runs_dir), sweep_id, [cb], control, index)
 
 
@@ -82,11 +80,8 @@ def run_workers(p: Plan, runs_dir: Path, callbacks=(), control: Control | None =
                              initargs=(threads, q, stop, pause)) as pool:
         futures: dict[Future, int] = {}
         for i, g in enumerate(p.groups):
-            group = {"members": [m.run_id for m in g], "steps": g[0].cfg.train.steps,
-                     "vectorised": vectorised(g[0].cfg)}
-            payload = [{"index": m.index, "run_id": m.run_id, "config": m.cfg.to_dict(), "values": m.values}
-                       for m in g]
-            futures[pool.submit(_run, i, p.sweep_id, str(runs_dir), payload, group)] = i
+            payload = [m.payload() for m in g]
+            futures[pool.submit(_run, i, p.sweep_id, str(runs_dir), payload, group_info(g))] = i
         pending = set(futures)
         try:
             while pending:

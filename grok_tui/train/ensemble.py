@@ -8,7 +8,7 @@ hand-batched copy of ``model.Transformer.forward`` (bmm over the member axis), c
 plain model at start-up, or else ``vmap(functional_call(model, params_k, x_k))``; one backward gives
 every member its own gradient (members are independent, so the gradient of the summed losses is each
 member's gradient); the optimizer step is torch's fused AdamW/Adam kernel per group of equal
-hyperparameters, or element-wise ops on (K, P) tensors (ensemble_parts.py). Nothing in a step syncs
+hyperparameters, or element-wise ops on (K, P) tensors (vecoptim.py). Nothing in a step syncs
 the host.
 
 Members whose train sets differ in size (different train ratios) have partial last batches of
@@ -21,6 +21,8 @@ run does.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +33,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
-from grok_tui.train import data, losses, model
-from grok_tui.train.ensemble_parts import VECTORISED, MemberOrder, VecOptimizer, family  # noqa: F401  (re-exported)
+from grok_tui.train import data, losses, metrics, model
+from grok_tui.train.loop import save_member
+from grok_tui.train.order import DataOrder
+from grok_tui.train.vecoptim import VecOptimizer
 
 EVAL_ROWS = 16384  # rows (members x examples) per no-grad eval chunk
 # The Arch fields the hand-batched forward knows; another field means a model it may not match.
@@ -111,6 +115,7 @@ class Ensemble:
         self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
         self._arange = torch.arange(self.batch, device=device)
         self.step = 0
+        self.warnings: list[str] = []
         self._chunk: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ class Ensemble:
         self.train_idx = torch.stack([F.pad(t, (0, n_max - len(t))) for t in train_idx]).to(self.device)
         self.is_train = torch.stack(self.is_train).to(self.device)  # (K, N)
         self.counts = torch.tensor([self.n_train, self.n_val], dtype=torch.float32, device=self.device)
-        self.orders = [MemberOrder(n, self.batch, c.train.seed, self.device)
+        self.orders = [DataOrder(n, self.batch, c.train.seed, self.device)
                        for n, c in zip(self.n_train, cfgs, strict=True)]
         self.uniform = len(set(self.n_train)) == 1
         self.steps_per_epoch = [o.spe for o in self.orders]
@@ -293,6 +298,32 @@ class Ensemble:
                 sums[k] = sums[k] + v * has if k in sums else v * has
         batches = torch.tensor([-(-n // self.batch) for n in self.n_train], dtype=torch.float32, device=self.device)
         return {k: v / batches for k, v in sums.items()}
+
+    def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
+        """Every member's metrics row (the keys trainer.Trainer.eval_row writes), with one host sync."""
+        lrs = [self.lr_now(k) for k in range(self.K)]
+        vals = self.evaluate()
+        weights = {k: v for k, v in vals.items() if k.startswith("weight_norm")}
+        vals.update(grads)
+        vals.update(metrics.effective(weights, grads, torch.tensor(lrs, device=self.device)))
+        tc = self.cfgs[0].train
+        if grads and tc.sgn_every and (self.step // tc.eval_every) % tc.sgn_every == 0:
+            vals.update(self.mean_grad_norms())
+        keys = list(vals)
+        host = torch.stack([vals[k].detach().float() for k in keys]).tolist()  # the one sync of this eval
+        rows = []
+        for k in range(self.K):
+            row: dict[str, Any] = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch[k], 3),
+                                   "wall_s": round(wall, 3), "lr": lrs[k]}
+            row.update({key: host[i][k] for i, key in enumerate(keys)})
+            rows.append(row)
+        return rows
+
+    def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:
+        """Member k's checkpoint, loadable as a single run's (weights, optimizer, data order)."""
+        m = self.member_model(k)
+        return save_member(directory, self.step, m, self.arch, self.member_optimizer(k, m),
+                           self.orders[k].state_after(self.step), row, tags, extra)
 
     def lr_now(self, k: int) -> float:
         """Member k's lr of the last step taken (as train.py reports it)."""

@@ -1,17 +1,12 @@
-"""The training loop: the data on the device, index batches, no host sync inside a step.
+"""One run as the loop's stepper: model, optimizer, data on the device, index batches.
 
+``run_training`` trains one run through ``loop.run_loop`` (the loop a sweep's ensembles use too).
 Front ends follow a run through ``Callback`` hooks (the CLI renders them with rich or as JSON lines)
-and through the run directory. ``Control`` carries stop/pause requests from a signal handler or a
-thread into the loop; the loop reads plain Python flags between steps, never the device.
+and through the run directory; ``loop.Control`` carries stop/pause requests into the loop.
 """
 
 from __future__ import annotations
 
-import errno
-import math
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +17,12 @@ from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint, data, losses, metrics, model
+from grok_tui.train.loop import Control, Hooks, Recorder, run_loop, save_member
+from grok_tui.train.order import DataOrder
 
 
 class Callback:
-    """Engine hooks; every method is optional."""
+    """Hooks of a single run; every method is optional (``loop.Hooks`` is the member-aware form)."""
 
     def on_start(self, info: dict) -> None: ...
     def on_eval(self, row: dict) -> None: ...
@@ -33,11 +30,23 @@ class Callback:
     def on_end(self, summary: dict) -> None: ...
 
 
-@dataclass
-class Control:
-    stop: threading.Event = field(default_factory=threading.Event)
-    pause: threading.Event = field(default_factory=threading.Event)
-    stop_reason: str = "stopped"
+class _SingleRun(Hooks):
+    """loop.Hooks -> Callback, for a run that is the loop's only member."""
+
+    def __init__(self, cb: Callback):
+        self.cb = cb
+
+    def on_member_start(self, run_id: str, info: dict) -> None:
+        self.cb.on_start(info)
+
+    def on_eval(self, run_id: str, row: dict) -> None:
+        self.cb.on_eval(row)
+
+    def on_event(self, run_id: str, event: dict) -> None:
+        self.cb.on_event(event)
+
+    def on_member_end(self, run_id: str, summary: dict) -> None:
+        self.cb.on_end(summary)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,7 +56,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    """One run: model, optimizer, data and the position in the data order."""
+    """One run: model, optimizer, data and the position in the data order (a loop.Stepper with K = 1)."""
+
+    K = 1
 
     def __init__(self, cfg: Config, device: torch.device | None = None):
         self.cfg = cfg
@@ -58,17 +69,13 @@ class Trainer:
         self.opt = optim.build(self.model, cfg.optim, self.device)
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.lr_factor = optim.lr_factor(cfg.optim, cfg.train.steps)
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(cfg.train.seed)
+        self.order = DataOrder(self.split.n_train, cfg.train.batch_size, cfg.train.seed, self.device)
+        self._rows: tuple[int, torch.Tensor] | None = None  # (first step, index rows of the steps ahead)
         self.step = 0  # optimizer steps taken
-        self.perm = torch.empty(0, dtype=torch.long, device=self.device)
-        self.pos = 0  # next position in perm
-        self.epoch = 0  # permutations drawn
-        self.milestones: dict[str, int] = {}
+        self.milestones: dict[str, int] = {}  # restored from a checkpoint; the loop's Recorder keeps them
         self.best_val_acc = 0.0
         self.wall_offset = 0.0
-        bs = cfg.train.batch_size
-        self.steps_per_epoch = -(-self.split.n_train // bs)
+        self.steps_per_epoch = self.order.spe
         self.warnings: list[str] = []  # for the run's event stream
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.loss_fn = losses.get(cfg.train.loss)
@@ -77,13 +84,10 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.split.n_train
-        if self.pos >= self.perm.shape[0]:
-            self.perm = torch.randperm(n, generator=self.gen, device=self.device)
-            self.pos = 0
-            self.epoch += 1
-        idx = self.perm[self.pos:self.pos + self.cfg.train.batch_size]
-        self.pos += self.cfg.train.batch_size
+        s = self.step
+        if self._rows is None or not 0 <= s - self._rows[0] < self._rows[1].shape[0]:
+            self._rows = (s, self.order.rows(s, max(1, min(256, self.cfg.train.steps - s))))
+        idx = self._rows[1][s - self._rows[0], :self.order.size(s)]
         return self.split.train_x[idx], self.split.train_y[idx]
 
     def train_step(self, want_grads: bool = False) -> dict[str, torch.Tensor]:
@@ -129,29 +133,28 @@ class Trainer:
         row.update(host)
         return row
 
-    # -- resumable state --------------------------------------------------------------------
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {"rng.data": self.gen.get_state(), "data.perm": self.perm}
-        extra = {"pos": self.pos, "epoch": self.epoch, "milestones": self.milestones,
-                 "best_val_acc": self.best_val_acc}
-        return tensors, extra
+    def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
+        return [self.eval_row(grads, wall)]
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:
+        return save_member(directory, self.step, self.model, self.arch, self.opt, self.order.state_after(self.step),
+                           row, tags, extra)
 
     def restore(self, ckpt_path: Path, state_json: Path) -> None:
         checkpoint.load_into(self.model, ckpt_path, self.arch)
         tensors, extra = checkpoint.load_state(state_json, self.opt)
         try:
-            self.gen.set_state(tensors["rng.data"])
-            self.perm = tensors["data.perm"].to(self.device)
             self.step = int(extra["step"])
-            self.pos, self.epoch = int(extra["pos"]), int(extra["epoch"])
+            self.order.restore(self.step, tensors, extra)
             self.milestones = {str(k): int(v) for k, v in dict(extra.get("milestones", {})).items()}
             self.best_val_acc = float(extra.get("best_val_acc", 0.0))
             self.wall_offset = float(extra.get("wall_s", 0.0))
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            what = f"lacks {e}" if isinstance(e, KeyError) else f"has a bad value ({e})"
-            raise CheckpointError(f"resume state {state_json} {what}; it cannot be resumed.") from None
-        if self.pos < 0 or self.perm.shape[0] not in (0, self.split.n_train):
-            raise CheckpointError(f"resume state {state_json} does not fit this run's data split.")
+        except KeyError as e:
+            raise CheckpointError(f"resume state {state_json} lacks {e}; it cannot be resumed.") from None
+        except (TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(f"resume state {state_json} does not fit this run ({e}); "
+                                  "it cannot be resumed.") from None
 
 
 def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> Trainer:
@@ -173,16 +176,6 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
     return trainer
 
 
-def _milestone_tags(trainer: Trainer, row: dict) -> list[str]:
-    t, new = trainer.cfg.train, []
-    for name, key, thr in (("memorized", "train_acc", t.memorized_threshold),
-                           ("grokked", "val_acc", t.grokked_threshold)):
-        if name not in trainer.milestones and row[key] >= thr:
-            trainer.milestones[name] = trainer.step
-            new.append(name)
-    return new
-
-
 def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Callback] | tuple = (),
                  control: Control | None = None, resume_from: tuple[Path, Path] | None = None,
                  trainer: Trainer | None = None) -> dict:
@@ -192,117 +185,16 @@ def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Call
     Raises TrainingError for a non-finite loss, a full disk or running out of memory, after the
     run directory records the failure; everything written before stays.
     """
-    control = control or Control()
     trainer = trainer or build_trainer(cfg, resume_from)
-    tc = cfg.train
-    start_step = trainer.step
-
-    def emit(event: dict) -> None:
-        event = {"event": event.pop("event"), "step": trainer.step, **event, "time": time.time()}
-        if run is not None:
-            run.event(event)
-        for cb in callbacks:
-            cb.on_event(event)
-
-    def save_checkpoint(row: dict, tags: list[str]) -> None:
-        if run is None:
-            return
-        path = checkpoint.save(run.ckpt_dir, trainer.step, trainer.model, trainer.arch, row, tags)
-        tensors, extra = trainer.state()
-        extra["wall_s"] = row.get("wall_s", 0.0)
-        checkpoint.save_state(run.ckpt_dir, trainer.step, trainer.opt, tensors, extra)
-        emit({"event": "checkpoint", "path": str(path), "tags": tags})
-
-    def summary(status: str, force: bool = True, **extra: Any) -> dict:
-        s = {"status": status, "steps_run": trainer.step, "total_steps": tc.steps,
-             "memorized_step": trainer.milestones.get("memorized"), "grokked_step": trainer.milestones.get("grokked"),
-             "best_val_acc": trainer.best_val_acc, "device": str(trainer.device), **extra}
-        if run is not None:
-            run.write_summary(force=force, **s)
-        return s
-
-    info = {"run_id": run.run_id if run else None, "path": str(run.path) if run else None,
-            "device": str(trainer.device), "steps": tc.steps, "start_step": start_step,
-            "n_train": trainer.split.n_train, "n_val": trainer.split.n_val,
+    info = {"n_train": trainer.split.n_train, "n_val": trainer.split.n_val,
             "params": sum(p.numel() for p in trainer.model.parameters())}
-    for cb in callbacks:
-        cb.on_start(info)
-    summary("running", started_at=time.time())
-    emit({"event": "started", **info, **({"resumed_from": start_step} if resume_from else {})})
-
-    t0 = time.perf_counter() - trainer.wall_offset
-    row: dict[str, Any] = {}
-    status, error = "finished", None
-    try:
-        while trainer.step < tc.steps:
-            if control.pause.is_set():
-                _wait_paused(control, emit)
-            if control.stop.is_set():
-                status = control.stop_reason
-                break
-            is_eval = (trainer.step + 1) % tc.eval_every == 0 or trainer.step + 1 == tc.steps
-            grads = trainer.train_step(want_grads=is_eval)
-            if not is_eval:
-                if tc.checkpoint_every and trainer.step % tc.checkpoint_every == 0:
-                    save_checkpoint(trainer.eval_row({}, time.perf_counter() - t0), [])
-                continue
-            row = trainer.eval_row(grads, time.perf_counter() - t0)
-            while trainer.warnings:
-                emit({"event": "warning", "message": trainer.warnings.pop(0)})
-            if not math.isfinite(row["train_loss"]):
-                raise TrainingError(f"training diverged: the train loss became {row['train_loss']} by step "
-                                    f"{trainer.step} (try a lower lr); checkpoints up to then are kept.")
-            trainer.best_val_acc = max(trainer.best_val_acc, row["val_acc"])
-            if run is not None:
-                run.metrics(row)
-            for cb in callbacks:
-                cb.on_eval(row)
-            tags = _milestone_tags(trainer, row)
-            for name in tags:
-                emit({"event": name, "train_acc": row["train_acc"], "val_acc": row["val_acc"]})
-            if tags or (tc.checkpoint_every and trainer.step % tc.checkpoint_every == 0):
-                save_checkpoint(row, tags)
-            summary("running", force=bool(tags), last=row)
-        if trainer.step > start_step or not row:
-            final = trainer.eval_row({}, time.perf_counter() - t0) if not row or row["step"] != trainer.step else row
-            if math.isfinite(final["train_loss"]):
-                save_checkpoint(final, ["final"])
-                row = final
-    except TrainingError as e:
-        status, error = "failed", str(e)
-    except torch.OutOfMemoryError:
-        status, error = "failed", (f"out of memory at step {trainer.step} on {trainer.device} "
-                                   "(try a smaller --batch-size or model).")
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            status, error = "failed", f"the disk is full ({e.filename or 'run directory'}); what was written before stays."
-        else:
-            status, error = "failed", f"cannot write the run directory: {e}."
-    except KeyboardInterrupt:
-        status = "stopped"
-    if status == "failed":
-        try:
-            emit({"event": "failed", "error": error})
-        except OSError:
-            pass
-    else:
-        emit({"event": status})
-    try:
-        s = summary(status, error=error, last=row, finished_at=time.time())
-    except OSError:
-        s = {"status": status, "error": error}
-    for cb in callbacks:
-        cb.on_end(s)
-    if status == "failed":
-        raise TrainingError(error or "training failed.")
+    rec = Recorder(run, cfg, [_SingleRun(cb) for cb in callbacks], info, trainer.milestones, trainer.best_val_acc)
+    out = run_loop(trainer, [rec], cfg.train, control, wall_offset=trainer.wall_offset,
+                   resumed=resume_from is not None)
+    s = out[rec.run_id]
+    if s["status"] == "failed":
+        raise TrainingError(s.get("error") or "training failed.")
     return s
-
-
-def _wait_paused(control: Control, emit) -> None:
-    emit({"event": "paused"})
-    while control.pause.is_set() and not control.stop.is_set():
-        time.sleep(0.05)
-    emit({"event": "resumed"})
 
 
 def resume_paths(run_path: Path) -> tuple[Path, Path]:

@@ -1,11 +1,8 @@
-"""Parts of an ensemble (see ensemble.py): the members' data order and the vectorised optimizer."""
+"""The ensemble's optimizer: AdamW/Adam or SGD for K members at once on (K, P) tensors (see ensemble.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 
 from grok_tui.errors import ConfigError
 from grok_tui.spec.config import Config
@@ -21,57 +18,6 @@ def family(cfg: Config) -> str | None:
     if getattr(o, "grokfast_lambda", 0.0) > 0 or getattr(o, "orthograd", False):
         return None
     return VECTORISED.get(o.optimizer)
-
-
-# --- data order: the same stream of batches as train.Trainer -----------------------------------
-
-@dataclass
-class _Epoch:
-    perm: torch.Tensor  # (n,) positions in the member's train set
-    rng_state: torch.Tensor  # generator state right after drawing perm
-
-
-class MemberOrder:
-    """The per-epoch permutations of one member, drawn ahead in whole epochs from its generator."""
-
-    def __init__(self, n: int, batch: int, seed: int, device: torch.device):
-        self.n, self.batch = n, batch
-        self.spe = -(-n // batch)  # steps per epoch; the last batch may be partial
-        self.gen = torch.Generator(device=device)
-        self.gen.manual_seed(seed)
-        self.device = device
-        self.epochs: dict[int, _Epoch] = {}
-        self.drawn = 0
-
-    def size(self, step: int) -> int:
-        """Batch size at 0-based step `step`."""
-        return min(self.batch, self.n - (step % self.spe) * self.batch)
-
-    def _epoch(self, e: int) -> _Epoch:
-        while self.drawn <= e:
-            perm = torch.randperm(self.n, generator=self.gen, device=self.device)
-            self.epochs[self.drawn] = _Epoch(perm, self.gen.get_state())
-            self.drawn += 1
-        return self.epochs[e]
-
-    def rows(self, s0: int, count: int) -> torch.Tensor:
-        """(count, batch) train positions for steps s0..s0+count-1, padded with 0 past a partial batch."""
-        e0, e1 = s0 // self.spe, (s0 + count - 1) // self.spe
-        pad = self.spe * self.batch - self.n
-        parts = [F.pad(self._epoch(e).perm, (0, pad)).view(self.spe, self.batch) for e in range(e0, e1 + 1)]
-        for e in [e for e in self.epochs if e < e0]:
-            del self.epochs[e]
-        start = s0 - e0 * self.spe
-        return torch.cat(parts)[start:start + count]
-
-    def state_after(self, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-        """What train.Trainer.state() holds after `steps` steps: generator, current perm, pos, epoch."""
-        if steps < 1:
-            raise ValueError("the data order has no state before the first step.")
-        e = (steps - 1) // self.spe
-        ep = self._epoch(e)
-        pos = ((steps - 1) % self.spe + 1) * self.batch
-        return {"rng.data": ep.rng_state, "data.perm": ep.perm}, {"pos": pos, "epoch": e + 1}
 
 
 # --- the vectorised optimizer -----------------------------------------------------------------
