@@ -74,27 +74,33 @@ def test_members_equal_single_runs(base, variants, tmp_path):
 
 
 def test_one_data_order_for_runs_and_members(base):
-    """Each epoch is a permutation of the train set cut into batches (the last one partial); the trainer
-    draws exactly the order's rows; state_after + restore continue the same stream (resume is exact)."""
+    """Every step takes a full batch; the batches are the stream of per-epoch permutations (each epoch
+    covers the train set once, its last batch wrapping into the next epoch); the trainer draws exactly
+    the order's rows; state_after + restore continue the same stream (resume is exact)."""
     cfg = config.apply_overrides(base, {"train_frac": 0.45, "batch_size": 100, "seed": 5})
     tr = train.Trainer(cfg)
     n = tr.split.n_train
+    assert n % 100 != 0
     order = DataOrder(n, 100, 5, torch.device("cpu"))
-    rows = order.rows(0, 3 * order.spe)
+    steps = -(-3 * n // 100)  # enough steps to cover three epochs
+    rows = order.rows(0, steps)
+    assert rows.shape == (steps, 100)
+    stream = rows.flatten()
     for e in range(3):
-        epoch = torch.cat([rows[s, :order.size(s)] for s in range(e * order.spe, (e + 1) * order.spe)])
-        assert torch.equal(epoch.sort().values, torch.arange(n))
-    assert [order.size(s) for s in range(order.spe)] == [100] * (order.spe - 1) + [n - 100 * (order.spe - 1)]
-    for s in range(2 * order.spe):
+        assert torch.equal(stream[e * n:(e + 1) * n].sort().values, torch.arange(n))
+    for s in range(steps):
         x, y = tr._next_batch()
         tr.step += 1
-        assert torch.equal(x, tr.split.train_x[rows[s, :order.size(s)]])
-    tensors, extra = order.state_after(7)
-    other = DataOrder(n, 100, 123, torch.device("cpu"))
-    other.restore(7, tensors, extra)
-    assert torch.equal(other.rows(7, 3 * order.spe - 7), rows[7:])
+        assert torch.equal(x, tr.split.train_x[rows[s]])
+    for at in (1, 7, n // 100):  # inside an epoch, and at the step whose batch wraps
+        tensors, extra = order.state_after(at)
+        other = DataOrder(n, 100, 123, torch.device("cpu"))
+        other.restore(at, tensors, extra)
+        assert torch.equal(other.rows(at, steps - at), rows[at:])
     with pytest.raises(ValueError):
         DataOrder(n + 1, 100, 5, torch.device("cpu")).restore(7, tensors, extra)
+    small = DataOrder(40, 100, 0, torch.device("cpu"))  # a train set smaller than the batch: full batches
+    assert small.rows(0, 3).shape == (3, 40)
 
 
 @pytest.mark.parametrize("name,kw", [("adamw", {"weight_decay": 0.5}), ("adam", {"weight_decay": 0.1}),

@@ -261,3 +261,20 @@ def test_full_disk_while_writing_a_checkpoint_fails_cleanly(tiny_cfg, runs_dir, 
     assert [e["event"] for e in info.events()][-1] == "failed"
     assert [s for s, _ in info.checkpoints()] == [10]  # the first checkpoint (weights + state) stays
     assert not list((runs_dir / "fullck" / "checkpoints").glob(".*.tmp"))
+
+
+def test_compile_captures_one_graph_over_three_epochs(monkeypatch):
+    """Every step has the same batch shape (epochs wrap), so --compile compiles once and never again."""
+    import functools
+
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # dynamo's guards only
+    cfg = config.resolve("smoke", overrides={"steps": 12, "compile": True, "device": "cpu", "batch_size": 200})
+    tr = train.Trainer(cfg)
+    while tr.order.epoch_of(tr.step) < 3:
+        tr.train_step()
+    assert tr.forward is not tr.model and not tr.warnings
+    assert counters["stats"]["unique_graphs"] == 1

@@ -240,7 +240,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1840-2700 and ends at val acc 1.0; about 10 s on 2 free CPU cores. Some seeds dip once after
     # grokking (val acc ~0.6 for a few hundred steps). lr 3e-3 groks earlier but dips for every seed.
     "smoke": {"op": "x+y", "p": 31, "train_frac": 0.6, "tokens": "ab", "layers": 1, "d_model": 64,
-              "heads": 4, "lr": 2e-3, "weight_decay": 1.0, "batch_size": 256, "steps": 3500,
+              "heads": 4, "lr": 3e-3, "weight_decay": 1.0, "batch_size": 256, "steps": 3500,
               "eval_every": 20, "checkpoint_every": 500},
     # Seed 000 (periodic behaviour): (x+y) mod 97 on the scale-invariant transformer, plain SGD with weight
     # decay: the decay shrinks ‖θ‖, the effective lr η/‖θ‖² grows until training destabilises and the

@@ -1,7 +1,7 @@
 """K runs that share an architecture, trained as one: stacked parameters, a vmapped forward.
 
 Every member keeps what a single run has: its own initialisation (``model.build(arch, seed)``), its
-own train/val split, its own data order (the per-epoch ``randperm`` that ``train.Trainer`` draws),
+own train/val split, its own data order (``order.DataOrder``, the one ``trainer.Trainer`` draws from),
 its own hyperparameters (lr, weight decay, betas, eps, momentum as (K, 1) tensors) and its own lr
 schedule. The parameters of all members live in one (K, P) tensor; the forward pass is a
 hand-batched copy of ``model.Transformer.forward`` (bmm over the member axis), checked against the
@@ -11,11 +11,9 @@ member's gradient); the optimizer step is torch's fused AdamW/Adam kernel per gr
 hyperparameters, or element-wise ops on (K, P) tensors (vecoptim.py). Nothing in a step syncs
 the host.
 
-Members whose train sets differ in size (different train ratios) have partial last batches of
-different sizes at different steps. Batches are padded to the largest batch of the step and the
-loss of a member is the mean over its own examples (a mask); a step where every member has the same
-batch size (all the seeds of one train ratio) slices instead and takes the plain mean, as a single
-run does.
+Every step of every member has the same batch size (epochs wrap into the next permutation; see
+order.py), so all members take equal slices and the plain mean, as a single run does. Only a member
+whose whole train set is smaller than the batch takes fewer rows: padded, with a mask in the mean.
 """
 
 from __future__ import annotations
@@ -113,10 +111,9 @@ class Ensemble:
                         for s in range(t0.steps)], dtype=np.float64)
         self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
         self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
-        self._arange = torch.arange(self.batch, device=device)
         self.step = 0
         self.warnings: list[str] = []
-        self._chunk: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._chunk: tuple[int, torch.Tensor] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _build_data(self, cfgs: list[Config], ops: list[data.Op]) -> None:
@@ -144,8 +141,12 @@ class Ensemble:
         self.counts = torch.tensor([self.n_train, self.n_val], dtype=torch.float32, device=self.device)
         self.orders = [DataOrder(n, self.batch, c.train.seed, self.device)
                        for n, c in zip(self.n_train, cfgs, strict=True)]
-        self.uniform = len(set(self.n_train)) == 1
-        self.steps_per_epoch = [o.spe for o in self.orders]
+        # Every step of a member has the same batch (min(batch, its train set)); members whose train set
+        # is smaller than the batch take fewer rows: padded, and weighted by a mask.
+        sizes = torch.tensor([o.batch for o in self.orders], device=self.device).view(-1, 1)
+        self.width = max(o.batch for o in self.orders)
+        self.row_weights = None if all(o.batch == self.width for o in self.orders) else \
+            (torch.arange(self.width, device=self.device).view(1, -1) < sizes).float() / sizes
 
     def _build_params(self, cfgs: list[Config]) -> None:
         models = [model.build(self.arch, seed=c.train.seed, device=self.device) for c in cfgs]
@@ -216,26 +217,17 @@ class Ensemble:
         return True
 
     # -- one step ------------------------------------------------------------------------------
-    def _batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(K, W) table indices of step s, and (K, W) example weights where batch sizes differ."""
-        if self._chunk is None or not self._chunk[0] <= s < self._chunk[0] + self._chunk[1].shape[0]:
-            count = min(256, self.cfgs[0].train.steps - s)
-            pos = torch.stack([o.rows(s, count) for o in self.orders], dim=1)  # (count, K, B)
-            idx = torch.gather(self.train_idx.unsqueeze(0).expand(count, -1, -1), 2, pos)
-            sizes = [[o.size(t) for o in self.orders] for t in range(s, s + count)]
-            self._chunk = (s, idx, torch.tensor(sizes, dtype=torch.float32).to(self.device))
-        s0, idx, sizes_dev = self._chunk
-        sizes = [o.size(s) for o in self.orders]  # host arithmetic, no sync
-        w = max(sizes)
-        rows = idx[s - s0, :, :w]
-        if min(sizes) == w:
-            return rows, None
-        n = sizes_dev[s - s0].view(-1, 1)
-        return rows, (self._arange[:w].view(1, -1) < n).float() / n
+    def _batch(self, s: int) -> torch.Tensor:
+        """(K, W) table indices of step s (the index rows of many steps are gathered at once)."""
+        if self._chunk is None or not 0 <= s - self._chunk[0] < self._chunk[1].shape[0]:
+            count = max(1, min(256, self.cfgs[0].train.steps - s))
+            pos = torch.stack([F.pad(o.rows(s, count), (0, self.width - o.batch)) for o in self.orders], dim=1)
+            self._chunk = (s, torch.gather(self.train_idx.unsqueeze(0).expand(count, -1, -1), 2, pos))
+        return self._chunk[1][s - self._chunk[0]]
 
     def train_step(self, want_grads: bool = False) -> dict[str, torch.Tensor]:
         """One optimizer step of every member; returns (K,) device tensors (grad norms when asked)."""
-        idx, weights = self._batch(self.step)
+        idx, weights = self._batch(self.step), self.row_weights
         x = self.table_x[idx]  # (K, W, seq)
         y = torch.gather(self.table_y, 1, idx)  # (K, W)
         logits = self.forward(x)
@@ -313,7 +305,7 @@ class Ensemble:
         host = torch.stack([vals[k].detach().float() for k in keys]).tolist()  # the one sync of this eval
         rows = []
         for k in range(self.K):
-            row: dict[str, Any] = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch[k], 3),
+            row: dict[str, Any] = {"step": self.step, "epoch": round(self.orders[k].epoch_of(self.step), 3),
                                    "wall_s": round(wall, 3), "lr": lrs[k]}
             row.update({key: host[i][k] for i, key in enumerate(keys)})
             rows.append(row)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -21,20 +20,26 @@ class _Epoch:
 
 
 class DataOrder:
-    """The per-epoch permutations of one run, drawn ahead in whole epochs from its generator."""
+    """A stream of per-epoch permutations of one run's train set, cut into equal batches.
+
+    Every step takes exactly ``batch`` rows (the train set's size when that is smaller): the last
+    batch of an epoch wraps into the next epoch's permutation instead of being a partial batch, so
+    every step has the same shape (what torch.compile and CUDA graphs need) and every example is
+    still seen once per epoch. Permutations are drawn on the device from the run's own generator, a
+    whole epoch at a time, and handed out as index rows for many steps at once.
+    """
 
     def __init__(self, n: int, batch: int, seed: int, device: torch.device):
-        self.n, self.batch = n, batch
-        self.spe = -(-n // batch)  # steps per epoch; the last batch may be partial
+        self.n, self.batch = n, min(batch, n)
         self.gen = torch.Generator(device=device)
         self.gen.manual_seed(seed)
         self.device = device
         self.epochs: dict[int, _Epoch] = {}
         self.drawn = 0
 
-    def size(self, step: int) -> int:
-        """Batch size at 0-based step `step` (host arithmetic)."""
-        return min(self.batch, self.n - (step % self.spe) * self.batch)
+    def epoch_of(self, steps: int) -> float:
+        """Epochs of data seen after `steps` steps."""
+        return steps * self.batch / self.n
 
     def _epoch(self, e: int) -> _Epoch:
         while self.drawn <= e:
@@ -44,30 +49,31 @@ class DataOrder:
         return self.epochs[e]
 
     def rows(self, s0: int, count: int) -> torch.Tensor:
-        """(count, batch) train positions for steps s0..s0+count-1, padded with 0 past a partial batch."""
-        e0, e1 = s0 // self.spe, (s0 + count - 1) // self.spe
-        pad = self.spe * self.batch - self.n
-        parts = [F.pad(self._epoch(e).perm, (0, pad)).view(self.spe, self.batch) for e in range(e0, e1 + 1)]
+        """(count, batch) train positions for steps s0..s0+count-1."""
+        p0, p1 = s0 * self.batch, (s0 + count) * self.batch  # positions in the stream of permutations
+        e0, e1 = p0 // self.n, (p1 - 1) // self.n
+        stream = torch.cat([self._epoch(e).perm for e in range(e0, e1 + 1)])
         for e in [e for e in self.epochs if e < e0]:
             del self.epochs[e]
-        start = s0 - e0 * self.spe
-        return torch.cat(parts)[start:start + count]
-
-    def state_after(self, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-        """The resumable state after `steps` steps: generator, current perm, position, epochs drawn."""
-        if steps < 1:
-            raise ValueError("the data order has no state before the first step.")
-        pos, epoch = self._position(steps)
-        ep = self._epoch(epoch - 1)
-        return {"rng.data": ep.rng_state, "data.perm": ep.perm}, {"pos": pos, "epoch": epoch}
+        return stream[p0 - e0 * self.n:p1 - e0 * self.n].view(count, self.batch)
 
     def _position(self, steps: int) -> tuple[int, int]:
         """(position in the current permutation, permutations drawn) after `steps` steps."""
-        return ((steps - 1) % self.spe + 1) * self.batch, (steps - 1) // self.spe + 1
+        p = steps * self.batch
+        return p % self.n, p // self.n + 1
+
+    def state_after(self, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """The resumable state after `steps` steps: the permutation the next step starts in, the generator
+        right after drawing it, the position in it and the permutations drawn."""
+        pos, epoch = self._position(steps)
+        ep = self._epoch(epoch - 1)
+        return {"rng.data": ep.rng_state, "data.perm": ep.perm}, {"pos": pos, "epoch": epoch, "order": "wrap"}
 
     def restore(self, steps: int, tensors: dict[str, torch.Tensor], extra: dict) -> None:
         """Continue after `steps` steps from what state_after(steps) saved; ValueError if it does not fit."""
         perm, epoch, pos = tensors["data.perm"].to(self.device), int(extra["epoch"]), int(extra["pos"])
+        if extra.get("order") != "wrap":
+            raise ValueError("it was saved by an older version whose epochs ended in a partial batch")
         if perm.shape != (self.n,) or (pos, epoch) != self._position(steps):
             raise ValueError("the saved data order does not fit this run's split and step")
         self.gen.set_state(tensors["rng.data"])

@@ -75,7 +75,6 @@ class Trainer:
         self.milestones: dict[str, int] = {}  # restored from a checkpoint; the loop's Recorder keeps them
         self.best_val_acc = 0.0
         self.wall_offset = 0.0
-        self.steps_per_epoch = self.order.spe
         self.warnings: list[str] = []  # for the run's event stream
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.loss_fn = losses.get(cfg.train.loss)
@@ -87,7 +86,7 @@ class Trainer:
         s = self.step
         if self._rows is None or not 0 <= s - self._rows[0] < self._rows[1].shape[0]:
             self._rows = (s, self.order.rows(s, max(1, min(256, self.cfg.train.steps - s))))
-        idx = self._rows[1][s - self._rows[0], :self.order.size(s)]
+        idx = self._rows[1][s - self._rows[0]]
         return self.split.train_x[idx], self.split.train_y[idx]
 
     def train_step(self, want_grads: bool = False) -> dict[str, torch.Tensor]:
@@ -128,7 +127,7 @@ class Trainer:
             vals.update(metrics.mean_grad_norm(self.model, self.split.train_x, self.split.train_y,
                                                tc.batch_size, self.loss_fn))
         host = metrics.to_host(vals)  # the one sync of this eval
-        row: dict[str, Any] = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3),
+        row: dict[str, Any] = {"step": self.step, "epoch": round(self.order.epoch_of(self.step), 3),
                                "wall_s": round(wall, 3), "lr": lr}
         row.update(host)
         return row
