@@ -257,7 +257,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")], runs_dir: R
 @app.command()
 def ops() -> None:
     """The operations a dataset can use (by short name or by formula)."""
-    from grok_tui.train.data import OPS
+    from grok_tui.spec.ops import OPS
 
     table = Table("name", "formula", "needs prime p", box=None, header_style="bold")
     for op in OPS:

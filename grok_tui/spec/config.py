@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from grok_tui.errors import ConfigError
+from grok_tui.spec import ops
 
 SECTIONS = ("data", "model", "optim", "train")
 
@@ -270,25 +271,24 @@ def seed_error(name: str, seed: int | None) -> str | None:
 
 def validate(cfg: Config) -> list[str]:
     """Every problem with cfg, one sentence each (empty when the config is usable)."""
-    from grok_tui.optim import registry as optim
-    from grok_tui.train import data  # registries
+    from grok_tui.optim import registry as optim  # registry
 
     d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
     errs: list[str] = []
-    op = data.find_op(d.op)
+    op = ops.find_op(d.op)
     if op is None:
-        errs.append(f"unknown operation '{d.op}' (known: {', '.join(data.op_names())}).")
+        errs.append(f"unknown operation '{d.op}' (known: {', '.join(ops.op_names())}).")
     if d.p < 2:
         errs.append(f"p must be at least 2, got {d.p}.")
     elif d.p > 1000:
         errs.append(f"p must be at most 1000 (the table has p^2 rows), got {d.p}.")
-    elif op is not None and op.needs_prime and not data.is_prime(d.p):
+    elif op is not None and op.needs_prime and not ops.is_prime(d.p):
         errs.append(f"p must be prime for {op.formula} (it needs an inverse mod p), got {d.p}.")
     if not 0.0 < d.train_frac < 1.0 or math.isnan(d.train_frac):
         errs.append(f"train ratio must be in (0, 1), got {d.train_frac}.")
     elif op is not None and 2 <= d.p <= 1000:
         rows = d.p * (d.p - 1 if op.b_nonzero else d.p)
-        if data.train_count(rows, d.train_frac) == 0:
+        if ops.train_count(rows, d.train_frac) == 0:
             errs.append(f"train ratio {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
     for name, seed in (("seed", t.seed), ("data seed", d.data_seed)):
         bad = seed_error(name, seed)

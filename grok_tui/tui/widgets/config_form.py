@@ -19,8 +19,8 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from grok_tui.errors import GrokError
 from grok_tui.optim import registry as optim
 from grok_tui.spec import config as config_mod
+from grok_tui.spec import ops
 from grok_tui.spec.config import Config, FieldSpec
-from grok_tui.train import data
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.
@@ -83,7 +83,7 @@ class ConfigForm(VerticalScroll):
         tip = spec.help
         options: list[tuple[str, str]] | None = None
         if name == "op":
-            options = [(f"{op.formula} ({op.name})", op.formula) for op in data.OPS]
+            options = [(f"{op.formula} ({op.name})", op.formula) for op in ops.OPS]
         elif name == "optimizer":
             options = [(n, n) for n in optim.OPTIMIZERS]
         elif spec.choices:
@@ -120,7 +120,7 @@ class ConfigForm(VerticalScroll):
         w = self.editor(name)
         if isinstance(w, Select):
             if name == "op":
-                op = data.find_op(str(value))
+                op = ops.find_op(str(value))
                 value = op.formula if op else value
             if value in self._choices.get(name, ()):
                 w.value = value
