@@ -268,7 +268,7 @@ def ops() -> None:
 @app.command()
 def optimizers() -> None:
     """The optimizers in the registry and the settings each one reads."""
-    from grok_tui.optim.registry import COMMON_FIELDS, OPTIMIZERS
+    from grok_tui.spec.optimizers import COMMON_FIELDS, OPTIMIZERS
 
     table = Table("name", "settings", "what", box=None, header_style="bold")
     for spec in OPTIMIZERS.values():

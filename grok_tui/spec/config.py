@@ -18,7 +18,7 @@ from typing import Any
 import tomli_w
 
 from grok_tui.errors import ConfigError
-from grok_tui.spec import ops
+from grok_tui.spec import ops, optimizers
 
 SECTIONS = ("data", "model", "optim", "train")
 
@@ -271,8 +271,6 @@ def seed_error(name: str, seed: int | None) -> str | None:
 
 def validate(cfg: Config) -> list[str]:
     """Every problem with cfg, one sentence each (empty when the config is usable)."""
-    from grok_tui.optim import registry as optim  # registry
-
     d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
     errs: list[str] = []
     op = ops.find_op(d.op)
@@ -303,8 +301,8 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"heads ({m.heads}) must divide d_model ({m.d_model}).")
     if m.norm not in ("layernorm", "none"):
         errs.append(f"norm must be 'layernorm' or 'none', got '{m.norm}'.")
-    if o.optimizer not in optim.OPTIMIZERS:
-        errs.append(f"unknown optimizer '{o.optimizer}' (known: {', '.join(optim.OPTIMIZERS)}).")
+    if o.optimizer not in optimizers.OPTIMIZERS:
+        errs.append(f"unknown optimizer '{o.optimizer}' (known: {', '.join(optimizers.OPTIMIZERS)}).")
     if not o.lr > 0 or math.isinf(o.lr):
         errs.append(f"lr must be a positive number, got {o.lr}.")
     if not o.weight_decay >= 0 or math.isinf(o.weight_decay):
@@ -346,7 +344,7 @@ def validate(cfg: Config) -> list[str]:
     dev_err = check_device(t.device)
     if dev_err:
         errs.append(dev_err)
-    errs.extend(optim.validate(o))
+    errs.extend(optimizers.validate(o))
     return errs
 
 

@@ -1,7 +1,7 @@
 """The run configuration as a form, built from the engine's field specs (never a hand-kept list).
 
 Sections come from `config.field_specs()`; the optimizer section shows the common fields, the fields
-of the chosen optimizer (`optim.OPTIMIZERS[name].fields`) and any field no optimizer claims (such as
+of the chosen optimizer (`spec.optimizers.OPTIMIZERS[name].fields`) and any field no optimizer claims (such as
 gradient filters). Problems are shown at the field they concern, before a run starts.
 """
 
@@ -17,9 +17,9 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from grok_tui.errors import GrokError
-from grok_tui.optim import registry as optim
 from grok_tui.spec import config as config_mod
 from grok_tui.spec import ops
+from grok_tui.spec import optimizers as optim
 from grok_tui.spec.config import Config, FieldSpec
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
