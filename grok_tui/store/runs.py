@@ -113,6 +113,15 @@ def dedupe_steps(rows: list[dict]) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def fmt(v: Any) -> str:
+    """A value as the runs tables print it: '-' where unknown, floats to three significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
 def _pid_alive(pid: int) -> bool:
     if not isinstance(pid, int) or not 0 < pid < 2**31:
         return False
