@@ -206,18 +206,23 @@ def from_dict(raw: dict[str, Any], base: Config | None = None, where: str = "") 
     return apply_overrides(base or Config(), flat, where)
 
 
-def load_toml(path: str | Path, base: Config | None = None) -> Config:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The table in a TOML file; ConfigError (one sentence naming `what` and the path) when it cannot be."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist.") from None
+        raise ConfigError(f"{what} {path} does not exist.") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory.") from None
+        raise ConfigError(f"{what} {path} is a directory.") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}.") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}.") from None
     except (UnicodeDecodeError, OSError) as e:
-        raise ConfigError(f"config file {path} cannot be read: {e}.") from None
+        raise ConfigError(f"{what} {path} cannot be read: {e}.") from None
+
+
+def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    raw = read_toml(path)
     if "preset" in raw and not isinstance(raw["preset"], str):
         raise ConfigError(f"preset in {path} must be a preset's name (text), got {raw['preset']!r}.")
     if base is None and "preset" in raw:

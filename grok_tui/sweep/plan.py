@@ -19,7 +19,6 @@ import json
 import math
 import os
 import statistics
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -106,14 +105,7 @@ def load_grid_file(path: str | Path, base: Config | None = None) -> tuple[Config
     The file's own preset applies only when no base is given (--preset and --config come first).
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {path} does not exist.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"sweep file {path} is not valid TOML: {e}.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"sweep file {path} cannot be read: {e}.") from None
+    raw = config_mod.read_toml(path, "sweep file")
     grid_raw = raw.pop("grid", {})
     if not isinstance(grid_raw, dict):
         raise ConfigError(f"[grid] in {path} must be a table of setting = [values].")
