@@ -20,6 +20,7 @@ from grok_tui.cli.common import (
     err_console,
     user_errors,
 )
+from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 
 Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
@@ -160,7 +161,6 @@ def landscape_cmd(
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
     from grok_tui.connect.landscape import landscape, plane
-    from grok_tui.errors import ConfigError
 
     with user_errors():
         cfg = _base_cfg(preset, config)
