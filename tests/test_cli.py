@@ -237,3 +237,24 @@ def test_run_that_diverges_exits_1_with_one_sentence_and_keeps_its_rows(runs_dir
     assert "training diverged" in r.output and "Traceback" not in r.output
     info = runs.open_run(runs_dir, "boom")
     assert info.status == "failed" and runs.read_jsonl(runs_dir / "boom" / "events.jsonl")[-1]["event"] == "failed"
+
+
+def test_signals_reach_the_control_and_the_old_handlers_come_back():
+    import os
+    import signal
+    import threading
+    from types import SimpleNamespace
+
+    from grok_tui.cli.common import stop_on_signals
+
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+    before = {s: signal.getsignal(s) for s in sigs}
+    control = SimpleNamespace(stop=threading.Event(), pause=threading.Event(), stop_reason="")
+    with stop_on_signals(control):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert control.pause.is_set()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert not control.pause.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert control.stop.is_set() and control.stop_reason == "stopped"
+    assert {s: signal.getsignal(s) for s in sigs} == before

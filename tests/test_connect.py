@@ -15,7 +15,7 @@ from grok_tui.connect import curves
 from grok_tui.connect import evaluate as connect
 from grok_tui.errors import CheckpointError, ConfigError
 from grok_tui.spec import config
-from grok_tui.store import runs
+from grok_tui.store import files, runs
 from grok_tui.train import checkpoint, metrics, model
 
 runner = CliRunner()
@@ -60,7 +60,7 @@ def test_segment_endpoints_equal_the_checkpoints(pair):
     assert res["t"][0] == 0 and res["t"][-1] == 1
     assert_rows_match(res, reference(problem, [e.weights for e in problem.ends]), [0, 4])
     for i, e in ((0, problem.ends[0]), (4, problem.ends[1])):  # the trainer's own figures at that step
-        side = checkpoint.read_sidecar(e.path)["metrics"]
+        side = files.read_sidecar(e.path)["metrics"]
         assert res["train_loss"][i] == pytest.approx(side["train_loss"], rel=1e-4)
         assert 1 - res["val_err"][i] == pytest.approx(side["val_acc"], abs=1e-6)
 

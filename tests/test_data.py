@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from grok_tui.errors import ConfigError
+from grok_tui.spec import ops
 from grok_tui.train import data
 
 
 def reference(name: str, a: int, b: int, p: int) -> int:
-    """Plain-Python definitions of every operation, written independently of data.py."""
+    """Plain-Python definitions of every operation, written independently of spec/ops.py."""
     if name == "add":
         return (a + b) % p
     if name == "sub":
@@ -31,10 +32,10 @@ def reference(name: str, a: int, b: int, p: int) -> int:
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("op", data.OPS, ids=lambda op: op.name)
+@pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.name)
 @pytest.mark.parametrize("p", [7, 13])
 def test_every_table_matches_plain_python(op, p):
-    a, b, c = data.table(op, p)
+    a, b, c = ops.table(op, p)
     lo = 1 if op.name == "div" else 0
     assert len(c) == p * (p - lo)
     expected = [reference(op.name, x, y, p) for x in range(p) for y in range(lo, p)]
@@ -43,14 +44,14 @@ def test_every_table_matches_plain_python(op, p):
 
 
 def test_ops_addressable_by_name_and_formula():
-    for op in data.OPS:
-        assert data.find_op(op.name) is op
-        assert data.find_op(op.formula) is op
-        assert data.find_op(" " + op.formula.replace("+", " + ") + " ") is op
-    assert data.find_op("x**2+y**2").name == "sq_add"
-    assert data.find_op("nonsense") is None
+    for op in ops.OPS:
+        assert ops.find_op(op.name) is op
+        assert ops.find_op(op.formula) is op
+        assert ops.find_op(" " + op.formula.replace("+", " + ") + " ") is op
+    assert ops.find_op("x**2+y**2").name == "sq_add"
+    assert ops.find_op("nonsense") is None
     with pytest.raises(ConfigError, match="unknown operation"):
-        data.get_op("x%y")
+        ops.get_op("x%y")
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -82,4 +83,4 @@ def test_division_needs_prime_and_a_nonempty_split():
     assert not config.validate(config.apply_overrides(config.Config(), {"p": 12, "op": "x+y"}))
     with pytest.raises(ConfigError, match="no train"):
         data.build("x+y", 3, 0.05, "ab", seed=0)
-    assert np.all(data.table(data.get_op("div"), 5)[1] > 0)
+    assert np.all(ops.table(ops.get_op("div"), 5)[1] > 0)

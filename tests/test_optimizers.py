@@ -13,6 +13,7 @@ from grok_tui.optim.base import Composite
 from grok_tui.optim.grokfast import Grokfast
 from grok_tui.optim.orthograd import OrthoGrad
 from grok_tui.spec import config
+from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.store import runs
 from grok_tui.train import losses, metrics
 from grok_tui.train import trainer as train
@@ -42,12 +43,12 @@ def _grads(m):
 
 def test_zoo_is_registered_with_its_fields():
     for name in ZOO:
-        assert name in optim.OPTIMIZERS
+        assert name in OPTIMIZERS
     fields = set(config.field_specs())
-    for spec in optim.OPTIMIZERS.values():
+    for spec in OPTIMIZERS.values():
         assert set(spec.fields) <= fields, spec.name
-    assert "lion_beta2" in optim.OPTIMIZERS["lion"].fields
-    assert {"muon_lr", "muon_momentum", "muon_ns_steps"} <= set(optim.OPTIMIZERS["muon"].fields)
+    assert "lion_beta2" in OPTIMIZERS["lion"].fields
+    assert {"muon_lr", "muon_momentum", "muon_ns_steps"} <= set(OPTIMIZERS["muon"].fields)
 
 
 def test_lion_step_is_the_algorithm():
@@ -225,6 +226,20 @@ def test_invalid_hyperparameters_get_one_sentence(setting, message):
         config.resolve("smoke", overrides=setting)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_every_optimizer_has_one_spec_and_one_builder():
+    assert list(OPTIMIZERS) == list(optim.BUILDERS)
+
+
+def test_muon_on_a_torch_without_it_is_one_sentence(monkeypatch):
+    from grok_tui.spec import optimizers
+
+    monkeypatch.setattr(optimizers, "torch_version", lambda: "2.8.1+cpu")
+    with pytest.raises(ConfigError, match=r"muon needs torch >= 2.9 \(torch.optim.Muon\); this is torch 2.8.1\+cpu"):
+        config.resolve("smoke", overrides={"optimizer": "muon"})
+    monkeypatch.setattr(optimizers, "torch_version", lambda: "2.10.0")
+    assert config.resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
 
 
 def _train(cfg, path, **kw):

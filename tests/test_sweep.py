@@ -10,6 +10,7 @@ from grok_tui.cli.main import app
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec import config
+from grok_tui.spec.optimizers import OPTIMIZERS, OptimizerSpec
 from grok_tui.store import runs
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
@@ -124,9 +125,9 @@ def test_summary_statistics(base, tmp_path):
 
 
 def test_fallback_runs_members_one_by_one(base, tmp_path, monkeypatch):
-    spec = optim.OptimizerSpec("rmsprop-test", lambda groups, o, dev: torch.optim.RMSprop(groups, lr=o.lr),
-                               (), "a test optimizer without a vectorised step")
-    monkeypatch.setitem(optim.OPTIMIZERS, spec.name, spec)
+    spec = OptimizerSpec("rmsprop-test", (), "a test optimizer without a vectorised step")
+    monkeypatch.setitem(OPTIMIZERS, spec.name, spec)
+    monkeypatch.setitem(optim.BUILDERS, spec.name, lambda groups, o, dev: torch.optim.RMSprop(groups, lr=o.lr))
     p = sweep.plan(base, {"seed": [0, 1], "optimizer": ["adamw", "rmsprop-test"]}, tmp_path, name="f")
     assert sorted((len(g), sweep.vectorised(g[0].cfg)) for g in p.groups) == [(2, False), (2, True)]
     s = sweep_run.run_sweep(p, tmp_path)

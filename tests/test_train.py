@@ -11,7 +11,7 @@ import torch
 
 from grok_tui.errors import CheckpointError, TrainingError
 from grok_tui.spec import config
-from grok_tui.store import runs
+from grok_tui.store import files, runs
 from grok_tui.train import checkpoint, model
 from grok_tui.train import trainer as train
 
@@ -53,7 +53,7 @@ def test_run_directory_contract(tiny_cfg, runs_dir):
     assert [st for st, _ in info.checkpoints()] == [20, 40, 60]
     assert runs.resolve_checkpoint("r1@last", runs_dir).name == "step-00000060.safetensors"
     assert runs.resolve_checkpoint("r1@40", runs_dir).name == "step-00000040.safetensors"
-    assert checkpoint.read_sidecar(d / "checkpoints" / "step-00000060.safetensors")["tags"] == ["final"]
+    assert files.read_sidecar(d / "checkpoints" / "step-00000060.safetensors")["tags"] == ["final"]
     # the weight norm in the row is that of the model's parameters
     w, _ = checkpoint.load_weights(d / "checkpoints" / "step-00000060.safetensors")
     norm = math.sqrt(sum(float((t.double() ** 2).sum()) for t in w.values()))
@@ -71,7 +71,7 @@ def test_milestones_are_first_crossings_with_tagged_checkpoints(tiny_cfg, runs_d
     info = runs.open_run(runs_dir, "m")
     assert info.milestone_step("memorized") == mem
     assert runs.resolve_checkpoint("m@memorized", runs_dir).name == f"step-{mem:08d}.safetensors"
-    tags = checkpoint.read_sidecar(runs.resolve_checkpoint("m@memorized", runs_dir))["tags"]
+    tags = files.read_sidecar(runs.resolve_checkpoint("m@memorized", runs_dir))["tags"]
     assert "memorized" in tags
     assert [e["event"] for e in cb.events].count("memorized") == 1
 
@@ -151,7 +151,7 @@ def test_torn_last_line_is_ignored_and_tail_keeps_it(tmp_path):
     p = tmp_path / "m.jsonl"
     p.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "val')
     assert [r["step"] for r in runs.read_jsonl(p)] == [1, 2]
-    tail = runs.JsonlTail(p)
+    tail = files.JsonlTail(p)
     assert [r["step"] for r in tail.read()] == [1, 2]
     with open(p, "a") as f:
         f.write('_acc": 0.5}\n{"step": 4}\n')
@@ -194,7 +194,7 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
     info = runs.open_run(runs_dir, "term")
     assert info.status == "stopped"
     step, path = info.checkpoints()[-1]
-    assert step == info.summary["steps_run"] and "final" in checkpoint.read_sidecar(path)["tags"]
+    assert step == info.summary["steps_run"] and "final" in files.read_sidecar(path)["tags"]
     assert train.resume_paths(info.path)[0] == path
 
 

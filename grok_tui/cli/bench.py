@@ -17,12 +17,10 @@ from grok_tui.cli.common import (
     user_errors,
     with_config_flags,
 )
-from grok_tui.cli.main import app
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 
 
-@app.command("bench")
 @with_config_flags
 def bench_cmd(
     preset: Preset = None,

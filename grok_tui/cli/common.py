@@ -1,10 +1,14 @@
-"""Pieces every Typer command shares: the runs-dir option, config-field flags, error handling."""
+"""Pieces every Typer command shares: consoles, common options, flags from the config fields, error
+handling, the JSON-lines writer and the signal handlers of a headless run. No engine imports."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import json
+import signal
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from grok_tui.errors import GrokError
-from grok_tui.spec.config import field_specs
+from grok_tui.spec.config import FieldSpec, field_specs
 from grok_tui.store.runs import RUNS_DIR_ENV
 
 console = Console(highlight=False)
@@ -44,37 +48,83 @@ def user_errors() -> Iterator[None]:
         raise fail(f"{e.strerror or e} ({e.filename})" if e.filename else str(e), 1) from None
 
 
-def with_config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one flag per config field (`train_frac` -> `--train-frac`, default None = not given).
+# --- one flag per config field -------------------------------------------------------------------
 
-    The wrapped command receives them collected in `overrides: dict`.
+def field_flags(collector: str, option: Callable[[FieldSpec], Any], keep: Callable[[Any], bool]):
+    """A decorator adding one flag per config field (`train_frac` -> `--train-frac`, default None).
+
+    `option(spec)` gives a field's annotation (type and typer.Option); the wrapped command receives
+    the flags whose value `keep`s, collected by field name in its parameter `collector`.
     """
-    specs = field_specs()
-    own = [p for p in inspect.signature(func).parameters.values() if p.name != "overrides"]
-    params = list(own)
-    annotations = {p.name: p.annotation for p in own}
-    hints = __import__("typing").get_type_hints(func, include_extras=True)
-    annotations.update({k: v for k, v in hints.items() if k in annotations})
-    params = [p.replace(annotation=annotations[p.name]) for p in own]
-    for name, spec in specs.items():
-        flag = "--" + name.replace("_", "-")
-        decl = f"{flag}/--no-{flag[2:]}" if spec.type is bool else flag
-        help_text = spec.help + (f" \\[{'|'.join(spec.choices)}]" if spec.choices else "")
-        ann = Annotated[Optional[spec.type], typer.Option(decl, help=help_text, rich_help_panel=spec.section,
-                                                          show_default=False)]
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))
-        annotations[name] = ann
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        specs = field_specs()
+        hints = typing.get_type_hints(func, include_extras=True)
+        params = [p.replace(annotation=hints.get(p.name, p.annotation))
+                  for p in inspect.signature(func).parameters.values() if p.name != collector]
+        params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option(spec))
+                   for name, spec in specs.items()]
 
-    @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> Any:
-        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in specs}
-        return func(overrides={k: v for k, v in overrides.items() if v is not None}, **kwargs)
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            given = {k: kwargs.pop(k) for k in list(kwargs) if k in specs}
+            return func(**{collector: {k: v for k, v in given.items() if keep(v)}}, **kwargs)
 
-    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = annotations
-    del wrapper.__wrapped__
-    return wrapper
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__
+        return wrapper
+
+    return decorate
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
+def _config_option(spec: FieldSpec) -> Any:
+    flag = "--" + spec.name.replace("_", "-")
+    decl = f"{flag}/--no-{flag[2:]}" if spec.type is bool else flag
+    help_text = spec.help + (f" \\[{'|'.join(spec.choices)}]" if spec.choices else "")
+    return Annotated[Optional[spec.type], typer.Option(decl, help=help_text, rich_help_panel=spec.section,
+                                                       show_default=False)]
+
+
+# The flags a single run takes, collected in `overrides: dict` (the flags given, by field name).
+with_config_flags = field_flags("overrides", _config_option, lambda v: v is not None)
+
+
+# --- output and signals --------------------------------------------------------------------------
+
+class JsonLines:
+    """The engine's callbacks as JSON lines on stdout, {"type": kind, ...}: the start and the end here,
+    the hooks in between in the run's and the sweep's subclasses."""
+
+    def write(self, kind: str, obj: dict) -> None:
+        sys.stdout.write(json.dumps({"type": kind, **obj}) + "\n")
+        sys.stdout.flush()
+
+    def on_start(self, info: dict) -> None:
+        self.write("start", info)
+
+    def on_end(self, summary: dict) -> None:
+        self.write("end", summary)
+
+
+@contextmanager
+def stop_on_signals(control: Any) -> Iterator[None]:
+    """While inside: SIGINT/SIGTERM stop `control` cleanly, SIGUSR1/2 pause and resume it.
+
+    `control` is the engine's Control (stop and pause events, stop_reason). After a first Ctrl-C a
+    second one interrupts at once. The old handlers come back on the way out.
+    """
+    def stop(signum, frame):  # noqa: ARG001
+        control.stop_reason = "stopped"
+        control.stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    handlers = {signal.SIGINT: stop, signal.SIGTERM: stop}
+    if hasattr(signal, "SIGUSR1"):
+        handlers[signal.SIGUSR1] = lambda s, f: control.pause.set()
+        handlers[signal.SIGUSR2] = lambda s, f: control.pause.clear()
+    old = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

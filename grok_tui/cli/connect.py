@@ -1,4 +1,4 @@
-"""`grok-tui connect` and `grok-tui landscape`: thin front ends over connect.py and landscape.py."""
+"""`grok-tui connect` and `grok-tui landscape`: thin front ends over connect/evaluate.py and connect/landscape.py."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from grok_tui.cli.common import (
     err_console,
     user_errors,
 )
-from grok_tui.cli.main import app
+from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 
 Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
@@ -77,7 +77,6 @@ def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_row
     return table
 
 
-@app.command("connect")
 def connect_cmd(
     a: Ref,
     b: Ref,
@@ -139,7 +138,6 @@ def connect_cmd(
     console.print(f"saved {r['path']}" + (f" and bends {', '.join(r['bend_files'])}" if r["bend_files"] else ""))
 
 
-@app.command("landscape")
 def landscape_cmd(
     ckpt: Ref,
     dims: Annotated[int, typer.Option("--dims", help="1: one random direction, 2: a plane of two")] = 1,
@@ -163,7 +161,6 @@ def landscape_cmd(
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
     from grok_tui.connect.landscape import landscape, plane
-    from grok_tui.errors import ConfigError
 
     with user_errors():
         cfg = _base_cfg(preset, config)

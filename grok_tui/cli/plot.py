@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from grok_tui.cli.common import RunsDir, console, fail, user_errors
-from grok_tui.cli.main import app
 from grok_tui.figures.export import (
     ExportError,
     check_figure_path,
@@ -23,7 +22,6 @@ from grok_tui.figures.export import (
 from grok_tui.store import runs as store
 
 
-@app.command("plot")
 def plot_cmd(
     run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="run ids under the runs directory")],
     metric: Annotated[str, typer.Option("--metric", "-m", help="metric key of metrics.jsonl: val_acc, train_loss, "

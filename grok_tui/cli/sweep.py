@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -13,39 +10,34 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grok_tui.cli.common import ConfigFile, JsonOut, Preset, RunsDir, console, fail, user_errors
-from grok_tui.cli.main import _install_signals, app
+from grok_tui.cli.common import (
+    ConfigFile,
+    JsonLines,
+    JsonOut,
+    Preset,
+    RunsDir,
+    console,
+    fail,
+    field_flags,
+    stop_on_signals,
+    user_errors,
+)
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
-from grok_tui.spec.config import field_specs
+from grok_tui.spec.config import FieldSpec
 
 GridFile = Annotated[Optional[Path], typer.Option("--grid", help="TOML sweep file: base settings and a \\[grid] table")]
 Backend = Annotated[str, typer.Option("--backend", help="local (ensembles in this process) or ray (one task per chunk)")]
 
 
-def with_grid_flags(func):
-    """One repeatable text flag per config field (`--seed 0..7`, `--train-frac 0.3,0.4`), collected in `grid`."""
-    specs = field_specs()
-    own = [p for p in inspect.signature(func).parameters.values() if p.name != "grid"]
-    hints = __import__("typing").get_type_hints(func, include_extras=True)
-    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in own]
-    annotations = {p.name: p.annotation for p in params}
-    for name, spec in specs.items():
-        ann = Annotated[Optional[list[str]], typer.Option(
-            "--" + name.replace("_", "-"), rich_help_panel=f"grid: {spec.section}", show_default=False,
-            help=f"{spec.help}; a value, a list a,b,c or a range lo..hi[:step] (repeatable)")]
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))
-        annotations[name] = ann
+def _grid_option(spec: FieldSpec) -> Any:
+    return Annotated[Optional[list[str]], typer.Option(
+        "--" + spec.name.replace("_", "-"), rich_help_panel=f"grid: {spec.section}", show_default=False,
+        help=f"{spec.help}; a value, a list a,b,c or a range lo..hi[:step] (repeatable)")]
 
-    @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> Any:
-        flags = {k: kwargs.pop(k) for k in list(kwargs) if k in specs}
-        return func(grid={k: v for k, v in flags.items() if v}, **kwargs)
 
-    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = annotations
-    del wrapper.__wrapped__
-    return wrapper
+# One repeatable text flag per config field (`--seed 0..7`, `--train-frac 0.3,0.4`), collected in `grid`.
+with_grid_flags = field_flags("grid", _grid_option, bool)
 
 
 def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | None, flags: dict[str, list[str]],
@@ -145,35 +137,24 @@ def print_summary(summary: dict) -> None:
                   f"({summary['backend']}); summary: {summary['path']} (+ .csv)")
 
 
-class SweepJson:
-    """One JSON object per line: start, eval, event, member_end, end."""
-
-    def _out(self, kind: str, obj: dict) -> None:
-        sys.stdout.write(json.dumps({"type": kind, **obj}) + "\n")
-        sys.stdout.flush()
-
-    def on_start(self, plan: dict) -> None:
-        self._out("start", plan)
+class SweepJson(JsonLines):
+    """One JSON object per line: start, group, eval, event, member_end, end (a member's lines carry its run_id)."""
 
     def on_group_start(self, index: int, group: dict) -> None:
-        self._out("group", {"group": index, **group})
+        self.write("group", {"group": index, **group})
 
     def on_progress(self, index: int, step: int) -> None: ...
 
     def on_eval(self, run_id: str, row: dict) -> None:
-        self._out("eval", {"run_id": run_id, **row})
+        self.write("eval", {"run_id": run_id, **row})
 
     def on_event(self, run_id: str, event: dict) -> None:
-        self._out("event", {"run_id": run_id, **event})
+        self.write("event", {"run_id": run_id, **event})
 
     def on_member_end(self, run_id: str, summary: dict) -> None:
-        self._out("member_end", {"run_id": run_id, **summary})
-
-    def on_end(self, summary: dict) -> None:
-        self._out("end", summary)
+        self.write("member_end", {"run_id": run_id, **summary})
 
 
-@app.command("sweep")
 @with_grid_flags
 def sweep_cmd(
     preset: Preset = None,
@@ -226,9 +207,9 @@ def sweep_cmd(
                     console.print(f"  {m.run_id}  " + " ".join(f"{k}={v}" for k, v in m.values.items()))
             return
         control = Control()
-        _install_signals(control)
-        summary = run_sweep(p, runs_dir, backend, [SweepJson() if json_out else SweepProgress()], control,
-                            ray_address=ray_address)
+        with stop_on_signals(control):
+            summary = run_sweep(p, runs_dir, backend, [SweepJson() if json_out else SweepProgress()], control,
+                                ray_address=ray_address)
     statuses = [m["status"] for m in summary["members"]]
     if "failed" in statuses:
         raise fail(f"{statuses.count('failed')} of {len(statuses)} runs failed (see their summary.json).", 1)

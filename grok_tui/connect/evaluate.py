@@ -47,6 +47,7 @@ from grok_tui.connect.files import (  # noqa: F401 (list_results, load_result: r
 from grok_tui.errors import CheckpointError, ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.store import runs
+from grok_tui.store.files import read_sidecar
 from grok_tui.train import checkpoint, data
 from grok_tui.train.model import Arch, Transformer, arch_from_config, build
 from grok_tui.train.trainer import resolve_device
@@ -97,7 +98,7 @@ class Problem:
 
 
 def _step_of(path: Path) -> int | None:
-    side = checkpoint.read_sidecar(path)
+    side = read_sidecar(path)
     if isinstance(side.get("step"), int):
         return side["step"]
     m = re.fullmatch(r"step-(\d+)", path.stem)

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import save_file
 
 from grok_tui.errors import ConfigError
-from grok_tui.store import runs
-from grok_tui.train import checkpoint
+from grok_tui.store.files import atomic_write, atomic_write_text, read_json
 
 if TYPE_CHECKING:
     from grok_tui.connect.curves import Curve
@@ -59,7 +58,7 @@ def save_result(result: dict[str, Any], directory: Path, columns: list[str]) -> 
     """Write <name>.json (everything) and <name>.csv (the arrays in `columns`, one row per point)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{result['name']}.json"
-    checkpoint.atomic_write_text(path, json.dumps(result, indent=1, allow_nan=True))
+    atomic_write_text(path, json.dumps(result, indent=1, allow_nan=True))
     arrays = result["data"]
     n = len(arrays[columns[0]])
 
@@ -70,7 +69,7 @@ def save_result(result: dict[str, Any], directory: Path, columns: list[str]) -> 
             for i in range(n):
                 w.writerow([f"{arrays[c][i]:.8g}" for c in columns])
 
-    checkpoint.atomic_write(path.with_suffix(".csv"), write_csv)
+    atomic_write(path.with_suffix(".csv"), write_csv)
     return path
 
 
@@ -81,7 +80,7 @@ def save_bends(curve: Curve, arch: Arch, directory: Path, name: str) -> list[str
         path = directory / f"{name}.bend{j}.safetensors"
         tensors = {k: v.detach().contiguous().cpu() for k, v in w.items()}
         meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": "-1"}
-        checkpoint.atomic_write(path, lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m))
+        atomic_write(path, lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m))
         paths.append(str(path))
     return paths
 
@@ -90,7 +89,7 @@ def list_results(run_path: Path) -> list[dict[str, Any]]:
     """Saved results of one run (newest first): name, kind, created, path."""
     found = []
     for p in sorted((Path(run_path) / "connect").glob("*.json")):
-        r = runs.read_json(p)
+        r = read_json(p)
         if "kind" in r and "data" in r:
             found.append({"name": r.get("name", p.stem), "kind": r["kind"], "created": r.get("created", ""),
                           "path": p})
@@ -98,7 +97,7 @@ def list_results(run_path: Path) -> list[dict[str, Any]]:
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    r = runs.read_json(Path(path))
+    r = read_json(Path(path))
     if "kind" not in r or "data" not in r:
         raise ConfigError(f"{path} is not a saved connectivity or landscape result.")
     return r

@@ -225,14 +225,3 @@ def save_figure(path: str | Path, all_series: Sequence[Series], title: str, ylab
         plt.close(fig)
     return path
 
-
-def export_chart(stem: str | Path, all_series: Sequence[Series], metric: str, logx: bool, logy: bool,
-                 fmt: str = "png") -> list[Path]:
-    """Figure (fmt) and CSV side by side: stem.fmt and stem.csv. The CSV is written even without matplotlib."""
-    stem = Path(stem)
-    if stem.suffix.lower() in (".png", ".svg", ".pdf", ".csv"):
-        stem = stem.with_suffix("")
-    out = [write_csv(stem.with_suffix(".csv"), all_series, metric)]
-    out.append(save_figure(stem.with_suffix("." + fmt), all_series, metric_name(metric), metric_name(metric),
-                           logx, logy))
-    return out

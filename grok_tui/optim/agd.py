@@ -21,8 +21,7 @@ import math
 
 import torch
 
-from grok_tui.optim import registry as optim
-from grok_tui.optim.base import Composite
+from grok_tui.optim.base import Composite, fast
 
 
 def _scale(name: str, p: torch.Tensor) -> float:
@@ -64,7 +63,8 @@ class AGD(torch.optim.Optimizer):
         return loss
 
 
-def _build(model, o, dev):
+def build(model, o, dev):
+    """AGD on the weight matrices (orthogonalised in place), AdamW on the rest."""
     mats, scales, rest = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -79,16 +79,6 @@ def _build(model, o, dev):
     parts: list = [AGD(mats, scales, o.agd_gain)] if mats else []
     if rest:
         parts.append(torch.optim.AdamW(rest, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                                       weight_decay=o.weight_decay, **optim._fast(dev)))
+                                       weight_decay=o.weight_decay, **fast(dev)))
     return Composite(parts)
 
-
-def _validate(o) -> list[str]:
-    return [] if o.agd_gain > 0 else [f"agd gain must be positive, got {o.agd_gain}."]
-
-
-optim.register(optim.OptimizerSpec(
-    "agd", _build, ("beta1", "beta2", "eps", "agd_gain"),
-    "Automatic Gradient Descent (Bernstein et al.): no lr for the weight matrices (orthogonal init, "
-    "step from the gradient summary); AdamW (--lr, --weight-decay) for biases and norms",
-    _validate, needs_model=True))

@@ -13,6 +13,13 @@ from typing import Any
 import torch
 
 
+def fast(device: torch.device) -> dict:
+    """Keyword arguments for torch's own optimizers: one fused kernel for all parameters."""
+    # On CUDA, and on the CPU too (an AdamW step of the canonical model took 0.21 ms fused against
+    # 0.69 ms with foreach on the 2-core dev machine).
+    return {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
+
+
 class Composite:
     """Several optimizers over disjoint parameters, stepped together (Muon + AdamW, AGD + AdamW)."""
 
@@ -124,10 +131,6 @@ class GradFilter:
             if s:
                 inner_state[i] = s
         self.inner.load_state_dict({"state": inner_state, "param_groups": sd["param_groups"]})
-
-
-def param_names(model: torch.nn.Module) -> dict[torch.Tensor, str]:
-    return {p: n for n, p in model.named_parameters()}
 
 
 def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:

@@ -22,9 +22,6 @@ import math
 
 import torch
 
-from grok_tui.optim import registry as optim
-from grok_tui.optim.lion import validate
-
 
 class GroupLion(torch.optim.Optimizer):
     def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
@@ -57,11 +54,5 @@ class GroupLion(torch.optim.Optimizer):
         return loss
 
 
-optim.register(optim.OptimizerSpec(
-    "glion",
-    lambda groups, o, dev: GroupLion(groups, lr=o.lr, betas=(o.lion_beta1, o.lion_beta2),
-                                     weight_decay=o.weight_decay),
-    ("lion_beta1", "lion_beta2"),
-    "group-adaptive Lion (seed 000's plan): Lion with one adaptive lr per parameter tensor, "
-    "c / rms(c) in place of sign(c)",
-    validate))
+def build(groups, o, dev):
+    return GroupLion(groups, lr=o.lr, betas=(o.lion_beta1, o.lion_beta2), weight_decay=o.weight_decay)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from grok_tui.optim import registry as optim
-from grok_tui.optim.base import GradFilter
+from grok_tui.optim.base import GradFilter, fast
 
 TINY = 1e-30
 
@@ -26,13 +25,9 @@ class OrthoGrad(GradFilter):
             p.grad.copy_((g_perp * (g.norm() / (g_perp.norm() + TINY))).view_as(p.grad))
 
 
-def _build(groups, o, dev):
+def build(groups, o, dev):
+    """⊥AdamW: AdamW behind the projection."""
     opt = torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                            weight_decay=o.weight_decay, **optim._fast(dev))
+                            weight_decay=o.weight_decay, **fast(dev))
     return OrthoGrad(opt)
 
-
-optim.register(optim.OptimizerSpec(
-    "orthoadamw", _build, ("beta1", "beta2", "eps"),
-    "⊥AdamW (Prieto et al. 2025): AdamW on the gradient projected orthogonal to each weight tensor; "
-    "pair with --loss stablemax and --weight-decay 0"))

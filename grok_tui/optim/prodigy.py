@@ -12,23 +12,9 @@ import io
 
 from prodigyopt import Prodigy
 
-from grok_tui.optim import registry as optim
 
-
-def _build(groups, o, dev):
+def build(groups, o, dev):
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Using decoupled weight decay"
         return Prodigy(groups, lr=1.0, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay,
                        decouple=True, d_coef=o.prodigy_d_coef)
 
-
-def _validate(o) -> list[str]:
-    return [] if o.prodigy_d_coef > 0 else [f"prodigy d coef must be positive, got {o.prodigy_d_coef}."]
-
-
-optim.register(optim.OptimizerSpec(
-    "prodigy",
-    _build,
-    ("beta1", "beta2", "eps", "prodigy_d_coef"),
-    "Prodigy (Mishchenko & Defazio): Adam with an estimated step size; ignores --lr "
-    "(scale with --prodigy-d-coef)",
-    _validate))

@@ -1,81 +1,71 @@
-"""The optimizer registry and the learning-rate schedule.
+"""The optimizers by name: builders for the names of ``spec/optimizers.py``, the gradient filters that
+wrap any of them, and the learning-rate schedule.
 
-An optimizer is registered by name with a builder ``(param_groups, OptimConfig, device) -> Optimizer``,
-the config fields it reads (so front ends show just those) and an optional validator. Later optimizers
-plug in with ``register(OptimizerSpec(...))``.
+A builder is ``(param_groups, OptimConfig, device) -> Optimizer``, or ``(model, OptimConfig, device)``
+for the optimizers whose spec says ``needs_model``. The zoo lives one module per family (lion,
+group_lion, prodigy, schedule_free, muon, agd, orthograd); they know nothing of this registry. Two
+gradient filters wrap any optimizer: Grokfast (``--grokfast-lambda`` > 0) and ⊥Grad (``--orthograd``);
+Grokfast filters first, the projection comes last. A new optimizer is a spec in ``spec/optimizers.py``
+and a builder here.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-COMMON_FIELDS = ("lr", "weight_decay", "warmup_steps", "cooldown", "cooldown_steps")
+from grok_tui.optim import agd, group_lion, lion, muon, orthograd, prodigy, schedule_free
+from grok_tui.optim.base import fast
+from grok_tui.optim.grokfast import Grokfast
+from grok_tui.optim.orthograd import OrthoGrad
+from grok_tui.spec.optimizers import OPTIMIZERS
+
+Builder = Callable[..., torch.optim.Optimizer]
 
 
-@dataclass(frozen=True)
-class OptimizerSpec:
-    name: str
-    build: Callable[[list[dict], object, torch.device], torch.optim.Optimizer]
-    fields: tuple[str, ...]  # OptimConfig fields it reads besides COMMON_FIELDS
-    help: str
-    validate: Callable[[object], list[str]] | None = None
-    # Builders that need the model itself (e.g. to split parameters by shape) set this.
-    needs_model: bool = False
+def _adamw(groups, o, dev):
+    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay,
+                             **fast(dev))
 
 
-OPTIMIZERS: dict[str, OptimizerSpec] = {}
-# Gradient filters that may wrap any optimizer, (optimizer, OptimConfig) -> optimizer (grok_tui.optimizers).
-WRAPPERS: list[Callable] = []
+def _adam(groups, o, dev):
+    return torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay,
+                            **fast(dev))
 
 
-def register(spec: OptimizerSpec) -> OptimizerSpec:
-    OPTIMIZERS[spec.name] = spec
-    return spec
+def _sgd(groups, o, dev):
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                           weight_decay=o.weight_decay, **fast(dev))
 
 
-def _fast(device: torch.device) -> dict:
-    # One fused kernel for all parameters: on CUDA, and on the CPU too (an AdamW step of the canonical
-    # model took 0.21 ms fused against 0.69 ms with foreach on the 2-core dev machine).
-    return {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
+BUILDERS: dict[str, Builder] = {
+    "adamw": _adamw, "adam": _adam, "sgd": _sgd, "lion": lion.build, "glion": group_lion.build,
+    "prodigy": prodigy.build, "sfadamw": schedule_free.build, "muon": muon.build, "agd": agd.build,
+    "orthoadamw": orthograd.build,
+}
 
 
-register(OptimizerSpec(
-    "adamw",
-    lambda groups, o, dev: torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                                             weight_decay=o.weight_decay, **_fast(dev)),
-    ("beta1", "beta2", "eps"), "Adam with decoupled weight decay (Loshchilov & Hutter)"))
-register(OptimizerSpec(
-    "adam",
-    lambda groups, o, dev: torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                                            weight_decay=o.weight_decay, **_fast(dev)),
-    ("beta1", "beta2", "eps"), "Adam; weight decay is an L2 term added to the gradient"))
-register(OptimizerSpec(
-    "sgd",
-    lambda groups, o, dev: torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                                           weight_decay=o.weight_decay, **_fast(dev)),
-    ("momentum", "nesterov"), "stochastic gradient descent, optional (Nesterov) momentum; L2 weight decay"))
+def wrap(opt, o):
+    """The gradient filters the config asks for, around opt."""
+    if o.orthograd and not isinstance(opt, OrthoGrad):
+        opt = OrthoGrad(opt)
+    if o.grokfast_lambda > 0:
+        opt = Grokfast(opt, o.grokfast_alpha, o.grokfast_lambda)
+    return opt
 
 
 def build(model: nn.Module, o, device: torch.device | None = None) -> torch.optim.Optimizer:
     spec = OPTIMIZERS[o.optimizer]
+    make = BUILDERS[o.optimizer]
     device = device or next(model.parameters()).device
     if spec.needs_model:
-        opt = spec.build(model, o, device)
+        opt = make(model, o, device)
     else:
-        opt = spec.build([{"params": [p for p in model.parameters() if p.requires_grad]}], o, device)
-    for wrap in WRAPPERS:
-        opt = wrap(opt, o)
-    return opt
-
-
-def validate(o) -> list[str]:
-    spec = OPTIMIZERS.get(o.optimizer)
-    return spec.validate(o) if spec is not None and spec.validate is not None else []
+        opt = make([{"params": [p for p in model.parameters() if p.requires_grad]}], o, device)
+    return wrap(opt, o)
 
 
 def lr_factor(o, total_steps: int) -> Callable[[int], float]:
@@ -94,6 +84,3 @@ def lr_factor(o, total_steps: int) -> Callable[[int], float]:
         return f
 
     return factor
-
-
-from grok_tui.optim import zoo as optimizers  # noqa: E402,F401  (registers the optimizer zoo)

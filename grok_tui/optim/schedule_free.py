@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from schedulefree import AdamWScheduleFree
 
-from grok_tui.optim import registry as optim
 
-
-def _build(groups, o, dev):
+def build(groups, o, dev):
     opt = AdamWScheduleFree(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay,
                             warmup_steps=0)  # the trainer's schedule does the warm-up
     opt.train()
     return opt
 
-
-optim.register(optim.OptimizerSpec(
-    "sfadamw", _build, ("beta1", "beta2", "eps"),
-    "Schedule-Free AdamW (Defazio et al.): no lr decay needed; evaluated at the averaged weights"))

@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from grok_tui.errors import ConfigError
+from grok_tui.spec import ops, optimizers
 
 SECTIONS = ("data", "model", "optim", "train")
 
@@ -205,18 +206,23 @@ def from_dict(raw: dict[str, Any], base: Config | None = None, where: str = "") 
     return apply_overrides(base or Config(), flat, where)
 
 
-def load_toml(path: str | Path, base: Config | None = None) -> Config:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The table in a TOML file; ConfigError (one sentence naming `what` and the path) when it cannot be."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist.") from None
+        raise ConfigError(f"{what} {path} does not exist.") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory.") from None
+        raise ConfigError(f"{what} {path} is a directory.") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}.") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}.") from None
     except (UnicodeDecodeError, OSError) as e:
-        raise ConfigError(f"config file {path} cannot be read: {e}.") from None
+        raise ConfigError(f"{what} {path} cannot be read: {e}.") from None
+
+
+def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    raw = read_toml(path)
     if "preset" in raw and not isinstance(raw["preset"], str):
         raise ConfigError(f"preset in {path} must be a preset's name (text), got {raw['preset']!r}.")
     if base is None and "preset" in raw:
@@ -270,25 +276,22 @@ def seed_error(name: str, seed: int | None) -> str | None:
 
 def validate(cfg: Config) -> list[str]:
     """Every problem with cfg, one sentence each (empty when the config is usable)."""
-    from grok_tui.optim import registry as optim
-    from grok_tui.train import data  # registries
-
     d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
     errs: list[str] = []
-    op = data.find_op(d.op)
+    op = ops.find_op(d.op)
     if op is None:
-        errs.append(f"unknown operation '{d.op}' (known: {', '.join(data.op_names())}).")
+        errs.append(f"unknown operation '{d.op}' (known: {', '.join(ops.op_names())}).")
     if d.p < 2:
         errs.append(f"p must be at least 2, got {d.p}.")
     elif d.p > 1000:
         errs.append(f"p must be at most 1000 (the table has p^2 rows), got {d.p}.")
-    elif op is not None and op.needs_prime and not data.is_prime(d.p):
+    elif op is not None and op.needs_prime and not ops.is_prime(d.p):
         errs.append(f"p must be prime for {op.formula} (it needs an inverse mod p), got {d.p}.")
     if not 0.0 < d.train_frac < 1.0 or math.isnan(d.train_frac):
         errs.append(f"train ratio must be in (0, 1), got {d.train_frac}.")
     elif op is not None and 2 <= d.p <= 1000:
         rows = d.p * (d.p - 1 if op.b_nonzero else d.p)
-        if data.train_count(rows, d.train_frac) == 0:
+        if ops.train_count(rows, d.train_frac) == 0:
             errs.append(f"train ratio {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
     for name, seed in (("seed", t.seed), ("data seed", d.data_seed)):
         bad = seed_error(name, seed)
@@ -303,8 +306,8 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"heads ({m.heads}) must divide d_model ({m.d_model}).")
     if m.norm not in ("layernorm", "none"):
         errs.append(f"norm must be 'layernorm' or 'none', got '{m.norm}'.")
-    if o.optimizer not in optim.OPTIMIZERS:
-        errs.append(f"unknown optimizer '{o.optimizer}' (known: {', '.join(optim.OPTIMIZERS)}).")
+    if o.optimizer not in optimizers.OPTIMIZERS:
+        errs.append(f"unknown optimizer '{o.optimizer}' (known: {', '.join(optimizers.OPTIMIZERS)}).")
     if not o.lr > 0 or math.isinf(o.lr):
         errs.append(f"lr must be a positive number, got {o.lr}.")
     if not o.weight_decay >= 0 or math.isinf(o.weight_decay):
@@ -346,7 +349,7 @@ def validate(cfg: Config) -> list[str]:
     dev_err = check_device(t.device)
     if dev_err:
         errs.append(dev_err)
-    errs.extend(optim.validate(o))
+    errs.extend(optimizers.validate(o))
     return errs
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,32 +19,34 @@ from typing import Any
 
 from grok_tui.errors import CheckpointError, ConfigError, GrokError
 from grok_tui.spec.config import Config, load_toml
-from grok_tui.train import checkpoint
+from grok_tui.spec.ops import get_op
+from grok_tui.store import files
+from grok_tui.store.files import read_json, read_jsonl
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 MILESTONES = ("memorized", "grokked")
-FINAL_STATUSES = ("finished", "stopped", "failed")
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
 
 
 # --- writing -----------------------------------------------------------------------------------
 
-def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
+def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool]) -> str:
+    """`name` when given (checked), else `<date>-<time>-<stem>`, then `-2`, `-3`, ... while `taken(id)`."""
     if name:
         if "/" in name or name.startswith(".") or "@" in name:
-            raise ConfigError(f"run name '{name}' may not contain '/' or '@' or start with '.'.")
+            raise ConfigError(f"{kind} name '{name}' may not contain '/' or '@' or start with '.'.")
         return name
-    from grok_tui.train.data import get_op
-
-    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
-    run_id, n = stem, 1
-    while (root / run_id).exists():
+    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
+    new, n = stem, 1
+    while taken(new):
         n += 1
-        run_id = f"{stem}-{n}"
-    return run_id
+        new = f"{stem}-{n}"
+    return new
+
+
+def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
+    """`name`, or <date>-<time>-<op>-p<p>-<optimizer> not yet under root."""
+    stem = f"{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
+    return new_id("run", stem, name, lambda run_id: (Path(root) / run_id).exists())
 
 
 class RunWriter:
@@ -57,7 +60,7 @@ class RunWriter:
                 self.path.mkdir(parents=True, exist_ok=False)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             if not resume:
-                checkpoint.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+                files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
         except FileExistsError:
             raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
         except OSError as e:
@@ -88,7 +91,7 @@ class RunWriter:
         if force or now - self._last_summary > 1.0:
             self._last_summary = now
             self.summary["updated_at"] = time.time()
-            checkpoint.atomic_write_text(self.path / "summary.json", json.dumps(self.summary, indent=1))
+            files.atomic_write_text(self.path / "summary.json", json.dumps(self.summary, indent=1))
 
     def close(self) -> None:
         for f in (self._metrics, self._events):
@@ -100,55 +103,6 @@ class RunWriter:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(Path(path).read_text())
-        return obj if isinstance(obj, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
-    """Complete lines of `data` as objects, and how many bytes they used (a torn tail is left)."""
-    end = data.rfind(b"\n") + 1
-    rows = []
-    for line in data[:end].splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a crash in the middle of the file: skip it
-        if isinstance(obj, dict):
-            rows.append(obj)
-    return rows, end
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return []
-    return parse_jsonl(data)[0]
-
-
-class JsonlTail:
-    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.offset = 0
-
-    def read(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return []
-        rows, used = parse_jsonl(data)
-        self.offset += used
-        return rows
-
-
 def dedupe_steps(rows: list[dict]) -> list[dict]:
     """Rows ordered by step, the last written row winning (a resumed run re-writes some steps)."""
     by_step: dict[int, dict] = {}
@@ -157,6 +111,15 @@ def dedupe_steps(rows: list[dict]) -> list[dict]:
         if isinstance(step, int) and not isinstance(step, bool):
             by_step[step] = r
     return [by_step[s] for s in sorted(by_step)]
+
+
+def fmt(v: Any) -> str:
+    """A value as the runs tables print it: '-' where unknown, floats to three significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -194,15 +157,7 @@ class RunInfo:
         return read_jsonl(self.path / "events.jsonl")
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        out = []
-        for p in sorted((self.path / "checkpoints").glob("step-*.safetensors")):
-            if p.name.endswith(".state.safetensors"):
-                continue
-            try:
-                out.append((int(p.stem[5:]), p))
-            except ValueError:
-                continue
-        return out
+        return files.checkpoints(self.path / "checkpoints")
 
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""

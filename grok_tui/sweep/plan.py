@@ -19,7 +19,6 @@ import json
 import math
 import os
 import statistics
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +27,10 @@ from typing import Any
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import Config
-from grok_tui.store.runs import read_json
-from grok_tui.train import checkpoint, vecoptim
+from grok_tui.spec.ops import get_op
+from grok_tui.store.files import atomic_write_text, read_json
+from grok_tui.store.runs import new_id
+from grok_tui.train import vecoptim
 
 MAX_MEMBERS = 4096
 SEED_FIELDS = ("seed", "data_seed")  # averaged over in the summary
@@ -104,14 +105,7 @@ def load_grid_file(path: str | Path, base: Config | None = None) -> tuple[Config
     The file's own preset applies only when no base is given (--preset and --config come first).
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {path} does not exist.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"sweep file {path} is not valid TOML: {e}.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"sweep file {path} cannot be read: {e}.") from None
+    raw = config_mod.read_toml(path, "sweep file")
     grid_raw = raw.pop("grid", {})
     if not isinstance(grid_raw, dict):
         raise ConfigError(f"[grid] in {path} must be a table of setting = [values].")
@@ -175,10 +169,10 @@ def vectorised(cfg: Config) -> bool:
 
 def group_key(cfg: Config, device: str) -> tuple:
     """What members of one ensemble must share."""
-    from grok_tui.train import data, model
+    from grok_tui.train import model
 
     t = cfg.train
-    return (model.arch_from_config(cfg), data.get_op(cfg.data.op).b_nonzero, vecoptim.family(cfg), t.steps,
+    return (model.arch_from_config(cfg), get_op(cfg.data.op).b_nonzero, vecoptim.family(cfg), t.steps,
             t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.sgn_every, device)
 
 
@@ -189,18 +183,10 @@ def resolve_device(cfg: Config) -> str:
 
 
 def new_sweep_id(runs_dir: Path, base: Config, name: str | None = None) -> str:
-    if name:
-        if "/" in name or name.startswith(".") or "@" in name:
-            raise ConfigError(f"sweep name '{name}' may not contain '/' or '@' or start with '.'.")
-        return name
-    from grok_tui.train.data import get_op
-
-    stem = f"{datetime.now():%Y%m%d-%H%M%S}-sweep-{get_op(base.data.op).name}-p{base.data.p}"
-    sweep_id, n = stem, 1
-    while (Path(runs_dir) / SWEEPS_DIR / f"{sweep_id}.json").exists() or (Path(runs_dir) / f"{sweep_id}-000").exists():
-        n += 1
-        sweep_id = f"{stem}-{n}"
-    return sweep_id
+    """`name`, or <date>-<time>-sweep-<op>-p<p> with neither a summary nor a first member yet."""
+    root = Path(runs_dir)
+    return new_id("sweep", f"sweep-{get_op(base.data.op).name}-p{base.data.p}", name,
+                  lambda i: (root / SWEEPS_DIR / f"{i}.json").exists() or (root / f"{i}-000").exists())
 
 
 def cpu_count() -> int:
@@ -327,8 +313,8 @@ def table_rows(summary: dict) -> list[dict[str, str]]:
 def save_summary(runs_dir: str | Path, summary: dict) -> Path:
     d = Path(runs_dir) / SWEEPS_DIR
     path = d / f"{summary['sweep_id']}.json"
-    checkpoint.atomic_write_text(path, json.dumps(summary, indent=1))
-    checkpoint.atomic_write_text(d / f"{summary['sweep_id']}.csv", summary_csv(summary))
+    atomic_write_text(path, json.dumps(summary, indent=1))
+    atomic_write_text(d / f"{summary['sweep_id']}.csv", summary_csv(summary))
     return path
 
 

@@ -1,9 +1,11 @@
-"""Checkpoint files: safetensors weights + a JSON sidecar, written atomically (temp file + rename).
+"""Checkpoint tensors: safetensors weights + a JSON sidecar, written atomically (temp file + rename).
 
 ``step-00001234.safetensors``   model weights; metadata holds the architecture and the step
 ``step-00001234.json``          step, metrics at that step, tags ("memorized", "grokked", "final"), arch
 ``step-00001234.state.safetensors`` + ``.state.json``   optimizer, RNG and data-order state for
                                 --resume; kept for the newest checkpoint only
+
+File names, atomic writes and the sidecar reader need no torch and live in ``store/files.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +21,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from grok_tui.errors import CheckpointError
+from grok_tui.store.files import (
+    atomic_write,
+    atomic_write_text,
+    ckpt_name,
+    latest_state,  # noqa: F401  (the trainer finds the resume state here)
+)
 from grok_tui.train.model import Arch
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename onto path; on any failure the old file (if any) stays."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str, str] | None = None) -> None:
@@ -49,14 +37,6 @@ def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str
     except SafetensorError as e:
         full = "No space left" in str(e) or "os error 28" in str(e)
         raise OSError(errno.ENOSPC if full else errno.EIO, str(e).split(": ")[-1], tmp) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def ckpt_name(step: int) -> str:
-    return f"step-{step:08d}"
 
 
 def save(directory: Path, step: int, model: torch.nn.Module, arch: Arch, metrics: dict, tags: list[str]) -> Path:
@@ -106,14 +86,6 @@ def load_into(model: torch.nn.Module, path: Path, arch: Arch) -> None:
         raise CheckpointError(f"checkpoint {path} does not fit this model: {first}") from None
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
-    side = Path(path).with_suffix(".json")
-    try:
-        return json.loads(side.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 # --- resumable state: optimizer, RNG, data order ----------------------------------------------
 
 def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -154,14 +126,6 @@ def save_state(directory: Path, step: int, optimizer: torch.optim.Optimizer, ext
     for old in directory.glob("step-*.state.*"):
         if not old.name.startswith(ckpt_name(step) + "."):
             old.unlink(missing_ok=True)
-
-
-def latest_state(directory: Path) -> tuple[int, Path] | None:
-    found = sorted(directory.glob("step-*.state.json"))
-    if not found:
-        return None
-    path = found[-1]
-    return int(path.name[5:13]), path
 
 
 def load_state(json_path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

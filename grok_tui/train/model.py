@@ -5,7 +5,7 @@ an ensemble of stacked models) computes only what the readout needs, exactly:
 
 - only the last position is read out, so the last block computes its query, attention output and
   MLP for that position alone (the keys and values still see every position);
-- an input row is ``[a, b]`` or ``[a, op, b, =]`` (data.encode), so by causality the positions before
+- an input row is ``[a, b]`` or ``[a, op, b, =]`` (ops.encode), so by causality the positions before
   b depend on a alone. When a batch has more rows than there are values of a, those positions are
   computed once per value of a (p rows) and each row gathers its own; their gradients flow back
   through the gather;
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grok_tui.train import data as data_mod
+from grok_tui.spec import ops
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Arch:
 
 def arch_from_config(cfg) -> Arch:
     d, m = cfg.data, cfg.model
-    return Arch(vocab=data_mod.vocab_size(d.p), seq_len=data_mod.seq_len(d.tokens), n_classes=d.p,
+    return Arch(vocab=ops.vocab_size(d.p), seq_len=ops.seq_len(d.tokens), n_classes=d.p,
                 layers=m.layers, d_model=m.d_model, heads=m.heads, mlp_ratio=m.mlp_ratio, norm=m.norm,
                 scale_invariant=m.scale_invariant)
 
@@ -120,11 +120,11 @@ class Transformer(nn.Module):
         self.ln_f = _norm(arch)
         self.head = nn.Linear(arch.d_model, arch.n_classes, bias=not arch.scale_invariant)
         self.register_buffer("positions", torch.arange(arch.seq_len), persistent=False)
-        self.register_buffer("prefixes", torch.from_numpy(data_mod.prefixes(arch.n_classes, arch.seq_len)),
+        self.register_buffer("prefixes", torch.from_numpy(ops.prefixes(arch.n_classes, arch.seq_len)),
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, seq_len) rows of data.encode -> (B, n_classes) logits for c."""
+        """(B, seq_len) rows of ops.encode -> (B, n_classes) logits for c."""
         return forward_pass(self.arch, Weights(self), x)
 
     def forward_all_positions(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,9 +204,9 @@ def attend(q: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor], offs
 
 
 def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
-    """(..., B, seq_len) rows of data.encode -> (..., B, n_classes) logits, computing only what the
+    """(..., B, seq_len) rows of ops.encode -> (..., B, n_classes) logits, computing only what the
     readout needs (module doc). W is a ``Weights`` (one model) or the ensemble's stacked weights."""
-    ib, T, D, H, si = data_mod.b_index(arch.seq_len), arch.seq_len, arch.d_model, arch.heads, arch.scale_invariant
+    ib, T, D, H, si = ops.b_index(arch.seq_len), arch.seq_len, arch.d_model, arch.heads, arch.scale_invariant
     Ts = T - ib  # positions from b on
     share = x.shape[-2] > arch.n_classes  # more rows than values of a: compute per value, then gather
     if share:  # the positions before b once per value of a

@@ -1,7 +1,7 @@
 """Runs / compare: every run under the runs directory, and the selected ones overlaid on one chart.
 
 A thread worker rescans the directory about once a second (runs started headless in another terminal
-appear, running ones update) and reads the new rows of the selected runs with `runs.JsonlTail`.
+appear, running ones update) and reads the new rows of the selected runs with `store.files.JsonlTail`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from grok_tui.figures.export import (
     series,
 )
 from grok_tui.store import runs as store
+from grok_tui.store.files import JsonlTail
 from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.run_table import RunTable, short_id
@@ -40,8 +41,8 @@ DEFAULT_METRICS = tuple(METRIC_NAMES)
 class Followed:
     """The rows of one selected run read so far (its files are tailed, not re-read)."""
 
-    metrics: store.JsonlTail
-    events: store.JsonlTail
+    metrics: JsonlTail
+    events: JsonlTail
     rows: dict[int, dict] = field(default_factory=dict)
     milestones: dict[str, int] = field(default_factory=dict)
 
@@ -123,8 +124,8 @@ class RunsScreen(Screen):
             f = self.followed.get(rid)
             if f is None:
                 path = self.runs_dir / rid
-                f = self.followed[rid] = Followed(store.JsonlTail(path / "metrics.jsonl"),
-                                                  store.JsonlTail(path / "events.jsonl"))
+                f = self.followed[rid] = Followed(JsonlTail(path / "metrics.jsonl"),
+                                                  JsonlTail(path / "events.jsonl"))
             changed |= f.read()
         self.post_message(self.Scanned(runs, changed))
 

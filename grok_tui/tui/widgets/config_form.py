@@ -1,7 +1,7 @@
 """The run configuration as a form, built from the engine's field specs (never a hand-kept list).
 
 Sections come from `config.field_specs()`; the optimizer section shows the common fields, the fields
-of the chosen optimizer (`optim.OPTIMIZERS[name].fields`) and any field no optimizer claims (such as
+of the chosen optimizer (`spec.optimizers.OPTIMIZERS[name].fields`) and any field no optimizer claims (such as
 gradient filters). Problems are shown at the field they concern, before a run starts.
 """
 
@@ -17,10 +17,9 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from grok_tui.errors import GrokError
-from grok_tui.optim import registry as optim
 from grok_tui.spec import config as config_mod
+from grok_tui.spec import ops, optimizers
 from grok_tui.spec.config import Config, FieldSpec
-from grok_tui.train import data
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.
@@ -34,7 +33,7 @@ def label_of(name: str) -> str:
 
 
 def _optimizer_fields() -> set[str]:
-    return {f for spec in optim.OPTIMIZERS.values() for f in spec.fields}
+    return {f for spec in optimizers.OPTIMIZERS.values() for f in spec.fields}
 
 
 def field_for_error(sentence: str, names: list[str]) -> str | None:
@@ -83,9 +82,9 @@ class ConfigForm(VerticalScroll):
         tip = spec.help
         options: list[tuple[str, str]] | None = None
         if name == "op":
-            options = [(f"{op.formula} ({op.name})", op.formula) for op in data.OPS]
+            options = [(f"{op.formula} ({op.name})", op.formula) for op in ops.OPS]
         elif name == "optimizer":
-            options = [(n, n) for n in optim.OPTIMIZERS]
+            options = [(n, n) for n in optimizers.OPTIMIZERS]
         elif spec.choices:
             options = [(c, c) for c in spec.choices]
         if options is not None:
@@ -120,7 +119,7 @@ class ConfigForm(VerticalScroll):
         w = self.editor(name)
         if isinstance(w, Select):
             if name == "op":
-                op = data.find_op(str(value))
+                op = ops.find_op(str(value))
                 value = op.formula if op else value
             if value in self._choices.get(name, ()):
                 w.value = value
@@ -201,11 +200,11 @@ class ConfigForm(VerticalScroll):
     def update_optimizer_fields(self) -> None:
         """Show the optimizer fields the chosen optimizer reads (and every field no optimizer claims)."""
         w = self.editor("optimizer")
-        spec = optim.OPTIMIZERS.get(w.value) if isinstance(w, Select) else None
+        spec = optimizers.OPTIMIZERS.get(w.value) if isinstance(w, Select) else None
         own = set(spec.fields) if spec else set()
         claimed = _optimizer_fields()
         for name, fs in self.specs.items():
-            if fs.section != "optim" or name == "optimizer" or name in optim.COMMON_FIELDS:
+            if fs.section != "optim" or name == "optimizer" or name in optimizers.COMMON_FIELDS:
                 continue
             show = name in own or name not in claimed
             self.query_one(f"#row-{name}").display = show

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from grok_tui.store.runs import RunInfo
+from grok_tui.store.runs import RunInfo, fmt
 
 COLUMNS = (("sel", " "), ("op", "op"), ("p", "p"), ("ratio", "ratio"), ("opt", "optim"), ("lr", "lr"),
            ("wd", "wd"), ("steps", "steps"), ("mem", "mem"), ("grok", "grok"), ("status", "status"),
@@ -23,28 +23,14 @@ def short_id(run_id: str) -> str:
     return m.group(1) if m else run_id
 
 
-def _num(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
 def row_cells(r: RunInfo, color: str | None) -> dict[str, Any]:
-    c, s = r.config, r.summary
-    total = c.train.steps if c else "?"
-    status = r.status
-    return {
-        "sel": Text("●", style=color) if color else Text(" "),
-        "op": c.data.op if c else "?", "p": _num(c.data.p if c else None),
-        "ratio": _num(c.data.train_frac if c else None), "opt": c.optim.optimizer if c else "?",
-        "lr": _num(c.optim.lr if c else None), "wd": _num(c.optim.weight_decay if c else None),
-        "steps": f"{s.get('steps_run', 0)}/{total}",
-        "mem": _num(s.get("memorized_step")), "grok": _num(s.get("grokked_step")),
-        "status": Text(status, style=STATUS_STYLE.get(status, "")),
-        "run": short_id(r.id),  # the label the overlay's legend uses
-    }
+    """The table's cells for a run: its headline (RunInfo.row) as text, the status coloured, the id short."""
+    row = r.row()
+    cells: dict[str, Any] = {key: fmt(row[key]) for key, _ in COLUMNS if key in row}
+    cells.update(sel=Text("●", style=color) if color else Text(" "),
+                 status=Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+                 run=short_id(r.id))  # the label the overlay's legend uses
+    return cells
 
 
 class RunTable(DataTable):

@@ -1,0 +1,34 @@
+"""`grok-tui ops`, `optimizers` and `presets`: the reference lists, from spec/ (no torch)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from grok_tui.cli.common import console
+from grok_tui.spec.config import PRESETS
+from grok_tui.spec.ops import OPS
+from grok_tui.spec.optimizers import COMMON_FIELDS, OPTIMIZERS
+
+
+def ops() -> None:
+    """The operations a dataset can use (by short name or by formula)."""
+    table = Table("name", "formula", "needs prime p", box=None, header_style="bold")
+    for op in OPS:
+        table.add_row(op.name, op.formula, "yes" if op.needs_prime else "")
+    console.print(table)
+
+
+def optimizers() -> None:
+    """The optimizers in the registry and the settings each one reads."""
+    table = Table("name", "settings", "what", box=None, header_style="bold")
+    for spec in OPTIMIZERS.values():
+        table.add_row(spec.name, ", ".join(COMMON_FIELDS[:2] + spec.fields), spec.help)
+    console.print(table)
+
+
+def presets() -> None:
+    """The named presets and what each one changes from the defaults."""
+    table = Table("preset", "changes from the defaults", box=None, header_style="bold")
+    for name, diff in PRESETS.items():
+        table.add_row(name, " ".join(f"{k}={v}" for k, v in diff.items()) or "(the defaults)")
+    console.print(table)

@@ -1,0 +1,141 @@
+"""`grok-tui run`: train one run headless, with a progress bar or as JSON lines."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from grok_tui.cli.common import (
+    ConfigFile,
+    JsonLines,
+    JsonOut,
+    Preset,
+    RunsDir,
+    console,
+    stop_on_signals,
+    user_errors,
+    with_config_flags,
+)
+from grok_tui.errors import ConfigError
+from grok_tui.spec import config as config_mod
+from grok_tui.store import runs as store
+from grok_tui.store.files import atomic_write_text
+
+
+class RichProgress:
+    """A progress bar with live accuracies; milestones printed above it (the engine's Callback hooks)."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]:>7} it/s"),
+                                 TextColumn("train [cyan]{task.fields[train]}[/] val [magenta]{task.fields[val]}[/]"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
+        self.task = None
+        self._t = (0.0, 0)
+
+    def on_start(self, info: dict) -> None:
+        console.print(f"run [bold]{info['run_id']}[/] on {info['device']}: {info['params']:,} parameters, "
+                      f"{info['n_train']} train / {info['n_val']} val examples")
+        self.progress.start()
+        self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
+                                           completed=info["start_step"], rate="-", train="-", val="-")
+        self._t = (time.perf_counter(), info["start_step"])
+
+    def on_eval(self, row: dict) -> None:
+        t, s = self._t
+        now = time.perf_counter()
+        rate = (row["step"] - s) / max(now - t, 1e-9)
+        self._t = (now, row["step"])
+        self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f}",
+                             train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}")
+
+    def on_event(self, event: dict) -> None:
+        if event["event"] in store.MILESTONES:
+            self.progress.console.print(f"[green]{event['event']}[/] at step {event['step']} "
+                                        f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
+
+    def on_end(self, summary: dict) -> None:
+        self.progress.stop()
+        last = summary.get("last") or {}
+        color = {"finished": "green", "stopped": "yellow"}.get(summary["status"], "red")
+        console.print(f"[{color}]{summary['status']}[/] after {summary['steps_run']} steps: train acc "
+                      f"{last.get('train_acc', float('nan')):.3f}, val acc {last.get('val_acc', float('nan')):.3f}; "
+                      f"memorized at {summary['memorized_step']}, grokked at {summary['grokked_step']}")
+
+
+class RunJson(JsonLines):
+    """One JSON object per line: start, eval, event, end."""
+
+    def on_eval(self, row: dict) -> None:
+        self.write("eval", row)
+
+    def on_event(self, event: dict) -> None:
+        self.write("event", event)
+
+
+RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every", "threads")
+
+
+@with_config_flags
+def run(
+    preset: Preset = None,
+    config: ConfigFile = None,
+    runs_dir: RunsDir = Path("runs"),
+    name: Annotated[Optional[str], typer.Option("--name", help="run id (default: time-op-p-optimizer)")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="continue RUN from its last checkpoint")] = None,
+    json_out: JsonOut = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Train one run headless, writing its run directory.
+
+    Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input, 130 stopped.
+    SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1 pauses, SIGUSR2 resumes.
+    """
+    from grok_tui.train.trainer import Control, build_trainer, resume_paths, run_training
+
+    overrides = overrides or {}
+    with user_errors():
+        resume_from = None
+        if resume is not None:
+            if preset or config or name:
+                raise ConfigError("--resume takes the run's own config; --preset, --config and --name do not apply.")
+            bad = sorted(set(overrides) - set(RESUME_CHANGEABLE))
+            if bad:
+                raise ConfigError(f"--resume can only change {', '.join(RESUME_CHANGEABLE)}, not {', '.join(bad)}.")
+            info = store.open_run(runs_dir, resume)
+            if info.status == "running":
+                raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
+            cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
+            resume_from = resume_paths(info.path)
+            trainer = build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
+            if trainer.step > cfg.train.steps:
+                raise ConfigError(f"run '{resume}' has run {trainer.step} steps already; --steps "
+                                  f"{cfg.train.steps} would end it before it starts.")
+            writer = store.RunWriter(info.path, cfg, resume=True)
+            writer.write_summary(status="running")
+            atomic_write_text(info.path / "config.toml", cfg.to_toml())
+        else:
+            cfg = config_mod.resolve(preset, config, overrides)
+            run_id = store.new_run_id(Path(runs_dir), cfg, name)
+            trainer = build_trainer(cfg)
+            writer = store.RunWriter(Path(runs_dir) / run_id, cfg)
+        control = Control()
+        callbacks = [RunJson() if json_out else RichProgress()]
+        with stop_on_signals(control):
+            try:  # a TrainingError (exit 1) is one sentence through user_errors, like every GrokError
+                summary = run_training(cfg, writer, callbacks, control, resume_from, trainer)
+            finally:
+                writer.close()
+    if summary["status"] == "stopped":
+        raise typer.Exit(130)

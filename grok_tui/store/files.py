@@ -1,0 +1,129 @@
+"""Files of a run directory that need no torch: atomic writes, JSON and JSON-lines reading, the names of
+checkpoint files and their JSON sidecars.
+
+``checkpoints/step-00001234.safetensors`` + ``step-00001234.json`` (the sidecar); the resumable state of
+the newest checkpoint is ``step-00001234.state.safetensors`` + ``step-00001234.state.json``. The tensor
+files themselves are read and written by ``train/checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """Call write(tmp_path), then rename onto path; on any failure the old file (if any) stays."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def read_json(path: Path) -> dict:
+    """The JSON object in path; {} when it is missing, unreadable or not an object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
+    """Complete lines of `data` as objects, and how many bytes they used (a torn tail is left)."""
+    end = data.rfind(b"\n") + 1
+    rows = []
+    for line in data[:end].splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash in the middle of the file: skip it
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows, end
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    return parse_jsonl(data)[0]
+
+
+class JsonlTail:
+    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        rows, used = parse_jsonl(data)
+        self.offset += used
+        return rows
+
+
+# --- checkpoint files --------------------------------------------------------------------------
+
+CKPT_PREFIX = "step-"
+
+
+def ckpt_name(step: int) -> str:
+    """The stem of the checkpoint files of a step: step-00001234."""
+    return f"{CKPT_PREFIX}{step:08d}"
+
+
+def ckpt_step(path: Path) -> int | None:
+    """The step in a checkpoint file's name (step-00001234.safetensors, .json, .state.json), or None."""
+    stem = Path(path).name.split(".", 1)[0]
+    digits = stem[len(CKPT_PREFIX):]
+    return int(digits) if stem.startswith(CKPT_PREFIX) and digits.isdigit() else None
+
+
+def checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, weights file) of every checkpoint in directory, by step."""
+    out = []
+    for p in sorted(Path(directory).glob(f"{CKPT_PREFIX}*.safetensors")):
+        step = ckpt_step(p)
+        if step is not None and not p.name.endswith(".state.safetensors"):
+            out.append((step, p))
+    return out
+
+
+def latest_state(directory: Path) -> tuple[int, Path] | None:
+    """(step, .state.json file) of the newest resumable state in directory, or None."""
+    found = [(s, p) for p in Path(directory).glob(f"{CKPT_PREFIX}*.state.json") if (s := ckpt_step(p)) is not None]
+    return max(found) if found else None
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The JSON sidecar of a checkpoint (step, tags, metrics, arch); {} when it is missing or torn."""
+    return read_json(Path(path).with_suffix(".json"))

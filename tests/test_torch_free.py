@@ -1,0 +1,89 @@
+"""The front that only reads files never imports torch: importing the CLI, --help, runs, runs show, ops,
+presets, optimizers and the TUI's first frame, each in a fresh interpreter (DESIGN.md, Layers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grok_tui.spec import config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs the Typer app in this process, then says whether torch was imported (the last line of stdout).
+CLI = """
+import sys
+from grok_tui.cli.main import app
+args = sys.argv[1:]
+rc = app(args, standalone_mode=False) if args != ["--import-only"] else 0
+print(json.dumps({"rc": rc or 0, "torch": "torch" in sys.modules}))
+"""
+
+TUI = """
+import asyncio, sys
+from grok_tui.tui.app import make_app
+
+async def first_frame():
+    app = make_app(runs_dir=sys.argv[1])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+
+asyncio.run(first_frame())
+print(json.dumps({"rc": 0, "torch": "torch" in sys.modules}))
+"""
+
+
+def _python(code: str, *args: str) -> tuple[dict, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", "import json\n" + code, *args], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    *out, last = res.stdout.strip().splitlines()
+    return json.loads(last), "\n".join(out)
+
+
+@pytest.fixture
+def plain_runs(tmp_path) -> Path:
+    """One finished run, written as plain files (no engine): config, summary, rows, events, a checkpoint."""
+    d = tmp_path / "runs" / "plain"
+    (d / "checkpoints").mkdir(parents=True)
+    cfg = config.preset("smoke")
+    (d / "config.toml").write_text(cfg.to_toml())
+    (d / "summary.json").write_text(json.dumps({"status": "finished", "steps_run": 40, "memorized_step": 20,
+                                                "grokked_step": 40, "best_val_acc": 1.0}))
+    rows = [{"step": s, "train_acc": a, "val_acc": v, "train_loss": 1.0 / s, "val_loss": 2.0 / s}
+            for s, a, v in ((20, 1.0, 0.4), (40, 1.0, 1.0))]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "events.jsonl").write_text(json.dumps({"event": "memorized", "step": 20}) + "\n"
+                                    + json.dumps({"event": "grokked", "step": 40}) + "\n")
+    (d / "checkpoints" / "step-00000040.safetensors").write_bytes(b"not read by these commands")
+    (d / "checkpoints" / "step-00000040.json").write_text(json.dumps({"step": 40, "tags": ["final"]}))
+    return d.parent
+
+
+@pytest.mark.parametrize("args, shows", [
+    (["--import-only"], ""),
+    (["--help"], "Without a command, opens the TUI"),
+    (["runs"], "plain"),
+    (["runs", "show", "plain"], "checkpoints at steps: 40"),
+    (["ops"], "x^2+xy+y^2"),
+    (["presets"], "seed004"),
+    (["optimizers"], "lion_beta2"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_cli_without_torch(args, shows, plain_runs):
+    runs_dir = ["--runs-dir", str(plain_runs)] if args[0] == "runs" else []
+    result, out = _python(CLI, *args, *runs_dir)
+    assert result["rc"] == 0, out
+    assert shows in out
+    assert not result["torch"], f"grok-tui {' '.join(args)} imported torch"
+
+
+def test_tui_first_frame_without_torch(plain_runs):
+    result, _ = _python(TUI, str(plain_runs))
+    assert not result["torch"], "the TUI's first frame imported torch"
