@@ -11,6 +11,7 @@ from grok_tui.sweep import run as sweep_run
 from grok_tui.train import checkpoint, data, ensemble, metrics, model
 from grok_tui.train import trainer as train
 from grok_tui.train.order import DataOrder
+from grok_tui.train.prepare import resume_paths
 from grok_tui.train.vecoptim import VecOptimizer
 
 
@@ -145,7 +146,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     control = train.Control()
     out = group.run_ensemble([m20], tmp_path, "half", [_StopAt(control, 20)], control)
     assert out["half-000"]["status"] == "stopped"
-    weights, state = train.resume_paths(tmp_path / "half-000")
+    weights, state = resume_paths(tmp_path / "half-000")
     assert state.name == "step-00000020.state.json"
     w = runs.RunWriter(tmp_path / "half-000", m20.cfg, resume=True)
     try:

@@ -18,6 +18,7 @@ from grok_tui.store import runs
 from grok_tui.train import losses, metrics
 from grok_tui.train import trainer as train
 from grok_tui.train.model import Arch, build
+from grok_tui.train.prepare import resume_paths
 
 ZOO = ("lion", "glion", "prodigy", "sfadamw", "muon", "agd", "orthoadamw")
 
@@ -282,7 +283,7 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
     _train(cfg, runs_dir / "split", callbacks=[first], control=control)
     second = Rows()
     s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
-               resume_from=train.resume_paths(runs_dir / "split"))
+               resume_from=resume_paths(runs_dir / "split"))
     assert s["steps_run"] == 40
     got = first.rows + second.rows
     assert [r["step"] for r in got] == [r["step"] for r in straight.rows] == [10, 20, 30, 40]

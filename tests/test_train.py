@@ -14,6 +14,7 @@ from grok_tui.spec import config
 from grok_tui.store import files, runs
 from grok_tui.train import checkpoint, model
 from grok_tui.train import trainer as train
+from grok_tui.train.prepare import resume_paths
 
 
 class Rows(train.Callback):
@@ -119,7 +120,7 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, opt):
     assert s["status"] == "stopped" and s["steps_run"] == 30
     second = Rows()
     s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
-               resume_from=train.resume_paths(runs_dir / "split"))
+               resume_from=resume_paths(runs_dir / "split"))
     assert s["status"] == "finished" and s["steps_run"] == 50
     got = first.rows + second.rows
     assert [r["step"] for r in got] == [r["step"] for r in straight.rows]
@@ -195,7 +196,7 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
     assert info.status == "stopped"
     step, path = info.checkpoints()[-1]
     assert step == info.summary["steps_run"] and "final" in files.read_sidecar(path)["tags"]
-    assert train.resume_paths(info.path)[0] == path
+    assert resume_paths(info.path)[0] == path
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatch):

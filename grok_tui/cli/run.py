@@ -27,10 +27,7 @@ from grok_tui.cli.common import (
     user_errors,
     with_config_flags,
 )
-from grok_tui.errors import ConfigError
-from grok_tui.spec import config as config_mod
 from grok_tui.store import runs as store
-from grok_tui.store.files import atomic_write_text
 
 
 class RichProgress:
@@ -84,9 +81,6 @@ class RunJson(JsonLines):
         self.write("event", event)
 
 
-RESUME_CHANGEABLE = ("steps", "device", "eval_every", "checkpoint_every", "threads")
-
-
 @with_config_flags
 def run(
     preset: Preset = None,
@@ -102,40 +96,18 @@ def run(
     Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input, 130 stopped.
     SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1 pauses, SIGUSR2 resumes.
     """
-    from grok_tui.train.trainer import Control, build_trainer, resume_paths, run_training
+    from grok_tui.train.loop import Control
+    from grok_tui.train.prepare import prepare_run
+    from grok_tui.train.trainer import run_training
 
-    overrides = overrides or {}
     with user_errors():
-        resume_from = None
-        if resume is not None:
-            if preset or config or name:
-                raise ConfigError("--resume takes the run's own config; --preset, --config and --name do not apply.")
-            bad = sorted(set(overrides) - set(RESUME_CHANGEABLE))
-            if bad:
-                raise ConfigError(f"--resume can only change {', '.join(RESUME_CHANGEABLE)}, not {', '.join(bad)}.")
-            info = store.open_run(runs_dir, resume)
-            if info.status == "running":
-                raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
-            cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
-            resume_from = resume_paths(info.path)
-            trainer = build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
-            if trainer.step > cfg.train.steps:
-                raise ConfigError(f"run '{resume}' has run {trainer.step} steps already; --steps "
-                                  f"{cfg.train.steps} would end it before it starts.")
-            writer = store.RunWriter(info.path, cfg, resume=True)
-            writer.write_summary(status="running")
-            atomic_write_text(info.path / "config.toml", cfg.to_toml())
-        else:
-            cfg = config_mod.resolve(preset, config, overrides)
-            run_id = store.new_run_id(Path(runs_dir), cfg, name)
-            trainer = build_trainer(cfg)
-            writer = store.RunWriter(Path(runs_dir) / run_id, cfg)
+        job = prepare_run(runs_dir, resume=resume, preset=preset, config_file=config, name=name, overrides=overrides)
         control = Control()
         callbacks = [RunJson() if json_out else RichProgress()]
         with stop_on_signals(control):
             try:  # a TrainingError (exit 1) is one sentence through user_errors, like every GrokError
-                summary = run_training(cfg, writer, callbacks, control, resume_from, trainer)
+                summary = run_training(job.cfg, job.writer, callbacks, control, job.resume_from, job.trainer)
             finally:
-                writer.close()
+                job.writer.close()
     if summary["status"] == "stopped":
         raise typer.Exit(130)

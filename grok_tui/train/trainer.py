@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from grok_tui.errors import CheckpointError, ConfigError, TrainingError
+from grok_tui.errors import CheckpointError, TrainingError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
@@ -194,16 +194,3 @@ def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Call
     if s["status"] == "failed":
         raise TrainingError(s.get("error") or "training failed.")
     return s
-
-
-def resume_paths(run_path: Path) -> tuple[Path, Path]:
-    """(weights, state) of the newest resumable checkpoint of a run."""
-    ckpt_dir = Path(run_path) / "checkpoints"
-    found = checkpoint.latest_state(ckpt_dir)
-    if found is None:
-        raise ConfigError(f"run {Path(run_path).name} has no resumable checkpoint.")
-    step, state_json = found
-    weights = ckpt_dir / (checkpoint.ckpt_name(step) + ".safetensors")
-    if not weights.is_file():
-        raise ConfigError(f"run {Path(run_path).name} lacks the weights of its step-{step} checkpoint.")
-    return weights, state_json
