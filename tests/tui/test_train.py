@@ -13,6 +13,7 @@ from grok_tui.spec import config
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
 from grok_tui.tui.live import ChildRun, config_flags
+from grok_tui.tui.messages import ChildEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.config_form import ConfigForm, field_for_error
@@ -162,7 +163,8 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
 async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path):
     runs = tmp_path / "runs"
     app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
+    messages: list = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
         screen = app.screen
         screen.query_one("#preset", Select).value = "smoke"
         await pilot.pause()
@@ -177,6 +179,10 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
         await wait_for(pilot, lambda: child.state == "failed", 120, "the child to fail")
         assert child.returncode == 1
         assert child.error and "diverged" in child.error
+        await wait_for(pilot, lambda: any(isinstance(m, ChildEnded) for m in messages), 10, "ChildEnded")
+        ended = [m for m in messages if isinstance(m, ChildEnded)]
+        assert [(m.run_id, m.status, m.returncode, m.error) for m in ended] == \
+            [(child.run_id, "failed", 1, child.error)]
         await wait_for(pilot, lambda: "diverged" in str(screen.query_one("#status", Static).render()), 10,
                        "the status line to say diverged")
         # still usable: a good run starts and finishes
