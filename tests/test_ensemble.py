@@ -85,9 +85,12 @@ def test_one_data_order_for_runs_and_members(base):
         epoch = torch.cat([rows[s, :order.size(s)] for s in range(e * order.spe, (e + 1) * order.spe)])
         assert torch.equal(epoch.sort().values, torch.arange(n))
     assert [order.size(s) for s in range(order.spe)] == [100] * (order.spe - 1) + [n - 100 * (order.spe - 1)]
-    for s in range(2 * order.spe):
-        x, y = tr._next_batch()
-        tr.step += 1
+    model, drawn = tr.forward, []
+    tr.forward = lambda x: (drawn.append(x.clone()), model(x))[1]  # what each train_step feeds the model
+    for _ in range(2 * order.spe):
+        tr.train_step()
+    assert tr.step == len(drawn) == 2 * order.spe
+    for s, x in enumerate(drawn):
         assert torch.equal(x, tr.split.train_x[rows[s, :order.size(s)]])
     tensors, extra = order.state_after(7)
     other = DataOrder(n, 100, 123, torch.device("cpu"))
@@ -169,7 +172,8 @@ def test_batched_forward_equals_vmap_and_the_plain_model(base, over):
     assert ens.batched  # the self-check passed: the hand-batched forward is the one in use
     x = ens.table_x[:40]
     fast = ens.forward(x, shared_x=True)
-    torch.testing.assert_close(fast, ens._forward_vmap(x, shared_x=True), rtol=1e-5, atol=1e-5)
+    ens.batched = False  # the same forward through the functional_call + vmap path
+    torch.testing.assert_close(fast, ens.forward(x, shared_x=True), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast[1], ens.member_model(1)(x), rtol=1e-5, atol=1e-5)
 
 
