@@ -89,9 +89,12 @@ def test_one_data_order_for_runs_and_members(base):
     stream = rows.flatten()
     for e in range(3):
         assert torch.equal(stream[e * n:(e + 1) * n].sort().values, torch.arange(n))
-    for s in range(steps):
-        x, y = tr._next_batch()
-        tr.step += 1
+    model, drawn = tr.forward, []
+    tr.forward = lambda x: (drawn.append(x.clone()), model(x))[1]  # what each train_step feeds the model
+    for _ in range(steps):
+        tr.train_step()
+    assert tr.step == len(drawn) == steps
+    for s, x in enumerate(drawn):
         assert torch.equal(x, tr.split.train_x[rows[s]])
     for at in (1, 7, n // 100):  # inside an epoch, and at the step whose batch wraps
         tensors, extra = order.state_after(at)
@@ -176,7 +179,8 @@ def test_batched_forward_equals_vmap_and_the_plain_model(base, over):
     assert ens.batched  # the self-check passed: the hand-batched forward is the one in use
     x = ens.table_x[:40]
     fast = ens.forward(x, shared_x=True)
-    torch.testing.assert_close(fast, ens._forward_vmap(x, shared_x=True), rtol=1e-5, atol=1e-5)
+    ens.batched = False  # the same forward through the functional_call + vmap path
+    torch.testing.assert_close(fast, ens.forward(x, shared_x=True), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast[1], ens.member_model(1)(x), rtol=1e-5, atol=1e-5)
 
 

@@ -20,7 +20,7 @@ from grok_tui.figures.export import ExportError, save_figure, write_csv
 from grok_tui.spec.config import Config
 from grok_tui.store import runs as store
 from grok_tui.tui.live import ChildRun
-from grok_tui.tui.messages import ChildEnded, ChildEvent, ChildStarted, ExportDone
+from grok_tui.tui.messages import ChildEnded, ChildEvent, ExportDone
 from grok_tui.tui.screens.connect import ConnectScreen
 from grok_tui.tui.screens.dialogs import ConfirmScreen, ExportScreen
 from grok_tui.tui.screens.runs import RunsScreen
@@ -86,9 +86,7 @@ class GrokApp(App):
             return
 
         def on_message(kind: str, msg: dict) -> None:
-            if kind == "start":
-                self.post_message(ChildStarted(child.run_id, child.device))
-            elif kind == "event" and msg.get("event") not in ("checkpoint", "started"):
+            if kind == "event" and msg.get("event") not in ("checkpoint", "started"):
                 self.post_message(ChildEvent(child.run_id, {k: v for k, v in msg.items() if k != "type"}))
 
         child.follow(on_message)

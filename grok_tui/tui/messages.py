@@ -12,14 +12,6 @@ from textual.message import Message
 
 
 @dataclass
-class ChildStarted(Message):
-    """The runner has set up the run (its signal handlers are installed from here on)."""
-
-    run_id: str
-    device: str
-
-
-@dataclass
 class ChildEvent(Message):
     """A milestone, checkpoint, pause, resume or end event from the runner's event stream."""
 

@@ -1,9 +1,10 @@
-"""TUI tests: a copy of the checked-in fixture runs, and a helper that waits for the app."""
+"""TUI tests: a copy of the checked-in fixture runs, and a helper that waits for the app.
+
+`async def` tests run under pytest-asyncio (asyncio_mode = "auto" in pyproject.toml)."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 import time
 from pathlib import Path
@@ -29,13 +30,3 @@ async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") 
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await pilot.pause(0.1)
     await asyncio.sleep(0)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Run `async def` tests in a fresh event loop (no pytest-asyncio needed)."""
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        asyncio.run(pyfuncitem.obj(**args))
-        return True
-    return None

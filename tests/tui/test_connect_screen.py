@@ -4,10 +4,13 @@ reopen an earlier result, errors as notifications, the landscape view."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+from textual.notifications import Notify
 from textual.widgets import Select
 
 from grok_tui.connect import evaluate as connect
+from grok_tui.store import runs
 from grok_tui.tui.app import make_app
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, LandscapeHeatmap
@@ -22,15 +25,15 @@ def _copy(smoke_pair, tmp_path):
 
 
 def test_checkpoint_options_list_milestones_last_and_steps(smoke_pair):
-    from grok_tui.store import runs
-
     info = runs.open_run(smoke_pair, "a")
     values = [v for _, v in checkpoint_options(info)]
     assert values[:2] == ["memorized", "last"] and "100" in values and "300" in values
 
 
-def _notified(app, text: str) -> bool:
-    return any(text in n.message for n in app._notifications)
+def _notified(messages: list, text: str) -> bool:
+    """Whether the app was asked to show a notification with this text (the Notify messages that
+    `run_test(message_hook=messages.append)` saw)."""
+    return any(isinstance(m, Notify) and text in m.notification.message for m in messages)
 
 
 async def _click(pilot, selector: str) -> None:
@@ -87,7 +90,8 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
 async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_pair, tmp_path):
     root = _copy(smoke_pair, tmp_path)
     app = make_app(root)
-    async with app.run_test(size=(100, 30)) as pilot:
+    messages: list = []
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
         screen = await _open(app, pilot)
         screen.query_one("#run-a", Select).value = "a"
         screen.query_one("#run-b", Select).value = "b"
@@ -95,11 +99,11 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         screen.query_one("#curve", Select).value = "chain"
         await pilot.click("#go")
         await app.workers.wait_for_complete()
-        await wait_for(pilot, lambda: _notified(app, "same run"), 10, "the same-run error")
+        await wait_for(pilot, lambda: _notified(messages, "same run"), 10, "the same-run error")
         assert not screen.shown
         screen.query_one("#points").value = "x1"
         await _click(pilot, "#go")
-        await wait_for(pilot, lambda: _notified(app, "points must be a whole number"), 10, "the points error")
+        await wait_for(pilot, lambda: _notified(messages, "points must be a whole number"), 10, "the points error")
         screen.query_one("#points").value = "5"
         screen.query_one("#run-b", Select).value = "a"
         screen.query_one("#curve", Select).value = "polyline"
@@ -110,8 +114,9 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         await pilot.press("x")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        await wait_for(pilot, lambda: _notified(app, "cancelled"), 10, "the cancel notice")
+        await wait_for(pilot, lambda: _notified(messages, "cancelled"), 10, "the cancel notice")
         assert not screen.shown
+        assert screen.query_one("#ckpt-a", Select).value == "memorized"
         await _click(pilot, "#land")
         await wait_for(pilot, lambda: screen.shown, 240, "the landscape")
         await app.workers.wait_for_complete()
@@ -120,5 +125,9 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         assert heat.display and len(heat.data.values) == 15 and len(heat.data.values[0]) == 15
         assert screen.query_one("#panel-loss", ConnectPlot).xlabel == "alpha"
         assert not screen.query_one("#panel-grad", ConnectPlot).display
-        assert (root / "a" / "connect" / "landscape2d-memorized.json").is_file() or \
-            any(p.name.startswith("landscape2d") for p in (root / "a" / "connect").iterdir())
+        # both saved in run a's connect/ folder, named by the step of a@memorized, and announced
+        step = runs.open_run(root, "a").summary["memorized_step"]
+        names = [f"landscape1d-{step}.json", f"landscape2d-{step}.json"]
+        assert [Path(r["path"]) for r in screen.shown] == [root / "a" / "connect" / n for n in names]
+        assert all((root / "a" / "connect" / n).is_file() for n in names)
+        assert _notified(messages, "saved " + ", ".join(names))

@@ -10,8 +10,10 @@ import pytest
 from textual.widgets import Input, Select, Static
 
 from grok_tui.spec import config
+from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
 from grok_tui.tui.live import ChildRun, config_flags
+from grok_tui.tui.messages import ChildEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.config_form import ConfigForm, field_for_error
@@ -81,7 +83,7 @@ async def test_bad_values_are_flagged_at_the_field(tmp_path):
         err_heads = app.screen.query_one("#err-heads", Static)
         assert err_heads.display and "must divide d_model" in str(err_heads.render())
         assert app.child is None
-        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+        assert not (tmp_path / "runs").exists()  # nothing was written: not even the runs directory
 
 
 async def test_presets_load_and_optimizer_fields_follow_the_choice(tmp_path):
@@ -112,10 +114,11 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         screen.query_one("#preset", Select).value = "smoke"
         await pilot.pause()
         await set_field(pilot, "device", "cpu")
+        await set_field(pilot, "threads", "1")  # the child: one thread on a shared machine
         screen.query_one("#chart-acc").focus()
         await pilot.press("s")
         child = app.child
-        assert child is not None
+        assert child is not None and "--threads=1" in child.argv
         await wait_for(pilot, lambda: child.state == "running", 60, "the runner to start")
         acc = screen.query_one("#chart-acc", MetricChart)
         await wait_for(pilot, lambda: acc.points > 0, 60, "points on the accuracy chart")
@@ -127,12 +130,13 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
                        "the status line to say paused")
         step = child.last["step"]
         await pilot.pause(1.0)
-        assert child.last["step"] == step
+        assert child.last["step"] == step  # no rows come while paused (however long the wait)
         await pilot.press("p")
         await wait_for(pilot, lambda: child.state == "running", 30, "the resume")
         await wait_for(pilot, lambda: "grokked" in child.milestones, 300, "the grokked milestone")
-        await pilot.pause(0.8)  # at least one chart refresh
-        assert "M " in acc.title + str(acc._drawn) or acc.series[0].milestones
+        # the accuracy chart draws both milestones, named with their steps in its title
+        marks = f"M {child.milestones['memorized']} G {child.milestones['grokked']}"
+        await wait_for(pilot, lambda: marks in acc.plt.build(), 10, f"'{marks}' on the accuracy chart")
         assert acc.series[0].milestones == child.milestones
         for cid in ("acc", "loss", "wnorm", "grad"):
             assert screen.query_one(f"#chart-{cid}", MetricChart).points > 0, cid
@@ -145,31 +149,42 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         summary = json.loads((runs / child.run_id / "summary.json").read_text())
         assert summary["status"] == child.state
         assert summary["grokked_step"] == child.milestones["grokked"]
+        # the runner did no step between its paused and resumed events
+        events = store.open_run(runs, child.run_id).events()
+        paused = [e["step"] for e in events if e["event"] == "paused"]
+        resumed = [e["step"] for e in events if e["event"] == "resumed"]
+        assert len(paused) == len(resumed) == 1 and paused == resumed
         # the run shows up in the runs view
         await pilot.press("r")
         await app.workers.wait_for_complete()
-        await pilot.pause(0.3)
-        assert child.run_id in app.screen.infos
+        await wait_for(pilot, lambda: child.run_id in app.screen.infos, 10, "the run in the runs view")
 
 
 async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path):
     runs = tmp_path / "runs"
     app = make_app(runs)
-    async with app.run_test(size=(120, 40)) as pilot:
+    messages: list = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
         screen = app.screen
         screen.query_one("#preset", Select).value = "smoke"
         await pilot.pause()
         await set_field(pilot, "lr", "10000")  # valid, but the loss blows up: the runner exits 1
         await set_field(pilot, "steps", "200")
         await set_field(pilot, "device", "cpu")
+        await set_field(pilot, "threads", "1")  # the child: one thread on a shared machine
         screen.query_one("#chart-acc").focus()
         await pilot.press("s")
         child = app.child
+        assert "--threads=1" in child.argv
         await wait_for(pilot, lambda: child.state == "failed", 120, "the child to fail")
         assert child.returncode == 1
         assert child.error and "diverged" in child.error
-        await pilot.pause(0.5)
-        assert "diverged" in str(screen.query_one("#status", Static).render())
+        await wait_for(pilot, lambda: any(isinstance(m, ChildEnded) for m in messages), 10, "ChildEnded")
+        ended = [m for m in messages if isinstance(m, ChildEnded)]
+        assert [(m.run_id, m.status, m.returncode, m.error) for m in ended] == \
+            [(child.run_id, "failed", 1, child.error)]
+        await wait_for(pilot, lambda: "diverged" in str(screen.query_one("#status", Static).render()), 10,
+                       "the status line to say diverged")
         # still usable: a good run starts and finishes
         await set_field(pilot, "lr", "0.002")
         await set_field(pilot, "steps", "40")
