@@ -30,6 +30,14 @@ from grok_tui.cli.common import (
 from grok_tui.store import runs as store
 
 
+def gpu_text(row: dict) -> str:
+    """'mem 312/540 MiB util 87%' from a metrics row on CUDA (memory in use / peak), '' elsewhere."""
+    if "gpu_mem_mib" not in row:
+        return ""
+    util = f" util {row['gpu_util']:.0f}%" if isinstance(row.get("gpu_util"), (int, float)) else ""
+    return f"mem {row['gpu_mem_mib']:.0f}/{row['gpu_peak_mib']:.0f} MiB{util}"
+
+
 class RichProgress:
     """A progress bar with live accuracies; milestones printed above it (the engine's Callback hooks)."""
 
@@ -37,16 +45,17 @@ class RichProgress:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]:>7} it/s"),
                                  TextColumn("train [cyan]{task.fields[train]}[/] val [magenta]{task.fields[val]}[/]"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
+                                 TextColumn("{task.fields[gpu]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
         self.task = None
         self._t = (0.0, 0)
 
     def on_start(self, info: dict) -> None:
-        console.print(f"run [bold]{info['run_id']}[/] on {info['device']}: {info['params']:,} parameters, "
+        device = f"{info['device']} ({info['gpu']})" if info.get("gpu") else info["device"]
+        console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
         self.progress.start()
         self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
-                                           completed=info["start_step"], rate="-", train="-", val="-")
+                                           completed=info["start_step"], rate="-", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
 
     def on_eval(self, row: dict) -> None:
@@ -55,7 +64,7 @@ class RichProgress:
         rate = (row["step"] - s) / max(now - t, 1e-9)
         self._t = (now, row["step"])
         self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f}",
-                             train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}")
+                             train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}", gpu=gpu_text(row))
 
     def on_event(self, event: dict) -> None:
         if event["event"] in store.MILESTONES:

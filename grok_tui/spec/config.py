@@ -89,6 +89,8 @@ class TrainConfig:
                          "curve needs the same number")
     compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
                               "falls back to eager if compiling fails)")
+    precision: str = _f("fp32", "training matmuls: fp32, tf32 (CUDA's TensorFloat-32) or bf16 (autocast, on CUDA "
+                                "and CPUs with bf16 units); evaluations stay fp32", ("fp32", "tf32", "bf16"))
     loss: str = _f("ce", "training loss: ce (softmax cross-entropy) or stablemax (Prieto et al. 2025)",
                    ("ce", "stablemax"))
     sgn_every: int = _f(10, "evaluations between measurements of the mean stochastic-gradient norm "

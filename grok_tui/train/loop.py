@@ -25,6 +25,7 @@ import torch
 from grok_tui.spec.config import Config, TrainConfig
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint
+from grok_tui.train.device import gpu_status
 
 MILESTONES = (("memorized", "train_acc", "memorized_threshold"), ("grokked", "val_acc", "grokked_threshold"))
 
@@ -155,10 +156,12 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
     """
     control = control or Control()
     start_step = stepper.step
+    gpu = gpu_status(stepper.device)
     for r in recorders:
         r.step = start_step
         info = {"run_id": r.run_id or None, "path": str(r.writer.path) if r.writer else None,
-                "device": str(stepper.device), "steps": tc.steps, "start_step": start_step, **r.info}
+                "device": str(stepper.device), **({"gpu": gpu["gpu"]} if gpu else {}),
+                "steps": tc.steps, "start_step": start_step, **r.info}
         for h in r.hooks:
             h.on_member_start(r.run_id, info)
         r.summary(device=str(stepper.device), started_at=time.time())
@@ -194,6 +197,10 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 continue
             rows = stepper.eval_rows(grads, time.perf_counter() - t0)
             last_eval = stepper.step
+            if gpu is not None:  # memory and utilisation beside the loss (counters, no device sync)
+                now = {k: v for k, v in (gpu_status(stepper.device) or {}).items() if k != "gpu"}
+                for row in rows:
+                    row.update(now)
             warnings, stepper.warnings[:] = list(stepper.warnings), []
             for k, r in active():
                 row = rows[k]
