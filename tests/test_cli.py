@@ -284,3 +284,18 @@ def test_signals_reach_the_control_and_the_old_handlers_come_back():
         os.kill(os.getpid(), signal.SIGTERM)
         assert control.stop.is_set() and control.stop_reason == "stopped"
     assert {s: signal.getsignal(s) for s in sigs} == before
+
+
+def test_bench_suite_one_table_and_json(tmp_path):
+    """The suite on a tiny config: every row there, numbers positive, the sweep's extrapolation said."""
+    args = ["bench", "--suite", "--preset", "smoke", "--steps", "40", "--eval-every", "20", "--device", "cpu",
+            "--threads", "1", "--bench-steps", "10", "--repeat", "1", "--suite-members", "3", "--suite-sample", "1",
+            "--out", str(tmp_path / "suite.json")]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert "steps/s fp32" in r.output and "time to grok" in r.output and "41-point segment" in r.output
+    assert "1 timed, extrapolated to 3" in r.output
+    res = json.loads((tmp_path / "suite.json").read_text())
+    assert res["bench"][0]["precision"] == "fp32" and all(b["ratio"] > 0 for b in res["bench"])
+    assert res["sweep_members"] == 3 and res["sweep_s"] > 0 and res["connect_points"] == 41 and res["connect_s"] > 0
+    assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"])
