@@ -7,6 +7,7 @@ commands, so importing the CLI, --help and the commands that only read files nev
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,11 @@ app.command("sweep")(sweep.sweep_cmd)
 
 
 def main() -> None:
+    # OpenMP threads that sleep while they wait instead of spinning: with the cores shared (another run, a
+    # sweep worker, the app), spinning threads made a 2-thread smoke run 4.8x slower than one thread;
+    # sleeping ones 0.96x (docs/benchmarks.md). Read by OpenMP when torch loads, so set before any import of
+    # torch; a value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except KeyboardInterrupt:
