@@ -72,7 +72,7 @@ class RunsScreen(Screen):
         Binding("L", "logy", "Log y"),
         Binding("enter", "details", "Details", show=False),
         Binding("o", "details", "Open"),
-        Binding("a", "attach", "Follow"),
+        Binding("a", "attach", "Follow", show=False),  # in the palette; the footer keeps Export at 80 columns
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
     ]
