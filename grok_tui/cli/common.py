@@ -23,6 +23,7 @@ from grok_tui.errors import GrokError
 from grok_tui.spec.config import FieldSpec, field_specs
 from grok_tui.store.runs import RUNS_DIR_ENV
 
+
 def silence(stream) -> None:
     """Point a standard stream's descriptor at /dev/null (its reader is gone: a closed pipe, a terminal
     that hung up), so later writes and the flush at exit succeed quietly."""

@@ -4,7 +4,6 @@ and the error paths (a bad field value; a child that crashes)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Select, Static
