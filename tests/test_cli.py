@@ -100,8 +100,10 @@ def test_resume_extends_a_run_and_rejects_changes(runs_dir):
     one_sentence_exit_2(invoke("run", "--resume", "missing"), "no run 'missing'")
     summary = runs_dir / "r" / "summary.json"
     saved = summary.read_text()
-    summary.write_text(saved.replace('"status": "finished"', '"status": "running"'))  # our own pid: alive
+    held = runs.RunWriter(runs_dir / "r", runs.open_run(runs_dir, "r").config, resume=True)  # a live writer
+    summary.write_text(saved.replace('"status": "finished"', '"status": "running"'))
     one_sentence_exit_2(invoke("run", "--resume", "r"), "is still running")
+    held.close()
     summary.write_text(saved)
     r = invoke("run", "--resume", "r", "--steps", "60")
     assert r.exit_code == 0, r.output

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from grok_tui.cli import bench, connect, info, plot, run, runs, sweep
+from grok_tui.cli import bench, connect, control, info, plot, run, runs, sweep
 from grok_tui.cli.common import RunsDir, err_console, fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
@@ -43,6 +43,9 @@ app.command("connect")(connect.connect_cmd)
 app.command("landscape")(connect.landscape_cmd)
 app.command("plot")(plot.plot_cmd)
 app.command("sweep")(sweep.sweep_cmd)
+app.command("pause")(control.pause_cmd)
+app.command("continue")(control.continue_cmd)
+app.command("stop")(control.stop_cmd)
 
 
 def main() -> None:

@@ -80,6 +80,18 @@ class RichProgress:
                       f"memorized at {summary['memorized_step']}, grokked at {summary['grokked_step']}")
 
 
+def to_log(path: Path) -> None:
+    """From here on, stdout and stderr go to `path` (appended)."""
+    import os
+    import sys
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(fd, stream.fileno())
+    os.close(fd)
+
+
 class RunJson(JsonLines):
     """One JSON object per line: start, eval, event, end."""
 
@@ -98,12 +110,16 @@ def run(
     name: Annotated[Optional[str], typer.Option("--name", help="run id (default: time-op-p-optimizer)")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue RUN from its last checkpoint")] = None,
     json_out: JsonOut = False,
+    log: Annotated[bool, typer.Option("--log", help="write the console output to <run>/runner.log once the run "
+                                                    "directory exists (how the app starts a detached run)")] = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Train one run headless, writing its run directory.
 
-    Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input, 130 stopped.
-    SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1 pauses, SIGUSR2 resumes.
+    Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input (also: another
+    process writes the run), 130 stopped. SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1
+    pauses, SIGUSR2 resumes; SIGHUP is ignored and a closed stdout only ends the printing, so a run
+    outlives its terminal. `grok-tui pause|continue|stop RUN` send these signals from anywhere.
     """
     from grok_tui.train.loop import Control
     from grok_tui.train.prepare import prepare_run
@@ -111,6 +127,8 @@ def run(
 
     with user_errors():
         job = prepare_run(runs_dir, resume=resume, preset=preset, config_file=config, name=name, overrides=overrides)
+        if log:
+            to_log(job.writer.path / "runner.log")
         control = Control()
         callbacks = [RunJson() if json_out else RichProgress()]
         with stop_on_signals(control):

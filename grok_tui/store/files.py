@@ -73,15 +73,25 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 class JsonlTail:
-    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later)."""
+    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later).
+
+    A file replaced (a resume rewrites it without the rows past its checkpoint) or cut shorter is read
+    again from its start; `restarted` says so after that read."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.offset = 0
+        self.inode: int | None = None
+        self.restarted = False
 
     def read(self) -> list[dict]:
+        self.restarted = False
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if (self.inode is not None and st.st_ino != self.inode) or st.st_size < self.offset:
+                    self.offset, self.restarted = 0, True
+                self.inode = st.st_ino
                 f.seek(self.offset)
                 data = f.read()
         except OSError:
@@ -89,6 +99,32 @@ class JsonlTail:
         rows, used = parse_jsonl(data)
         self.offset += used
         return rows
+
+
+def rewrite_jsonl(path: Path, keep: Callable[[dict], bool]) -> int:
+    """Keep the complete lines of a .jsonl file whose object `keep`s (byte for byte), dropping a torn
+    last line, lines that do not parse and the rest; returns how many lines were dropped. The file is
+    replaced atomically, and only when something changes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    end = data.rfind(b"\n") + 1
+    kept, dropped = [], 0
+    for line in data[:end].splitlines(keepends=True):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and keep(obj):
+            kept.append(line)
+        else:
+            dropped += 1
+    if not dropped and end == len(data):
+        return 0
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"".join(kept)))
+    return dropped + (end != len(data))
 
 
 # --- checkpoint files --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ complete line readable; a torn last line is ignored by the readers.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 from grok_tui.errors import CheckpointError, ConfigError, GrokError
 from grok_tui.spec.config import Config, load_toml
 from grok_tui.spec.ops import get_op
-from grok_tui.store import files
+from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
@@ -49,26 +48,54 @@ def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
     return new_id("run", stem, name, lambda run_id: (Path(root) / run_id).exists())
 
 
-class RunWriter:
-    """Appends rows and events, writes checkpoints and the summary of one run directory."""
+class RunExists(ConfigError):
+    """A new run's directory exists already."""
 
-    def __init__(self, path: Path, cfg: Config, resume: bool = False):
+
+def _step_at_most(step: int) -> Callable[[dict], bool]:
+    def keep(obj: dict) -> bool:
+        s = obj.get("step")
+        return not isinstance(s, int) or s <= step
+    return keep
+
+
+class RunWriter:
+    """Appends rows and events, writes checkpoints and the summary of one run directory.
+
+    It holds the run's lock (store/control.py) from its creation to close(): a second writer of the same
+    run, in this process or another, is refused with one sentence. On a resume from step `resume_step`
+    the rows and events past that step are dropped (the run writes them again) and a torn last line is
+    repaired before anything is appended.
+    """
+
+    def __init__(self, path: Path, cfg: Config, resume: bool = False, resume_step: int | None = None):
         self.path = Path(path)
         self.ckpt_dir = self.path / "checkpoints"
+        self.lock = control.RunLock(self.path)
         try:
             if not resume:
                 self.path.mkdir(parents=True, exist_ok=False)
+            self.lock.acquire()
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             if not resume:
                 files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+            else:
+                keep = _step_at_most(resume_step) if resume_step is not None else (lambda obj: True)
+                for name in ("metrics.jsonl", "events.jsonl"):
+                    files.rewrite_jsonl(self.path / name, keep)
+            self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+            self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
         except FileExistsError:
-            raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+            raise RunExists(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+        except control.RunLocked:
+            raise
         except OSError as e:
+            self.lock.release()
             raise ConfigError(f"cannot create the run directory {self.path}: {e.strerror or e}.") from None
-        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-        self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
-        self.summary.update({"pid": os.getpid(), "host": socket.gethostname()})
+        for stale in ("error", "finished_at"):
+            self.summary.pop(stale, None)
+        self.summary.update({**control.identity(), "host": socket.gethostname()})
         self._last_summary = 0.0
 
     @property
@@ -99,6 +126,19 @@ class RunWriter:
                 f.close()
             except OSError:
                 pass
+        self.lock.release()
+
+
+def create_writer(root: Path, cfg: Config, name: str | None = None, attempts: int = 1000) -> RunWriter:
+    """The writer of a new run: `name`, or the first free generated id. Creating the directory is the
+    claim, so runs started in the same second by several processes get distinct ids."""
+    for _ in range(1 if name else attempts):
+        try:
+            return RunWriter(Path(root) / new_run_id(root, cfg, name), cfg)
+        except RunExists:
+            if name:
+                raise
+    raise ConfigError(f"no free run id under {root} after {attempts} tries; give --name.")
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -122,18 +162,6 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def _pid_alive(pid: int) -> bool:
-    if not isinstance(pid, int) or not 0 < pid < 2**31:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class RunInfo:
     id: str
@@ -143,12 +171,17 @@ class RunInfo:
 
     @property
     def status(self) -> str:
+        """The summary's status; a run that says running (or paused) with no process writing it (its
+        lock free, or its pid gone or reused by another process) is "interrupted"."""
         s = self.summary.get("status", "unknown")
-        if s == "running" and self.summary.get("host") == socket.gethostname():
-            pid = self.summary.get("pid")
-            if isinstance(pid, int) and not _pid_alive(pid):
+        if s in ("running", "paused") and self.summary.get("host") in (None, socket.gethostname()):
+            if not control.runner_alive(self.path, self.summary):
                 return "interrupted"
         return s
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("running", "paused")
 
     def metrics(self) -> list[dict]:
         return dedupe_steps(read_jsonl(self.path / "metrics.jsonl"))

@@ -53,9 +53,16 @@ class _GroupHooks(Hooks):
             cb.on_progress(self.index, step)
 
 
+# Where pause/resume/stop of a member go when the process training it is not the one that handles the
+# sweep's signals (a local worker process: its parent does, and forwards them to every worker).
+CONTROLLER: dict = {}
+
+
 def _writer(runs_dir: Path, m: Member, sweep_id: str, ensemble: int) -> RunWriter:
+    """A member's writer: it holds the member's lock, so a `grok-tui run --name` or `--resume` of a
+    member while the sweep trains it is refused."""
     w = RunWriter(Path(runs_dir) / m.run_id, m.cfg)
-    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble})
+    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble, **CONTROLLER})
     return w
 
 

@@ -85,12 +85,23 @@ class Recorder:
     def active(self) -> bool:
         return self.status == "running"
 
+    def call(self, hook: str, *args: Any) -> None:
+        """Call a hook of every front end. A front end whose output fails (a closed pipe, a terminal
+        gone) is dropped: it must never pass for a run-directory failure, nor end the run."""
+        for h in list(self.hooks):
+            try:
+                getattr(h, hook)(self.run_id, *args)
+            except OSError as e:
+                self.hooks.remove(h)
+                if self.writer is not None:
+                    self.writer.event({"event": "warning", "step": self.step, "time": time.time(),
+                                       "message": f"console output stopped ({e.strerror or e}); training goes on."})
+
     def emit(self, event: dict) -> None:
         event = {"event": event.pop("event"), "step": self.step, **event, "time": time.time()}
         if self.writer is not None:
             self.writer.event(event)
-        for h in self.hooks:
-            h.on_event(self.run_id, event)
+        self.call("on_event", event)
 
     def summary(self, force: bool = True, **extra: Any) -> dict:
         s = {"status": self.status, "steps_run": self.step, "total_steps": self.cfg.train.steps,
@@ -106,8 +117,7 @@ class Recorder:
         self.last = row
         if self.writer is not None:
             self.writer.metrics(row)
-        for h in self.hooks:
-            h.on_eval(self.run_id, row)
+        self.call("on_eval", row)
         tc, new = self.cfg.train, []
         for name, key, threshold in MILESTONES:
             if name not in self.milestones and row[key] >= getattr(tc, threshold):
@@ -132,8 +142,7 @@ class Recorder:
             s = self.summary(error=error, last=self.last, finished_at=time.time())
         except OSError:
             s = {"status": status, "error": error}
-        for h in self.hooks:
-            h.on_member_end(self.run_id, s)
+        self.call("on_member_end", s)
         return s
 
 
@@ -155,6 +164,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
     tc holds what the members share: steps, eval_every, checkpoint_every.
     """
     control = control or Control()
+    hooks = list(hooks)
     start_step = stepper.step
     gpu = gpu_status(stepper.device)
     for r in recorders:
@@ -162,8 +172,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
         info = {"run_id": r.run_id or None, "path": str(r.writer.path) if r.writer else None,
                 "device": str(stepper.device), **({"gpu": gpu["gpu"]} if gpu else {}),
                 "steps": tc.steps, "start_step": start_step, **r.info}
-        for h in r.hooks:
-            h.on_member_start(r.run_id, info)
+        r.call("on_member_start", info)
         r.summary(device=str(stepper.device), started_at=time.time())
         r.emit({"event": "started", **info, **({"resumed_from": start_step} if resumed else {})})
 
@@ -213,8 +222,11 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 if tags or checkpoint_due():
                     r.checkpoint(stepper, k, row, tags)
                 r.summary(force=bool(tags), last=row)
-            for h in hooks:
-                h.on_progress(stepper.step)
+            for h in list(hooks):
+                try:
+                    h.on_progress(stepper.step)
+                except OSError:  # a front end's output went away; training goes on
+                    hooks.remove(h)
         if active() and (stepper.step > start_step or not any(r.last for _, r in active())):
             rows = stepper.eval_rows({}, time.perf_counter() - t0) if last_eval != stepper.step else None
             for k, r in active():
@@ -234,10 +246,12 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
 def _wait_paused(control: Control, recorders: list[Recorder]) -> None:
     for r in recorders:
         r.emit({"event": "paused"})
+        r.summary(status="paused")
     while control.pause.is_set() and not control.stop.is_set():
         time.sleep(0.05)
     for r in recorders:
         r.emit({"event": "resumed"})
+        r.summary()
 
 
 def save_member(directory: Path, step: int, model: torch.nn.Module, arch, opt, order_state: tuple[dict, dict],

@@ -51,9 +51,9 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     runs_dir, overrides = Path(runs_dir), {k: v for k, v in (overrides or {}).items() if v is not None}
     if resume is None:
         cfg = config_mod.resolve(preset, config_file, overrides)
-        run_id = store.new_run_id(runs_dir, cfg, name)
+        store.new_run_id(runs_dir, cfg, name)  # a bad name is refused before the model is built
         trainer = build_trainer(cfg)  # the model and split exist before the run directory does
-        return PreparedRun(cfg, trainer, store.RunWriter(runs_dir / run_id, cfg), None)
+        return PreparedRun(cfg, trainer, store.create_writer(runs_dir, cfg, name), None)
     if preset or config_file or name:
         raise ConfigError("--resume takes the run's own config; --preset, --config and --name do not apply.")
     bad = sorted(set(overrides) - set(RESUME_CHANGEABLE))
@@ -68,7 +68,9 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     if trainer.step > cfg.train.steps:
         raise ConfigError(f"run '{resume}' has run {trainer.step} steps already; --steps "
                           f"{cfg.train.steps} would end it before it starts.")
-    writer = store.RunWriter(info.path, cfg, resume=True)
+    # the lock first (a concurrent resume is refused here), then the rows and events past the
+    # checkpoint are dropped and a torn last line repaired, before anything is appended
+    writer = store.RunWriter(info.path, cfg, resume=True, resume_step=trainer.step)
     writer.write_summary(status="running")
     atomic_write_text(info.path / "config.toml", cfg.to_toml())
     return PreparedRun(cfg, trainer, writer, resume_from)

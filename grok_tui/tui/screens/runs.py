@@ -72,6 +72,7 @@ class RunsScreen(Screen):
         Binding("L", "logy", "Log y"),
         Binding("enter", "details", "Details", show=False),
         Binding("o", "details", "Open"),
+        Binding("a", "attach", "Follow", show=False),  # in the palette; the footer keeps Export at 80 columns
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
     ]
@@ -202,7 +203,24 @@ class RunsScreen(Screen):
     def action_details(self) -> None:
         rid = self.query_one(RunTable).current_id
         if rid is not None and rid in self.infos:
-            self.app.push_screen(RunDetailsScreen(store.open_run(self.runs_dir, rid)))
+            self._load_details(rid)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-details", description="read a run")
+    def _load_details(self, rid: str) -> None:
+        info = store.open_run(self.runs_dir, rid)
+        checkpoints = [step for step, _ in info.checkpoints()]
+        self.app.call_from_thread(self.app.push_screen, RunDetailsScreen(info, checkpoints))
+
+    def action_attach(self) -> None:
+        """Show the run under the cursor live in the Train view."""
+        rid = self.query_one(RunTable).current_id
+        if rid is None:
+            return
+        run = self.app.attach(rid)
+        self.app.switch_mode("train")
+        screen = self.app.screen
+        if hasattr(screen, "show_run"):
+            screen.show_run(run)
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -219,7 +237,7 @@ class RunsScreen(Screen):
         info = self.infos.get(rid) if rid else None
         if info is None:
             return
-        if info.status == "running":
+        if info.active:
             self.notify(f"{rid} is still training; stop it before deleting it.", severity="warning")
             return
 
@@ -229,12 +247,21 @@ class RunsScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {rid} and all its checkpoints?"), done)
 
+    @work(thread=True, exit_on_error=False, group="runs-delete", description="delete a run")
     def _delete(self, info: store.RunInfo) -> None:
+        if info.active:  # it may have been resumed since the table was drawn
+            self.app.call_from_thread(self.notify, f"{info.id} is training; stop it before deleting it.",
+                                      severity="warning", markup=False)
+            return
         try:
             shutil.rmtree(info.path)
         except OSError as e:
-            self.notify(f"cannot delete {info.id}: {e.strerror or e}", severity="error")
+            self.app.call_from_thread(self.notify, f"cannot delete {info.id}: {e.strerror or e}",
+                                      severity="error", markup=False)
             return
+        self.app.call_from_thread(self._deleted, info)
+
+    def _deleted(self, info: store.RunInfo) -> None:
         if info.id in self.selected:
             self.selected.remove(info.id)
         self.followed.pop(info.id, None)
