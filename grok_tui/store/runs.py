@@ -7,8 +7,10 @@ complete line readable; a torn last line is ignored by the readers.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from grok_tui.spec.config import Config, load_toml
 from grok_tui.spec.ops import get_op
 from grok_tui.store import files
 from grok_tui.store.files import read_json, read_jsonl
+from grok_tui.store.names import check_name, name_error
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 MILESTONES = ("memorized", "grokked")
@@ -31,10 +34,8 @@ MILESTONES = ("memorized", "grokked")
 
 def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool]) -> str:
     """`name` when given (checked), else `<date>-<time>-<stem>`, then `-2`, `-3`, ... while `taken(id)`."""
-    if name:
-        if "/" in name or name.startswith(".") or "@" in name:
-            raise ConfigError(f"{kind} name '{name}' may not contain '/' or '@' or start with '.'.")
-        return name
+    if name is not None:
+        return check_name(kind, name)
     stem = f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
     new, n = stem, 1
     while taken(new):
@@ -55,18 +56,26 @@ class RunWriter:
     def __init__(self, path: Path, cfg: Config, resume: bool = False):
         self.path = Path(path)
         self.ckpt_dir = self.path / "checkpoints"
+        created = False
         try:
             if not resume:
-                self.path.mkdir(parents=True, exist_ok=False)
+                _make_run_dir(self.path)
+                created = True
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             if not resume:
                 files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+            files.remove_temp_files(self.path)
+            self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+            self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
         except FileExistsError:
             raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
         except OSError as e:
-            raise ConfigError(f"cannot create the run directory {self.path}: {e.strerror or e}.") from None
-        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-        self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
+            if created:  # what this writer made and nothing else: the name stays free
+                shutil.rmtree(self.path, ignore_errors=True)
+            why = f"cannot {'open' if resume else 'create'} the run directory {self.path}: {e.strerror or e}."
+            if e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+                raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
+            raise ConfigError(why) from None
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
         self.summary.update({"pid": os.getpid(), "host": socket.gethostname()})
         self._last_summary = 0.0
@@ -91,7 +100,14 @@ class RunWriter:
         if force or now - self._last_summary > 1.0:
             self._last_summary = now
             self.summary["updated_at"] = time.time()
-            files.atomic_write_text(self.path / "summary.json", json.dumps(self.summary, indent=1))
+            text = json.dumps(self.summary, indent=1)
+            try:
+                files.atomic_write_text(self.path / "summary.json", text)
+            except OSError as e:
+                # A full disk has no room for the temp file; the old summary's own blocks still
+                # hold the new one (a few hundred bytes), so a final status is not lost.
+                if e.errno != errno.ENOSPC or not files.overwrite_in_place(self.path / "summary.json", text):
+                    raise
 
     def close(self) -> None:
         for f in (self._metrics, self._events):
@@ -99,6 +115,30 @@ class RunWriter:
                 f.close()
             except OSError:
                 pass
+
+
+def check_runs_dir(root: Path) -> None:
+    """Make sure the runs directory exists and can be written (ConfigError, exit 2, when not)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the runs directory {root} is not a directory.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the runs directory {root}: {e.strerror or e}.") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"the runs directory {root} is not writable.")
+
+
+def _make_run_dir(path: Path) -> None:
+    """Create a new run directory; an empty one (left by a start that failed) does not block the name."""
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        if not path.is_dir() or any(path.iterdir()):
+            raise
+        path.rmdir()
+        path.mkdir(exist_ok=False)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -180,6 +220,9 @@ class RunInfo:
 
 
 def open_run(root: Path, run_id: str) -> RunInfo:
+    bad = name_error("run", run_id)
+    if bad:
+        raise ConfigError(f"no run '{run_id}' in {root}: {bad}")
     path = Path(root) / run_id
     if not (path / "config.toml").is_file() and not (path / "summary.json").is_file():
         raise ConfigError(f"no run '{run_id}' in {root}.")
@@ -197,7 +240,7 @@ def list_runs(root: Path) -> list[RunInfo]:
         return []
     runs = []
     for d in sorted(root.iterdir()):
-        if d.is_dir() and not d.name.startswith(".") and (d / "config.toml").is_file():
+        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
             runs.append(open_run(root, d.name))
     return runs
 
@@ -236,6 +279,6 @@ def resolve_checkpoint(ref: str, root: Path) -> Path:
 def run_of_checkpoint(path: Path) -> RunInfo | None:
     """The run a checkpoint file lives in, if it lives in a run directory."""
     run_dir = Path(path).resolve().parent.parent
-    if (run_dir / "config.toml").is_file():
+    if (run_dir / "config.toml").is_file() and name_error("run", run_dir.name) is None:
         return open_run(run_dir.parent, run_dir.name)
     return None
