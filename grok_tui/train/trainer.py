@@ -164,7 +164,7 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
         torch.set_num_threads(cfg.train.threads)
     try:
         trainer = Trainer(cfg)
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, MemoryError):
         raise TrainingError("out of memory building the model and data (try a smaller model).") from None
     except RuntimeError as e:
         if "allocate" not in str(e):
