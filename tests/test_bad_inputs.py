@@ -442,3 +442,33 @@ def test_help_still_exits_0():
     assert r.exit_code == 0 and "--threads" in r.output
     r = invoke("landscape", "--help")
     assert r.exit_code == 0 and "--threads" in r.output
+
+
+# --- more inputs of our own (docs/bad-inputs.md) ---------------------------------------------------
+
+@pytest.mark.parametrize("args,needle", [
+    (["--preset", ""], "unknown preset ''"),
+    (["--warmup-steps", "99999999999999999999999"], "warmup steps must be in [0, 1,000,000,000]"),
+    (["--optimizer", "muon", "--muon-lr", "inf"], "muon lr must be a positive number"),
+    (["--optimizer", "agd", "--agd-gain", "nan"], "agd gain must be a positive number"),
+    (["--op", "x" * 10_000], "unknown operation"),
+])
+def test_more_bad_run_inputs(runs_dir, args, needle):
+    one_sentence(invoke("run", *TINY, *args), 2, needle)
+    assert not runs_dir.exists()
+
+
+def test_resume_with_an_empty_name_is_refused(done):
+    before = snapshot(done)
+    one_sentence(invoke("run", "--resume", "done", "--name", ""), 2, "--name do not apply")
+    assert snapshot(done) == before
+
+
+@pytest.mark.parametrize("cmd", [["connect", "done@20", "done@40", "--no-grad-norm"], ["landscape", "done@40"]])
+def test_result_out_that_cannot_be_a_directory_is_refused_first(done, tmp_path, cmd):
+    f = tmp_path / "file"
+    f.write_text("x")
+    before = snapshot(done)
+    one_sentence(invoke(*cmd, "--device", "cpu", "--out", f), 2, "is a file, not a directory")
+    one_sentence(invoke(*cmd, "--device", "cpu", "--out", f / "sub"), 2, "cannot be made a directory")
+    assert snapshot(done) == before and f.read_text() == "x"

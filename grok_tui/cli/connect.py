@@ -66,7 +66,7 @@ class _Bar:
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
-    return config_mod.resolve(preset, config) if (preset or config) else None
+    return config_mod.resolve(preset, config) if (preset is not None or config is not None) else None
 
 
 def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_rows: int = 11) -> Table:

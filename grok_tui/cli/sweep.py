@@ -45,7 +45,7 @@ def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | N
     """preset < --config < --grid file < flags; a flag with one value sets it, with several sweeps it."""
     from grok_tui.sweep import plan as sweep
 
-    base = config_mod.preset(preset) if preset else None
+    base = config_mod.preset(preset) if preset is not None else None
     if config_file is not None:
         base = config_mod.load_toml(config_file, base)
     grid: dict[str, list[Any]] = {}

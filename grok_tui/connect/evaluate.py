@@ -35,6 +35,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from grok_tui.connect import curves
 from grok_tui.connect.files import (  # noqa: F401 (list_results, load_result: re-exported for the front ends)
+    check_out,
     default_name,
     endpoints_info,
     list_results,
@@ -395,6 +396,7 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
         check_name("result", name)
     t0 = time.perf_counter()
     problem = load_problem([a, b], root, wd, cfg, device)
+    check_out(out)
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
     extra: dict[str, Any] = {}
     between: list[Weights] = []

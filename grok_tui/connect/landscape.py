@@ -29,6 +29,7 @@ from grok_tui.connect.evaluate import (
     Problem,
     Progress,
     Weights,
+    check_out,
     default_name,
     endpoints_info,
     evaluate_points,
@@ -123,6 +124,7 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
         raise ConfigError(bad)
     t0 = time.perf_counter()
     problem = load_problem([ref], root, wd, cfg, device)
+    check_out(out)
     w = problem.ends[0].weights
     dirs = [random_direction(w, seed + k, ignore_1d) for k in range(dims)]
     axis = torch.linspace(-span, span, points, dtype=torch.float64)
@@ -152,6 +154,7 @@ def plane(refs: list[str], root: Path, points: int = 21, margin: float = 0.2, wd
         check_name("result", name)
     t0 = time.perf_counter()
     problem = load_problem(refs, root, wd, cfg, device)
+    check_out(out)
     w0, w1, w2 = (e.weights for e in problem.ends)
     u = {k: w1[k] - w0[k] for k in w0}
     v = {k: w2[k] - w0[k] for k in w0}

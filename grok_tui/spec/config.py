@@ -389,8 +389,8 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"steps must be at most {MAX_STEPS:,}, got {t.steps}.")
     if t.batch_size > MAX_BATCH:
         errs.append(f"batch size must be at most {MAX_BATCH} (2^20), got {t.batch_size}.")
-    if o.warmup_steps < 0:
-        errs.append(f"warmup steps must be >= 0, got {o.warmup_steps}.")
+    if not 0 <= o.warmup_steps <= MAX_STEPS:
+        errs.append(f"warmup steps must be in [0, {MAX_STEPS:,}], got {o.warmup_steps}.")
     if o.cooldown not in ("none", "linear", "cosine"):
         errs.append(f"cooldown must be none, linear or cosine, got '{o.cooldown}'.")
     if t.steps >= 1 and not 0 <= o.cooldown_steps <= t.steps:
@@ -436,7 +436,7 @@ def check_device(device: str) -> str | None:
 def resolve(preset_name: str | None = None, config_file: str | Path | None = None,
             overrides: dict[str, Any] | None = None) -> Config:
     """preset < file < overrides, then validated; raises ConfigError listing every problem."""
-    cfg = preset(preset_name) if preset_name else None
+    cfg = preset(preset_name) if preset_name is not None else None
     if config_file is not None:
         cfg = load_toml(config_file, cfg)
     cfg = apply_overrides(cfg or Config(), {k: v for k, v in (overrides or {}).items() if v is not None},

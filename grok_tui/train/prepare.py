@@ -58,7 +58,7 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
         run_id = store.new_run_id(runs_dir, cfg, name)
         trainer = build_trainer(cfg)  # the model and split exist before the run directory does
         return PreparedRun(cfg, trainer, store.RunWriter(runs_dir / run_id, cfg), None)
-    if preset or config_file or name:
+    if preset is not None or config_file is not None or name is not None:
         raise ConfigError("--resume takes the run's own config; --preset, --config and --name do not apply.")
     bad = sorted(set(overrides) - set(RESUME_CHANGEABLE))
     if bad:
