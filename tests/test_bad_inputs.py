@@ -472,3 +472,46 @@ def test_result_out_that_cannot_be_a_directory_is_refused_first(done, tmp_path, 
     one_sentence(invoke(*cmd, "--device", "cpu", "--out", f), 2, "is a file, not a directory")
     one_sentence(invoke(*cmd, "--device", "cpu", "--out", f / "sub"), 2, "cannot be made a directory")
     assert snapshot(done) == before and f.read_text() == "x"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", *TINY, "--lr", "nan"], "lr must be a positive number"),
+    (["run", *TINY, "--weight-decay", "nan"], "weight decay must be >= 0"),
+    (["run", *TINY, "--train-frac", "nan"], "train ratio must be in (0, 1)"),
+    (["run", *TINY, "--memorized-threshold", "nan"], "memorized threshold must be in (0, 1]"),
+    (["run", *TINY, "--eval-every", "-1"], "eval every must be at least 1"),
+    (["run", *TINY, "--p", "99999999999999999999999999"], "p must be at most 1000"),
+    (["run", *TINY, "--device", ""], "device must be auto, cpu, cuda or cuda:N"),
+    (["run", *TINY, "--tokens", "abc"], "tokens must be 'ab' or 'aob='"),
+    (["run", *TINY, "--loss", "mse"], "loss must be ce or stablemax"),
+    (["run", *TINY, "--grokfast-lambda", "inf"], "grokfast lambda must be >= 0"),
+    (["run", *TINY, "--optimizer", "lion", "--lion-beta1", "nan"], "lion_beta1 must be in [0, 1)"),
+    (["run", "--resume", "nope"], "no run 'nope'"),
+    (["runs", "show", "nope"], "no run 'nope'"),
+    (["plot", "done", "--out", "o.txt"], "the figure must be .png, .svg or .pdf"),
+    (["plot", "done"], "give --out"),
+    (["connect", "done@5", "done@20"], "has no checkpoint at step 5"),
+    (["connect", "done@abc", "done@20"], "must name a step"),
+    (["connect", "done@20", "done@40", "--curve", "spiral"], "unknown curve 'spiral'"),
+    (["connect", "done@20", "done@40", "--curve", "polyline", "--bends", "0"], "takes 1 to 64 bends"),
+    (["connect", "done@20", "done@40", "--fit-lr", "nan"], "fit lr must be a positive number"),
+    (["connect", "done@20", "done@40", "--wd", "-1"], "wd must be a number >= 0"),
+    (["connect", "missing.safetensors", "done@20"], "does not exist"),
+    (["connect", "done@20", "done@40", "--fit-optimizer", "lbfgs"], "fit optimizer must be adam or sgd"),
+    (["landscape", "done@40", "--dims", "3"], "dims must be 1 or 2"),
+    (["landscape", "done@40", "--through", "done@20"], "--through takes two checkpoints"),
+    (["landscape", "done@40", "--seed", "-5"], "seed must be in [0, 2^63)"),
+    (["landscape", "done@memorized"], "has not memorized"),
+    (["sweep", *TINY, "--seed", "0..100000"], "has more than 4096 values"),
+    (["sweep", *TINY, "--seed", "5..1"], "ends before it starts"),
+    (["sweep", *TINY, "--lr", "0.1..1"], "needs a step"),
+    (["sweep", *TINY, "--lr", "a,b"], "is not a number"),
+    (["sweep", *TINY, "--backend", "slurm"], "--backend must be local or ray"),
+    (["bench", *TINY, "--bench-steps", "0"], "--bench-steps"),
+    (["bench", *TINY, "--out", "/nonexistent/x.json"], "its directory does not exist"),
+    (["presets", "extra"], "unexpected extra argument"),
+])
+def test_inputs_tried_on_top_of_the_issue(done, runs_dir, args, needle):
+    before = snapshot(runs_dir)
+    one_sentence(invoke(*args), 2, needle)
+    assert snapshot(runs_dir) == before
