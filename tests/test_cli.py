@@ -35,7 +35,7 @@ def one_sentence_exit_2(result, needle):
     (["--momentum", "0", "--nesterov", "--optimizer", "sgd"], "nesterov needs momentum > 0"),
     (["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
     (["--steps", "0"], "steps must be at least 1"),
-    (["--warmup-steps", "-3"], "warmup steps must be >= 0"),
+    (["--warmup-steps", "-3"], "warmup steps must be in [0, 1,000,000,000]"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--seed", "99999999999999999999"], "seed must be in [0, 2^63)"),
     (["--data-seed", "-1"], "data seed must be in [0, 2^63)"),

@@ -280,7 +280,7 @@ def test_connect_command_prints_a_table_and_saves(pair, tmp_path):
     (["a@100", "a@300", "--curve", "spline"], "unknown curve"),
     (["a@100", "b@300", "--curve", "chain"], "same run"),
     (["a@100", "a@300", "--curve", "polyline", "--fit-optimizer", "lbfgs"], "adam or sgd"),
-    (["a@100", "a@300", "--points", "1"], "points must be at least 2"),
+    (["a@100", "a@300", "--points", "1"], "points must be in [2, 10000]"),
     (["a@100", "a@300", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
 ])
 def test_connect_command_errors_exit_2(pair, args, needle):

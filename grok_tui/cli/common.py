@@ -75,6 +75,15 @@ def user_errors() -> Iterator[None]:
         raise fail(str(e), e.exit_code) from None
     except OSError as e:
         raise fail(f"{e.strerror or e} ({e.filename})" if e.filename else str(e), 1) from None
+    except MemoryError:
+        raise fail(OUT_OF_MEMORY, 1) from None
+    except RuntimeError as e:  # torch.OutOfMemoryError and the CPU allocator's failure are RuntimeErrors
+        if type(e).__name__ != "OutOfMemoryError" and "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise fail(OUT_OF_MEMORY, 1) from None
+
+
+OUT_OF_MEMORY = "out of memory (try a smaller model, batch size or number of points)."
 
 
 # --- one flag per config field -------------------------------------------------------------------

@@ -31,6 +31,8 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N
 Name = Annotated[Optional[str], typer.Option("--name", help="result name (default: from the curve and the ends)")]
 Out = Annotated[Optional[Path], typer.Option("--out", help="directory for the result files "
                                              "(default: <run>/connect of the first checkpoint)")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads of this process (0: torch's default, one "
+                                     "per core)")]
 COLUMNS = ("train_loss_l2", "val_loss_l2", "train_err", "val_err", "grad_norm")
 
 
@@ -64,7 +66,7 @@ class _Bar:
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
-    return config_mod.resolve(preset, config) if (preset or config) else None
+    return config_mod.resolve(preset, config) if (preset is not None or config is not None) else None
 
 
 def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_rows: int = 11) -> Table:
@@ -104,15 +106,17 @@ def connect_cmd(
     out: Out = None,
     runs_dir: RunsDir = Path("runs"),
     json_out: JsonOut = False,
+    threads: Threads = 0,
 ) -> None:
     """Connect two checkpoints by a curve, evaluate along it and save connect/<name>.json and .csv.
 
     phi(0) is A and phi(1) is B. --preset/--config name the data split only when neither checkpoint
     lives in a run directory.
     """
-    from grok_tui.connect.evaluate import FitSettings, run_connect
+    from grok_tui.connect.evaluate import FitSettings, run_connect, use_threads
 
     with user_errors():
+        use_threads(threads)
         fit = FitSettings(steps=fit_steps, lr=fit_lr, optimizer=fit_optimizer, batch_size=fit_batch,
                           t_per_step=fit_t, wd=fit_wd, seed=seed)
         fit.check()
@@ -157,12 +161,15 @@ def landscape_cmd(
     out: Out = None,
     runs_dir: RunsDir = Path("runs"),
     json_out: JsonOut = False,
+    threads: Threads = 0,
 ) -> None:
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
+    from grok_tui.connect.evaluate import use_threads
     from grok_tui.connect.landscape import landscape, plane
 
     with user_errors():
+        use_threads(threads)
         cfg = _base_cfg(preset, config)
         with _Bar(json_out) as bar:
             if through:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +24,7 @@ from grok_tui.cli.common import (
     Preset,
     RunsDir,
     console,
+    err_console,
     stop_on_signals,
     user_errors,
     with_config_flags,
@@ -48,6 +50,7 @@ class RichProgress:
                                  TextColumn("{task.fields[gpu]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
         self.task = None
         self._t = (0.0, 0)
+        self._start = 0
 
     def on_start(self, info: dict) -> None:
         device = f"{info['device']} ({info['gpu']})" if info.get("gpu") else info["device"]
@@ -57,6 +60,7 @@ class RichProgress:
         self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
                                            completed=info["start_step"], rate="-", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
+        self._start = info["start_step"]
 
     def on_eval(self, row: dict) -> None:
         t, s = self._t
@@ -74,10 +78,18 @@ class RichProgress:
     def on_end(self, summary: dict) -> None:
         self.progress.stop()
         last = summary.get("last") or {}
-        color = {"finished": "green", "stopped": "yellow"}.get(summary["status"], "red")
-        console.print(f"[{color}]{summary['status']}[/] after {summary['steps_run']} steps: train acc "
-                      f"{last.get('train_acc', float('nan')):.3f}, val acc {last.get('val_acc', float('nan')):.3f}; "
-                      f"memorized at {summary['memorized_step']}, grokked at {summary['grokked_step']}")
+        status, step, start = summary.get("status", "failed"), summary.get("steps_run"), self._start
+        color = {"finished": "green", "stopped": "yellow"}.get(status, "red")
+        ran = "" if step is None else (f" after {step} steps" if not start else
+                                       f" at step {step} ({step - start} steps in this resume)")
+
+        def milestone(key: str) -> str:
+            v = summary.get(key)
+            return "not yet" if v is None else f"at {v}"
+
+        console.print(f"[{color}]{status}[/]{ran}: train acc {last.get('train_acc', float('nan')):.3f}, "
+                      f"val acc {last.get('val_acc', float('nan')):.3f}; memorized {milestone('memorized_step')}, "
+                      f"grokked {milestone('grokked_step')}")
 
 
 def to_log(path: Path) -> None:
@@ -129,6 +141,8 @@ def run(
         job = prepare_run(runs_dir, resume=resume, preset=preset, config_file=config, name=name, overrides=overrides)
         if log:
             to_log(job.writer.path / "runner.log")
+        if job.note:
+            err_console.print(f"note: {escape(job.note)}")
         control = Control()
         callbacks = [RunJson() if json_out else RichProgress()]
         with stop_on_signals(control):

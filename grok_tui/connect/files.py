@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,20 @@ def results_dir(problem: Problem, out: Path | None = None) -> Path:
     if out is not None:
         return Path(out)
     return (problem.home or Path(".")) / "connect"
+
+
+def check_out(out: Path | None) -> None:
+    """Make the --out directory now (ConfigError when it cannot be one), before any work is done."""
+    if out is None:
+        return
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--out {out} is a file, not a directory.") from None
+    except OSError as e:
+        raise ConfigError(f"--out {out} cannot be made a directory: {e.strerror or e}.") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out} is not writable.")
 
 
 def endpoints_info(problem: Problem) -> list[dict[str, Any]]:

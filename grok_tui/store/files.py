@@ -39,6 +39,45 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def overwrite_in_place(path: Path, text: str) -> bool:
+    """Write text over an existing file's bytes (no new file: works on a full disk while it fits the
+    blocks the file has); False when that cannot be done."""
+    data = text.encode()
+    try:
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate(len(data))
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError:
+        return False
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of an interrupted atomic write (.<name>.<random>.tmp) or of safetensors (*.tmp*)."""
+    return (name.startswith(".") and name.endswith(".tmp")) or ".safetensors.tmp" in name
+
+
+def remove_temp_files(run_dir: Path) -> list[str]:
+    """Remove the temp files interrupted writes left in a run directory and its checkpoints/ (call it
+    only from the one process about to write there); returns their names."""
+    gone = []
+    for d in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        try:
+            entries = list(d.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if is_temp_file(p.name) and p.is_file() and not p.is_symlink():
+                try:
+                    p.unlink()
+                    gone.append(p.name)
+                except OSError:
+                    pass
+    return gone
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 def read_json(path: Path) -> dict:
@@ -141,7 +180,8 @@ def ckpt_step(path: Path) -> int | None:
     """The step in a checkpoint file's name (step-00001234.safetensors, .json, .state.json), or None."""
     stem = Path(path).name.split(".", 1)[0]
     digits = stem[len(CKPT_PREFIX):]
-    return int(digits) if stem.startswith(CKPT_PREFIX) and digits.isdigit() else None
+    ok = stem.startswith(CKPT_PREFIX) and digits.isascii() and digits.isdigit()
+    return int(digits) if ok else None
 
 
 def checkpoints(directory: Path) -> list[tuple[int, Path]]:

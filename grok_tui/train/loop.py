@@ -103,11 +103,11 @@ class Recorder:
             self.writer.event(event)
         self.call("on_event", event)
 
-    def summary(self, force: bool = True, **extra: Any) -> dict:
+    def summary(self, force: bool = True, write: bool = True, **extra: Any) -> dict:
         s = {"status": self.status, "steps_run": self.step, "total_steps": self.cfg.train.steps,
              "memorized_step": self.milestones.get("memorized"), "grokked_step": self.milestones.get("grokked"),
              "best_val_acc": self.best_val_acc, **extra}
-        if self.writer is not None:
+        if self.writer is not None and write:
             self.writer.write_summary(force=force, **s)
         return s
 
@@ -135,19 +135,24 @@ class Recorder:
         self.emit({"event": "checkpoint", "path": str(path), "tags": tags})
 
     def finish(self, status: str, error: str | None = None) -> dict:
-        """The last event and the final summary (what can be written of them on a full disk)."""
+        """The last event and the final summary (what can be written of them on a full disk: the
+        summary is written even when the event cannot be; the hooks get the whole summary)."""
         self.status, self.error = status, error
         try:
             self.emit({"event": status, **({"error": error} if error else {})})
-            s = self.summary(error=error, last=self.last, finished_at=time.time())
         except OSError:
-            s = {"status": status, "error": error}
+            pass
+        fields = {"error": error, "last": self.last, "finished_at": time.time()}
+        try:
+            s = self.summary(**fields)
+        except OSError:  # nothing more can be written; the summary still goes to the hooks
+            s = self.summary(write=False, **fields)
         self.call("on_member_end", s)
         return s
 
 
 def _failure(e: BaseException, stepper: Stepper) -> str:
-    if isinstance(e, torch.OutOfMemoryError):
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
         hint = (f"with {stepper.K} members (try --chunk-size or a smaller --batch-size)" if stepper.K > 1
                 else "(try a smaller --batch-size or model)")
         return f"out of memory at step {stepper.step} on {stepper.device} {hint}."
@@ -234,7 +239,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 if final and math.isfinite(final["train_loss"]):
                     r.checkpoint(stepper, k, final, ["final"])
                     r.last = final
-    except (torch.OutOfMemoryError, OSError) as e:
+    except (torch.OutOfMemoryError, MemoryError, OSError) as e:
         status, error = "failed", _failure(e, stepper)
     except KeyboardInterrupt:
         status = "stopped"

@@ -162,7 +162,7 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
     try:
         trainer = Trainer(cfg)
         apply_precision(cfg.train.precision, trainer.device)
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, MemoryError):
         raise TrainingError("out of memory building the model and data (try a smaller model).") from None
     except RuntimeError as e:
         if "allocate" not in str(e):

@@ -224,6 +224,9 @@ class ConnectScreen(Screen):
         except GrokError as e:
             self.post_message(self.Finished([], str(e)))
             return
+        except MemoryError:
+            self.post_message(self.Finished([], "out of memory (try fewer points or a smaller model)."))
+            return
         self.post_message(self.Finished(res))
 
     @on(Progressed)
