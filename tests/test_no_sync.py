@@ -37,14 +37,9 @@ class SyncCounter(TorchDispatchMode):
 
 
 FILTERS = {"grokfast": {"grokfast_lambda": 2.0}, "orthograd": {"orthograd": True}}
-# prodigyopt reads its step-size estimate d with .item() once per step (a tensor port is not done yet).
-KNOWN = {"prodigy": "prodigyopt syncs once per step to read its d estimate"}
-
-
 def _cases():
     for name in OPTIMIZERS:
-        marks = [pytest.mark.xfail(reason=KNOWN[name], strict=True)] if name in KNOWN else []
-        yield pytest.param({"optimizer": name}, id=name, marks=marks)
+        yield pytest.param({"optimizer": name}, id=name)
     for name, ov in FILTERS.items():
         yield pytest.param(ov, id=name)
 
