@@ -49,6 +49,8 @@ class GrokApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
+    child_threads = 0  # --threads of the connectivity and landscape children (0: one per core)
+
     def __init__(self, runs_dir: Path, python: str | None = None, attach_on_start: bool = True):
         super().__init__()
         self.runs_dir = Path(runs_dir)
