@@ -30,14 +30,7 @@ from grok_tui.cli.common import (
     with_config_flags,
 )
 from grok_tui.store import runs as store
-
-
-def gpu_text(row: dict) -> str:
-    """'mem 312/540 MiB util 87%' from a metrics row on CUDA (memory in use / peak), '' elsewhere."""
-    if "gpu_mem_mib" not in row:
-        return ""
-    util = f" util {row['gpu_util']:.0f}%" if isinstance(row.get("gpu_util"), (int, float)) else ""
-    return f"mem {row['gpu_mem_mib']:.0f}/{row['gpu_peak_mib']:.0f} MiB{util}"
+from grok_tui.store.status import device_text, gpu_text
 
 
 class RichProgress:
@@ -53,7 +46,7 @@ class RichProgress:
         self._start = 0
 
     def on_start(self, info: dict) -> None:
-        device = f"{info['device']} ({info['gpu']})" if info.get("gpu") else info["device"]
+        device = device_text(info["device"], info.get("gpu"))
         console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
         self.progress.start()

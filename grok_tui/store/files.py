@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,39 @@ def latest_state(directory: Path) -> tuple[int, Path] | None:
 def read_sidecar(path: Path) -> dict[str, Any]:
     """The JSON sidecar of a checkpoint (step, tags, metrics, arch); {} when it is missing or torn."""
     return read_json(Path(path).with_suffix(".json"))
+
+
+class ProgressFile:
+    """A job's progress as JSON lines, for whoever follows it through the file (the app and its child).
+
+    `progress(stage, done, total)` appends {"stage", "done", "total", "elapsed_s", "eta_s"} at most
+    `per_s` times a second (and always at a stage's end); the ETA is the stage's mean pace so far.
+    `end(status, **fields)` appends the last line: {"status": finished | failed | cancelled, ...}.
+    """
+
+    def __init__(self, path: Path, per_s: float = 4.0):
+        self.path = Path(path)
+        self.every = 1.0 / per_s
+        self._stage: tuple[str, float] | None = None  # the stage and when it began
+        self._last = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def _append(self, obj: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(obj) + "\n")
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._stage is None or self._stage[0] != stage:
+            self._stage, self._last = (stage, now), 0.0
+        if now - self._last < self.every and done < total:
+            return
+        self._last = now
+        elapsed = now - self._stage[1]
+        eta = elapsed / done * (total - done) if done > 0 else None
+        self._append({"stage": stage, "done": done, "total": total, "elapsed_s": round(elapsed, 2),
+                      "eta_s": None if eta is None else round(eta, 1)})
+
+    def end(self, status: str, **fields: object) -> None:
+        self._append({"status": status, **fields})

@@ -91,6 +91,14 @@ class RunFollower:
         return str(self.summary.get("device", "?"))
 
     @property
+    def gpu(self) -> str | None:
+        """The GPU's name from the newest `started` event (CUDA runs), else None."""
+        for e in reversed(self.events):
+            if e.get("event") == "started":
+                return str(e["gpu"]) if e.get("gpu") else None
+        return None
+
+    @property
     def error(self) -> str | None:
         e = self.summary.get("error")
         return str(e) if e else None

@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 from grok_tui.figures.export import ExportError, save_figure, write_csv
 from grok_tui.spec.config import Config
 from grok_tui.store import runs as store
-from grok_tui.tui.live import Launch, LiveRun, leave_a_core, try_control
+from grok_tui.tui.live import Launch, LiveRun, try_control
 from grok_tui.tui.messages import ActiveRuns, ExportDone, RowsAppended, RunEnded, RunEvent, RunStateChanged
 from grok_tui.tui.screens.connect import ConnectScreen
 from grok_tui.tui.screens.dialogs import ExportScreen, QuitScreen
@@ -48,6 +48,8 @@ class GrokApp(App):
         Binding("c", "switch_mode('connect')", "Connect"),
         Binding("q", "quit", "Quit"),
     ]
+
+    child_threads = 0  # --threads of the connectivity and landscape children (0: one per core)
 
     def __init__(self, runs_dir: Path, python: str | None = None, attach_on_start: bool = True):
         super().__init__()
@@ -145,7 +147,9 @@ class GrokApp(App):
         """Start a detached run of cfg and show it. The files are written and the process started in a
         thread; a runs directory that cannot be written ends the run as failed with one sentence."""
         run_id = store.new_run_id(self.runs_dir, cfg)
-        launch = Launch(self.runs_dir, run_id, leave_a_core(cfg), **({"python": self.python} if self.python else {}))
+        # the config as the form gave it, threads included: the child is `grok-tui run --config` of exactly
+        # this (threads 0 means one per core there too; OpenMP's threads wait passively, cli/main.py)
+        launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
         run = LiveRun(self.runs_dir / run_id, launch)
         self.followed[run_id] = run
         self.live = run

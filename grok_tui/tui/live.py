@@ -10,32 +10,18 @@ No textual and no torch here.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from grok_tui.errors import GrokError
-from grok_tui.spec.config import Config
+from grok_tui.spec.config import Config, load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
 from grok_tui.store.follow import ACTIVE, RunFollower
 
 START_DIR = ".start"  # <runs>/.start/<id>.toml and .log: a launched run's config and its first output
-
-
-def leave_a_core(cfg: Config) -> Config:
-    """The config with `threads` set to one fewer than the CPU cores when it says 0 (torch's default, one
-    per core): the interface keeps a core, so its redraws never stall the child's threads, which all wait
-    for the slowest at the end of every parallel operation. Saved with the run, so it is reproducible."""
-    if cfg.train.threads:
-        return cfg
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=max(1, cores - 1)))
 
 
 class Launch:
@@ -101,6 +87,7 @@ class LiveRun:
         self.state = "starting"
         self.error: str | None = None
         self._stopping = False
+        self._threads: int | None = launch.cfg.train.threads if launch is not None else None
 
     @property
     def run_id(self) -> str:
@@ -131,6 +118,15 @@ class LiveRun:
         return self.follower.device
 
     @property
+    def gpu(self) -> str | None:
+        return self.follower.gpu
+
+    @property
+    def threads(self) -> int | None:
+        """The run's `threads` setting as saved in its config.toml (0: one per core), None until known."""
+        return self._threads if self._threads is None or self._threads >= 0 else None
+
+    @property
     def total_steps(self) -> int | str:
         t = self.follower.total_steps
         if t is None and self.launch is not None:
@@ -150,6 +146,11 @@ class LiveRun:
         rc = self.launch.poll() if self.launch is not None else None
         polled = self.follower.poll()
         f = self.follower
+        if self._threads is None and f.summary:
+            try:
+                self._threads = load_toml(self.path / "config.toml").train.threads
+            except (GrokError, OSError):  # no config, or one this version cannot read: not shown
+                self._threads = -1
         if f.summary:
             state = f.status
             if state in ("running", "paused") and self._stopping:

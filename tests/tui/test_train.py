@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual.notifications import Notify
 from textual.widgets import Input, Select, Static
 
 from grok_tui.spec import config
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
-from grok_tui.tui.live import Launch
+from grok_tui.tui.live import Launch, LiveRun
 from grok_tui.tui.messages import RunEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
@@ -188,18 +189,105 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
         assert second.returncode == 0
 
 
-def test_child_leaves_a_core_to_the_interface(monkeypatch):
-    import os
+async def test_the_apps_child_gets_the_config_grok_tui_run_would(tmp_path, monkeypatch):
+    """The form on a preset, started: the config file the app hands its child is what `grok-tui run
+    --preset smoke` saves, threads included (0: one per core in both; the CLI's OpenMP threads wait
+    passively), and the status line says how many threads that is."""
+    from grok_tui.spec.config import usable_cpus
+    from grok_tui.train.prepare import prepare_run
 
-    from grok_tui.tui.live import leave_a_core
+    monkeypatch.setattr(Launch, "start", Launch.write_config)  # the file, not the process
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.screen.query_one("#preset", Select).value = "smoke"
+        await pilot.pause()
+        app.screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        child = app.live
+        assert child is not None and child.threads == 0
+        assert f"threads {usable_cpus()} (auto)" in app.screen.status_text(child)
+        given = config.load_toml(child.launch.config_file)
+    job = prepare_run(tmp_path / "cli", preset="smoke", name="cli")
+    job.writer.close()
+    assert given == config.load_toml(tmp_path / "cli" / "cli" / "config.toml")
+    assert given.train.threads == 0
 
-    cfg = config.preset("smoke")
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert leave_a_core(cfg).train.threads == 3
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert leave_a_core(cfg).train.threads == 1
-    mine = config.apply_overrides(cfg, {"threads": 2})
-    assert leave_a_core(mine) is mine  # a number the user chose stays
+
+def _gpu_run(fixture_runs) -> str:
+    """A copy of a fixture run as a CUDA run writes it: the GPU's name in its started event, memory and
+    utilisation in every row."""
+    run = fixture_runs / "smoke-lr2e-3"
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.update(gpu_mem_mib=312.4, gpu_peak_mib=540.0, gpu_util=87)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+    events[0].update(device="cuda:0", gpu="NVIDIA H200")
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "device": "cuda:0"}))
+    return run.name
+
+
+async def test_status_line_shows_the_gpu_beside_the_loss_and_no_speed_once_ended(fixture_runs):
+    run_id = _gpu_run(fixture_runs)
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        run = app.attach(run_id)
+        await wait_for(pilot, lambda: run.state == "finished" and run.rows, 10, "the run's rows")
+        await wait_for(pilot, lambda: "gpu" in str(app.screen.query_one("#status", Static).render()), 5,
+                       "the status line")
+        text = str(app.screen.query_one("#status", Static).render())
+        assert "cuda:0 (NVIDIA H200)" in text and "gpu mem 312/540 MiB util 87%" in text
+        assert "steps/s" not in text  # finished: no speed
+    alone = LiveRun(fixture_runs / run_id)  # outside the app's follower: its state is the test's to set
+    alone.update()
+    screen = TrainScreen()
+    for state, speed in (("paused", False), ("stopped", False), ("running", True)):
+        alone.state = state
+        assert ("steps/s" in screen.status_text(alone)) == speed, state
+
+
+async def test_every_refused_key_says_why_and_a_fixed_field_clears_its_error(fixture_runs):
+    app = make_app(fixture_runs, attach_on_start=False)
+    messages: list = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        screen = app.screen
+        screen.query_one("#chart-acc").focus()
+        for key in ("p", "x"):
+            await pilot.press(key)
+        await pilot.pause()
+        said = [m.notification.message for m in messages if isinstance(m, Notify)]
+        assert sum("no run to control" in t for t in said) == 2
+        run = LiveRun(fixture_runs / "smoke-lr2e-3")  # shown, but outside the follower: the test sets its state
+        run.update()
+        app.live = run
+        await pilot.press("x")
+        await pilot.pause()
+        assert any("is finished: there is nothing to stop" in m.notification.message
+                   for m in messages if isinstance(m, Notify))
+        run.state = "running"  # as if it trained: a second s is refused with a sentence
+        await pilot.press("s")
+        await pilot.pause()
+        assert any("is running; stop it first" in m.notification.message for m in messages if isinstance(m, Notify))
+        assert app.live is run
+        run.state = "finished"
+        form = screen.query_one(ConfigForm)
+        await wait_for(pilot, lambda: not form.disabled, 5, "the form to take input again")
+        # a bad field shows its error; the error goes as soon as the field holds a good value
+        await set_field(pilot, "p", "abc")
+        screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await pilot.pause()
+        err_p = screen.query_one("#err-p", Static)
+        assert err_p.display
+        await set_field(pilot, "p", "1")
+        await pilot.pause()
+        assert err_p.display and "p must be at least 2" in str(err_p.render())  # still wrong: the new reason
+        await set_field(pilot, "p", "97")
+        await pilot.pause()
+        assert not err_p.display and not screen.query_one("#f-p", Input).has_class("-invalid")
 
 
 def _headless(runs, name, steps=100000):
@@ -279,7 +367,7 @@ def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
         import time
         from pathlib import Path
         from grok_tui.spec.config import load_toml
-        from grok_tui.tui.live import Launch
+        from grok_tui.tui.live import Launch, LiveRun
         launch = Launch(Path({str(runs)!r}), "orphan", load_toml({str(tmp_path / 'c.toml')!r}))
         Path({str(runs)!r}).mkdir(parents=True, exist_ok=True)
         launch.start()

@@ -18,7 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from grok_tui.figures.export import Series, series
+from grok_tui.spec.config import usable_cpus
 from grok_tui.store import runs as store
+from grok_tui.store.status import device_text, gpu_text, threads_text
 from grok_tui.tui.live import LiveRun, try_control
 from grok_tui.tui.screens.dialogs import AttachScreen
 from grok_tui.tui.widgets.chart import MetricChart
@@ -75,6 +77,10 @@ class TrainScreen(Screen):
         Binding("x", "stop", "Stop"),
         Binding("f", "toggle_form", "Form"),
         Binding("escape", "leave_field", "Leave field"),
+        # the same keys when the ones above cannot act (hidden from the footer): they say why
+        Binding("s", "refuse('start')", show=False),
+        Binding("p", "refuse('pause_resume')", show=False),
+        Binding("x", "refuse('stop')", show=False),
     ]
 
     def __init__(self) -> None:
@@ -147,10 +153,16 @@ class TrainScreen(Screen):
         icon = {"running": "[green]●[/]", "paused": "[yellow]❚❚[/]", "finished": "[green]✔[/]",
                 "failed": "[red]✖[/]", "stopped": "[yellow]■[/]", "interrupted": "[red]✖[/]"}.get(c.state, "[dim]…[/]")
         m, g = c.milestones.get("memorized"), c.milestones.get("grokked")
-        rate_s = f"{rate:,.0f} steps/s" if rate else "- steps/s"
-        line1 = f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}  {c.device}  {c.run_id}"
+        # a speed only while it trains: paused, stopped or finished, the last rows' rate would be stale
+        rate_s = (f"{rate:,.0f} steps/s  " if rate else "- steps/s  ") if c.state == "running" else ""
+        device = escape(device_text(c.device, c.gpu))
+        threads = threads_text(c.threads, usable_cpus())
+        line1 = (f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}{device}"
+                 f"{', ' + threads if threads else ''}  {c.run_id}")
+        gpu = gpu_text(last)
         line2 = (f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/]  val [magenta]{_fmt_acc(last.get('val_acc'))}[/]  "
-                 f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]")
+                 f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]"
+                 f"{'  gpu ' + gpu if gpu else ''}")
         text = line1 + "\n" + line2
         if c.state in ("failed", "interrupted") and c.error:
             text += f"\n[red]error:[/] {escape(c.error)}"
@@ -170,22 +182,41 @@ class TrainScreen(Screen):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        child = self.child
-        active = child is not None and child.active
-        if action == "start":
-            return not active
-        if action == "pause_resume":
-            return child is not None and child.state in ("running", "paused")
-        if action == "stop":
-            return child is not None and child.state in ("running", "paused")
+        # the footer shows start, pause/resume and stop only when they can act; pressed when they
+        # cannot, their key falls through to `refuse`, which says why
+        if action in ("start", "pause_resume", "stop"):
+            return self.refusal(action) is None
         if action == "leave_field":  # shown while a text field has the keys (they type, not act)
             return isinstance(self.focused, (Input, Select))
         return True
 
+    def action_refuse(self, action: str) -> None:
+        self._refused(action)
+
+    def refusal(self, action: str) -> str | None:
+        """Why `action` (start, pause_resume, stop) cannot act now, or None when it can."""
+        child = self.child
+        if action == "start":
+            if child is not None and child.active:
+                return f"{child.run_id} is {child.state}; stop it first (x) or wait for it to end."
+            return None
+        if child is None:
+            return "no run to control: start one (s) or attach one that is training (a)."
+        if child.state in ("running", "paused"):
+            return None
+        if child.state in ("starting", "stopping"):
+            return f"{child.run_id} is {child.state}; wait a moment."
+        return f"{child.run_id} is {child.state}: there is nothing to {'stop' if action == 'stop' else 'pause'}."
+
+    def _refused(self, action: str) -> bool:
+        why = self.refusal(action)
+        if why:
+            self.notify(why, title="not now", severity="warning", timeout=4, markup=False)
+        return why is not None
+
     # -- actions ------------------------------------------------------------------------------
     def action_start(self) -> None:
-        if self.child is not None and self.child.active:
-            self.notify("a run is already training; stop it first (x).", severity="warning")
+        if self._refused("start"):
             return
         cfg, errors, general = self.query_one(ConfigForm).read()
         if cfg is None:
@@ -213,13 +244,11 @@ class TrainScreen(Screen):
             self.notify(f"stopping {child.run_id} (a final checkpoint is written)", timeout=3, markup=False)
 
     def action_pause_resume(self) -> None:
-        child = self.child
-        if child is not None and child.state in ("running", "paused"):
-            self._control("pause" if child.state == "running" else "resume")
+        if not self._refused("pause_resume"):
+            self._control("pause" if self.child.state == "running" else "resume")
 
     def action_stop(self) -> None:
-        child = self.child
-        if child is not None and child.state in ("running", "paused"):
+        if not self._refused("stop"):
             self._control("stop")
 
     def action_attach(self) -> None:
