@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +24,9 @@ from torch.nn.functional import cross_entropy
 
 from grok_tui.errors import GrokError
 from grok_tui.spec.config import Config
+from grok_tui.store.runs import RunWriter
+from grok_tui.sweep import plan as sweep
+from grok_tui.sweep import run as sweep_run
 from grok_tui.train import data, model
 from grok_tui.train.trainer import Callback, Control, resolve_device, run_training
 
@@ -141,9 +148,6 @@ def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> 
 def _grok_tui(args: list[str]) -> None:
     """Run `python -m grok_tui ARGS` as a shell would (its output discarded); a failure raises with the
     command's own last line."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "grok_tui", *args], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
@@ -159,13 +163,6 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
     Alternating, median of `repeat`. In one process, so neither side pays a process start-up; with
     `processes`, each side as a researcher runs it from a shell instead: `members` `grok-tui run`
     processes one after another against one `grok-tui sweep` process (start-ups included)."""
-    import tempfile
-    from pathlib import Path
-
-    from grok_tui.store.runs import RunWriter
-    from grok_tui.sweep import plan as sweep
-    from grok_tui.sweep import run as sweep_run
-
     base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
     seeds = list(range(members))
     with tempfile.TemporaryDirectory(prefix="grok-bench-") as tmp:

@@ -23,9 +23,13 @@ from typing import Any
 import torch
 
 from grok_tui.bench.runner import _timed, bench, engine_loop
+from grok_tui.connect import curves
+from grok_tui.connect.evaluate import evaluate_curve, load_problem
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
+from grok_tui.sweep import plan as sweep
+from grok_tui.sweep import run as sweep_run
 from grok_tui.train.device import resolve_device
 from grok_tui.train.trainer import run_training
 
@@ -60,9 +64,6 @@ def variants(device: torch.device) -> list[tuple[str, bool]]:
 def sweep_rows(cfg: Config, members: int, sample: int, steps: int, say: Say) -> dict[str, Any]:
     """A `members`-seed sweep (ensembles, as `grok-tui sweep` groups them) against `sample` single runs
     extrapolated to `members`."""
-    from grok_tui.sweep import plan as sweep
-    from grok_tui.sweep import run as sweep_run
-
     base = _with(cfg, steps=steps, checkpoint_every=0)
     device = resolve_device(cfg.train.device)
     with tempfile.TemporaryDirectory(prefix="grok-suite-") as tmp:
@@ -90,9 +91,6 @@ def sweep_rows(cfg: Config, members: int, sample: int, steps: int, say: Say) -> 
 def connect_row(cfg: Config, points: int, say: Say) -> dict[str, Any]:
     """Seconds to evaluate `points` points (losses, errors, gradient norms) on a segment between two
     checkpoints of a short run of cfg."""
-    from grok_tui.connect import curves
-    from grok_tui.connect.evaluate import evaluate_curve, load_problem
-
     steps = 200
     c = _with(cfg, steps=steps, checkpoint_every=steps // 2, eval_every=steps // 2)
     with tempfile.TemporaryDirectory(prefix="grok-suite-") as tmp:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -87,9 +89,6 @@ class RichProgress:
 
 def to_log(path: Path) -> None:
     """From here on, stdout and stderr go to `path` (appended)."""
-    import os
-    import sys
-
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

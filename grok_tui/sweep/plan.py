@@ -30,7 +30,8 @@ from grok_tui.spec.config import Config
 from grok_tui.spec.ops import get_op
 from grok_tui.store.files import atomic_write_text, read_json
 from grok_tui.store.runs import new_id
-from grok_tui.train import vecoptim
+from grok_tui.train import model, vecoptim
+from grok_tui.train.device import resolve_device as device_of
 
 MAX_MEMBERS = 4096
 SEED_FIELDS = ("seed", "data_seed")  # averaged over in the summary
@@ -169,17 +170,13 @@ def vectorised(cfg: Config) -> bool:
 
 def group_key(cfg: Config, device: str) -> tuple:
     """What members of one ensemble must share."""
-    from grok_tui.train import model
-
     t = cfg.train
     return (model.arch_from_config(cfg), get_op(cfg.data.op).b_nonzero, vecoptim.family(cfg), t.steps,
             t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.precision, t.sgn_every, device)
 
 
 def resolve_device(cfg: Config) -> str:
-    from grok_tui.train.trainer import resolve_device as rd
-
-    return str(rd(cfg.train.device))
+    return str(device_of(cfg.train.device))
 
 
 def new_sweep_id(runs_dir: Path, base: Config, name: str | None = None) -> str:
