@@ -75,6 +75,8 @@ class Band:
     milestones: dict[str, int] = field(default_factory=dict)  # mean step over the members that reached it
     reached: dict[str, int] = field(default_factory=dict)  # how many members reached each milestone
     color: str | None = None
+    style: str = "-"
+    metric: str | None = None
 
     def as_series(self) -> Series:
         return Series(self.label, self.x, self.mean, dict(self.milestones), self.color)

@@ -66,7 +66,7 @@ def _milestones(ax, ms: dict[str, int], color: str, label: str | None, logx: boo
 
 
 def draw_panel(ax, p: Panel) -> None:
-    many = len(p.series) + len(p.bands) > 1
+    many = sum(bool(s.milestones) for s in p.series) + len(p.bands) > 1  # whose milestone is it?
     for i, b in enumerate(p.bands):
         color = _color(b.color, i)
         x, lo = visible(b.x, b.lo, p.logx, p.logy)
@@ -74,7 +74,7 @@ def draw_panel(ax, p: Panel) -> None:
         xm, mean = visible(b.x, b.mean, p.logx, p.logy)
         if len(x) == len(hi):
             ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
-        ax.plot(xm, mean, color=color, linewidth=1.6, label=b.label)
+        ax.plot(xm, mean, color=color, linewidth=1.6, label=b.label, linestyle=b.style)
         _milestones(ax, b.milestones, color, b.label.split(" (")[0], p.logx, many)
     for i, s in enumerate(p.series, start=len(p.bands)):
         color = _color(s.color, i)
@@ -139,7 +139,8 @@ def write_panels_csv(path: str | Path, panels: Sequence[Panel], label: str = "ru
                                     repr(y), repr(s.raw[i]) if s.raw is not None else "", "", "", ""])
                 for b in p.bands:
                     for i, x in enumerate(b.x):
-                        w.writerow([b.label, int(x) if xname == "step" else repr(x), p.ylabel, repr(b.mean[i]), "",
+                        w.writerow([b.label, int(x) if xname == "step" else repr(x), b.metric or p.ylabel,
+                                    repr(b.mean[i]), "",
                                     repr(b.lo[i]), repr(b.hi[i]), b.n[i]])
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None

@@ -2,6 +2,9 @@
 
 A thread worker rescans the directory about once a second (runs started headless in another terminal
 appear, running ones update) and reads the new rows of the selected runs with `store.files.JsonlTail`.
+Like a lab notebook: `/` filters the table with a query (store/query.py), `O` sorts it, `s` smooths
+the chart (TensorBoard's debiased EMA, the raw curve dim behind), `g` groups the selected runs by a
+config field (mean line and band, figures/compare.py), `P` opens the phase diagram of a sweep.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
+from grok_tui.figures import compare
 from grok_tui.figures.export import (
     METRIC_NAMES,
     PALETTE,
@@ -27,14 +31,20 @@ from grok_tui.figures.export import (
     milestones_of,
     series,
 )
+from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.files import JsonlTail
 from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
+from grok_tui.tui.screens.phase import PhaseScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.run_table import RunTable, short_id
 
 SCAN_S = 1.0  # seconds between scans of the runs directory
 DEFAULT_METRICS = tuple(METRIC_NAMES)
+# Fields `g` groups by, in this order, when they differ between the selected runs.
+GROUP_FIELDS = ("train_frac", "optimizer", "weight_decay", "lr", "seed", "data_seed", "op", "p", "layers",
+                "d_model", "batch_size", "warmup_steps", "grokfast_lambda", "loss", "status")
+SORT_COLUMNS = ("run", "grok", "mem", "gap", "best_val", "ratio", "wd", "lr", "opt", "status")
 
 
 @dataclass
@@ -74,6 +84,13 @@ class RunsScreen(Screen):
         Binding("o", "details", "Open"),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
+        Binding("s", "smooth(1)", "Smooth"),
+        Binding("S", "smooth(-1)", "Smooth less", show=False),
+        Binding("g", "group", "Group"),
+        Binding("b", "band", "Band", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("O", "sort", "Sort"),
+        Binding("P", "phase", "Phase"),
     ]
 
     @dataclass
@@ -86,16 +103,25 @@ class RunsScreen(Screen):
         self.selected: list[str] = []  # in selection order; colours follow it
         self.followed: dict[str, Followed] = {}
         self.metric = "val_acc"
-        self.infos: dict[str, store.RunInfo] = {}
+        self.infos: dict[str, store.RunInfo] = {}  # every run in the directory
+        self.shown: list[store.RunInfo] = []  # the table's runs: filtered and sorted
+        self.smoothing = 0.0
+        self.group_by: str | None = None
+        self.band = "minmax"
+        self.where: query.Query | None = None
+        self.sort: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-body"):
+            yield Input(placeholder="query, e.g. optimizer=adamw train_frac>=0.5 grokked (enter; empty: all)",
+                        id="runs-filter", compact=True)
             yield RunTable(id="run-table")
             yield Static("", id="runs-hint")
             yield MetricChart(metric_name(self.metric), self.metric, logx=True, logy=False, id="overlay")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(RunTable).focus()
         self.scan()
         self.set_interval(SCAN_S, self._maybe_scan)
         self._update_hint()
@@ -133,10 +159,19 @@ class RunsScreen(Screen):
     def _scanned(self, msg: Scanned) -> None:
         self.infos = {r.id: r for r in msg.runs}
         self.selected = [rid for rid in self.selected if rid in self.infos]
-        self.query_one(RunTable).sync(msg.runs, self.colors)
+        self._sync_table()
         self.redraw()
 
-    def redraw(self) -> None:
+    def _sync_table(self) -> None:
+        runs = list(self.infos.values())
+        if self.where is not None:
+            runs = self.where.filter(runs)
+        if self.sort is not None:
+            runs = query.sort_runs(runs, self.sort)
+        self.shown = runs
+        self.query_one(RunTable).sync(runs, self.colors)
+
+    def _series(self) -> list[Series]:
         colors = self.colors
         out: list[Series] = []
         for rid in self.selected:
@@ -147,17 +182,42 @@ class RunsScreen(Screen):
             ms = dict(f.milestones)
             if info is not None:
                 ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
-            s = series(f.sorted_rows(), self.metric, label=short_id(rid), milestones=ms, color=colors[rid])
-            out.append(s)
-        chart = self.query_one("#overlay", MetricChart)
-        chart.show(out, title=f"{metric_name(self.metric)} ({self.metric})", metric=self.metric)
+            out.append(series(f.sorted_rows(), self.metric, label=short_id(rid), milestones=ms, color=colors[rid]))
+        return out
+
+    def redraw(self) -> None:
+        out = self._series()
+        bands: list[compare.Band] = []
+        if self.group_by is not None:
+            fields = {rid: query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos}
+            items = [(s, fields[rid][self.group_by]) for rid, s in zip(self.selected, out, strict=False)
+                     if rid in fields]
+            bands = compare.group(items, self.group_by, self.band, PALETTE)
+            if self.smoothing:
+                for b in bands:
+                    b.mean = compare.ema(b.mean, self.smoothing)
+            out = []
+        elif self.smoothing:
+            out = [compare.smooth(s, self.smoothing) for s in out]
+        title = f"{metric_name(self.metric)} ({self.metric})"
+        self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
         n = len(self.selected)
-        self.query_one("#runs-hint", Static).update(
-            f"[b]{n}[/] selected · metric [b]{self.metric}[/] (m) · log x {'on' if self.chart.logx else 'off'} (l) · "
-            f"log y {'on' if self.chart.logy else 'off'} (L)" if n else
-            "space: select runs to overlay · m: metric · o: details · d: delete · e: export")
+        parts = [f"[b]{n}[/] selected" if n else "space: select runs", f"[b]{self.metric}[/] (m)"]
+        parts.append(f"smooth [b]{self.smoothing:g}[/] (s)")
+        if self.group_by:
+            parts.append(f"by [b]{self.group_by}[/] (g) {'min-max' if self.band == 'minmax' else '±std'} (b)")
+        else:
+            parts.append("group (g)")
+        if self.where is not None and self.where.text:
+            parts.append(f"[b]{len(self.shown)}[/]/{len(self.infos)} where [b]{self.where.text}[/] (/)")
+        else:
+            parts.append("filter (/)")
+        if self.sort:
+            parts.append(f"sort [b]{self.sort}[/] (O)")
+        parts.append("? keys")
+        self.query_one("#runs-hint", Static).update(" · ".join(parts))
 
     @property
     def chart(self) -> MetricChart:
@@ -167,14 +227,18 @@ class RunsScreen(Screen):
     def action_toggle_select(self) -> None:
         rid = self.query_one(RunTable).current_id
         if rid is None:
+            self.notify("no run to select: the table is empty" + (" for this filter (/)." if self.where else "."),
+                        severity="warning")
             return
         if rid in self.selected:
             self.selected.remove(rid)
             self.followed.pop(rid, None)
         else:
             self.selected.append(rid)
+        if self.group_by is not None and self.group_by not in self._group_choices():
+            self.group_by = None
         self._update_hint()
-        self.query_one(RunTable).sync(list(self.infos.values()), self.colors)
+        self._sync_table()
         self.redraw()
         self.scan()
 
@@ -203,6 +267,84 @@ class RunsScreen(Screen):
         rid = self.query_one(RunTable).current_id
         if rid is not None and rid in self.infos:
             self.app.push_screen(RunDetailsScreen(store.open_run(self.runs_dir, rid)))
+        else:
+            self.notify("no run under the cursor.", severity="warning")
+
+    def action_smooth(self, step: int) -> None:
+        levels = compare.SMOOTH_LEVELS
+        i = min(range(len(levels)), key=lambda k: abs(levels[k] - self.smoothing))
+        self.smoothing = levels[(i + step) % len(levels)]
+        self._update_hint()
+        self.redraw()
+
+    def _group_choices(self) -> list[str]:
+        values = [query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos]
+        return compare.varying_fields(values, GROUP_FIELDS) if len(values) > 1 else []
+
+    def action_group(self) -> None:
+        choices = self._group_choices()
+        if not choices:
+            self.group_by = None
+            self.notify("select two or more runs that differ in a config field to group them (space)."
+                        if len(self.selected) < 2 else "the selected runs share every config field: nothing to group by.",
+                        severity="warning")
+        else:
+            cycle = [*choices, None]
+            self.group_by = cycle[(cycle.index(self.group_by) + 1) % len(cycle)] if self.group_by in cycle else cycle[0]
+        self._update_hint()
+        self.redraw()
+
+    def action_band(self) -> None:
+        if self.group_by is None:
+            self.notify("the band belongs to groups: group the selected runs first (g).", severity="warning")
+            return
+        self.band = "std" if self.band == "minmax" else "minmax"
+        self._update_hint()
+        self.redraw()
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        inp.display = True
+        inp.focus()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        try:
+            self.where = query.parse(text) if text else None
+        except query.QueryError as e:
+            self.query_one("#runs-hint", Static).update(f"[red]{e}[/]")
+            self.notify(str(e), title="query", severity="error", markup=False)
+            return
+        event.input.display = bool(text)
+        self.query_one(RunTable).focus()
+        self._sync_table()
+        self._update_hint()
+
+    def key_escape(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        if inp.has_focus:
+            self.query_one(RunTable).focus()
+            inp.display = self.where is not None
+
+    def action_sort(self) -> None:
+        cols = [None, *SORT_COLUMNS]
+        i = cols.index(self.sort) if self.sort in cols else 0
+        self.sort = cols[(i + 1) % len(cols)]
+        self._sync_table()
+        self._update_hint()
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in ("sel",):
+            return
+        self.sort = f"-{key}" if self.sort == key else key
+        self._sync_table()
+        self._update_hint()
+
+    def action_phase(self) -> None:
+        self.app.push_screen(PhaseScreen(self.runs_dir))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -212,12 +354,14 @@ class RunsScreen(Screen):
         if not self.selected:
             self.notify("select runs to export first (space).", severity="warning")
             return
+        self.chart.export_dir = self.runs_dir / self.selected[0] / "figures"
         self.chart.action_export()
 
     def action_delete(self) -> None:
         rid = self.query_one(RunTable).current_id
         info = self.infos.get(rid) if rid else None
         if info is None:
+            self.notify("no run under the cursor.", severity="warning")
             return
         if info.status == "running":
             self.notify(f"{rid} is still training; stop it before deleting it.", severity="warning")
