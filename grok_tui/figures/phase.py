@@ -130,8 +130,7 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
         if c.value is not None:
             data[j][i] = c.value
     vals = g.finite()
-    cmap = plt.get_cmap("viridis_r" if g.value != "best_val" else "viridis").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("viridis_r" if g.value != "best_val" else "viridis").with_extremes(bad="#eeeeee")
     log = g.value != "best_val" and vals and min(vals) > 0 and max(vals) / min(vals) > 5
     norm = LogNorm(min(vals), max(vals)) if log else Normalize(min(vals) if vals else 0, max(vals) if vals else 1)
     fig, ax = plt.subplots(figsize=(1.3 * nx + 2.6, 0.9 * ny + 1.8), layout="constrained")
