@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grok_tui.cli.common import RunsDir, console, user_errors
+from grok_tui.cli.common import RunsDir, console, err_console, user_errors
 from grok_tui.errors import ConfigError
 from grok_tui.figures import compare, panels, phase
 from grok_tui.figures.export import (
@@ -139,14 +139,21 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
           csv_path: Optional[Path], title: Optional[str], weight: float, group_by: Optional[str], band: str,
           logx: bool, logy: Optional[bool]) -> list[Path]:
     infos = _select(runs_dir, run_ids, where)
-    data = []
+    data, kept = [], []
     for r in infos:
         rows = r.metrics()
-        for m in metrics:
-            if not series(rows, m).x:
-                known = ", ".join(metric_keys(rows)) or "none yet"
-                raise ExportError(f"run '{r.id}' has no values of '{m}' (its metrics: {known}).")
+        missing = [m for m in metrics if not series(rows, m).x]
+        if missing and where is not None and not run_ids:  # chosen by a query: leave it out, and say so
+            err_console.print(f"left out {r.id}: no values of {', '.join(missing)}", soft_wrap=True)
+            continue
+        if missing:
+            known = ", ".join(metric_keys(rows)) or "none yet"
+            raise ExportError(f"run '{r.id}' has no values of '{missing[0]}' (its metrics: {known}).")
         data.append((r.id, rows, milestones_of(r.events(), r.summary)))
+        kept.append(r)
+    if not data:
+        raise ExportError(f"no run matching '{where}' has values of {', '.join(metrics)}.")
+    infos = kept
     name = " / ".join(metric_name(m) for m in metrics)
     p = panels.metrics_panel(data, metrics, title or name, logx, logy)
     stem = "+".join(metrics)
