@@ -155,7 +155,7 @@ def test_cli_plot_summary_and_phase(tmp_path):
 def connect_result(name: str, barrier: float) -> dict:
     t = [i / 10 for i in range(11)]
     bump = [barrier * 4 * x * (1 - x) for x in t]
-    data = {"t": t, "train_loss": [0.01 + b for b in bump], "val_loss": [3.0 - 2.9 * x + b for x, b in zip(t, bump)],
+    data = {"t": t, "train_loss": [0.01 + b for b in bump], "val_loss": [3.0 - 2.9 * x + b for x, b in zip(t, bump, strict=True)],
             "train_loss_l2": [50.0 + b for b in bump], "val_loss_l2": [53.0 + b for b in bump],
             "train_err": [min(1.0, b) for b in bump], "val_err": [1 - x for x in t], "grad_norm": [0.1 + b for b in bump]}
     summary = {k: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v), "mean": sum(v) / len(v), "t_max": 0.5}
