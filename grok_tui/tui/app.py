@@ -41,7 +41,7 @@ class GrokApp(App):
         Binding("r", "switch_mode('runs')", "Runs"),
         Binding("c", "switch_mode('connect')", "Connect"),
         Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Keys"),
+        Binding("question_mark", "help", "Keys", show=False),  # the views' hint lines say "? keys"
     ]
 
     def __init__(self, runs_dir: Path, python: str | None = None):
