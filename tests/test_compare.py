@@ -128,7 +128,7 @@ def test_sort_by_any_column_missing_values_last(infos):
 # --- phase grid --------------------------------------------------------------------------------------
 
 def summary():
-    return json.loads((FIXTURES / "sweeps" / "phase-tf-wd.json").read_text())
+    return json.loads((FIXTURES / "sweeps" / "phase-long.json").read_text())
 
 
 def test_phase_grid_from_a_sweep_summary():

@@ -145,7 +145,7 @@ def test_cli_plot_summary_and_phase(tmp_path):
     svg = (tmp_path / "phase.svg").read_text()
     assert "no grok" in svg and "train_frac" in svg
     rows = list(csv.reader(open(tmp_path / "phase.csv")))
-    assert rows[0][:4] == ["train_frac", "weight_decay", "runs", "grokked_runs"] and len(rows) == 10
+    assert rows[0][:4] == ["train_frac", "weight_decay", "runs", "grokked_runs"] and len(rows) == 16
     r = _plot("--phase", sweep, "--x", "lr", "--y", "weight_decay", "--runs-dir", str(runs))
     assert r.exit_code == 2 and "does not vary 'lr'" in r.output
     r = _plot("--phase", "nope", "--runs-dir", str(runs))
