@@ -113,3 +113,40 @@ async def test_phase_view_and_key_help(fixture_runs):
         assert any(str(out) in n.message for n in app._notifications)  # the toast says where
         await pilot.press("escape")
         assert app.screen is screen
+
+
+async def test_connect_view_exports_the_shown_curves_and_toggles_the_l2_term(fixture_runs, tmp_path):
+    import json
+
+    from grok_tui.tui.screens.connect import ConnectScreen
+    from grok_tui.tui.widgets.connect_plot import ConnectPlot
+
+    t = [i / 10 for i in range(11)]
+    bump = [8 * x * (1 - x) for x in t]
+    data = {"t": t, "train_loss": [0.01 + b for b in bump], "val_loss": [3 - 2.9 * x for x in t],
+            "train_loss_l2": [50 + b for b in bump], "val_loss_l2": [53 + b for b in bump],
+            "train_err": [min(1.0, b) for b in bump], "val_err": [1 - x for x in t], "grad_norm": [0.1 + b for b in bump]}
+    summary = {k: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v), "mean": sum(v) / len(v), "t_max": 0.5}
+               for k, v in data.items() if k != "t"}
+    result = {"kind": "curve", "name": "segment-a-b", "data": data, "summary": summary, "knots": [0.0, 1.0]}
+    path = tmp_path / "segment-a-b.json"
+    path.write_text(json.dumps(result))
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), 10, "the connect view")
+        screen = app.screen
+        await pilot.press("e")  # nothing shown yet: refused, with the reason
+        await pilot.pause()
+        assert any("nothing to export" in n.message for n in app._notifications)
+        screen.draw([{**result, "path": str(path)}])
+        loss = screen.query_one("#panel-loss", ConnectPlot)
+        assert loss.title.startswith("cross-entropy (w") and loss.lines[0].y == result["data"]["train_loss"]
+        await pilot.press("w")
+        assert loss.title.startswith("cross-entropy + L2") and loss.lines[0].y == result["data"]["train_loss_l2"]
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        png = tmp_path / "segment-a-b-figure.png"
+        assert png.stat().st_size > 10_000 and png.with_suffix(".csv").is_file()
+        assert any(str(png) in n.message for n in app._notifications)
