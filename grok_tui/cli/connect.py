@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from grok_tui.cli.common import (
@@ -40,7 +47,7 @@ class _Bar:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.progress = Progress(TextColumn("[bold]{task.description:>4}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err_console, transient=True)
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True)
         self.tasks: dict[str, Any] = {}
         self._last = 0.0
 
