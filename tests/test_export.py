@@ -172,10 +172,13 @@ def test_cli_plot_connectivity_results_overlaid(tmp_path):
     d.mkdir()
     for name, barrier in (("segment-240-2460", 2.0), ("polyline1-240-2460", 0.1)):
         (d / f"{name}.json").write_text(json.dumps(connect_result(name, barrier)))
-    r = _plot("--connect", "smoke-lr2e-3/segment-240-2460", "-c", str(d / "polyline1-240-2460.json"),
-              "--csv", str(tmp_path / "c.csv"), "--runs-dir", str(runs))
+    both = ["--connect", "smoke-lr2e-3/segment-240-2460", "-c", str(d / "polyline1-240-2460.json")]
+    r = _plot(*both, "--runs-dir", str(runs))
     assert r.exit_code == 0, r.output
-    assert (d / "segment-240-2460+1.png").stat().st_size > 10_000
+    assert (d / "segment-240-2460+1.png").stat().st_size > 10_000  # beside the first result
+    (d / "segment-240-2460+1.png").unlink()
+    r = _plot(*both, "--csv", str(tmp_path / "c.csv"), "--runs-dir", str(runs))  # only the CSV asked for
+    assert r.exit_code == 0 and not (d / "segment-240-2460+1.png").exists()
     rows = list(csv.DictReader(open(tmp_path / "c.csv")))
     assert {row["metric"] for row in rows} == {"train_loss", "val_loss", "train_loss_l2", "val_loss_l2",
                                                "train_err", "val_err", "grad_norm"}

@@ -39,8 +39,6 @@ def _metrics(values: list[str]) -> list[str]:
 def _target(out: Optional[Path], default: Path) -> Path:
     path = out if out is not None else default
     check_figure_path(path)
-    if out is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -71,11 +69,15 @@ def _result_path(runs_dir: Path, spec: str) -> Path:
     raise ConfigError(f"no connectivity result '{spec}': give a .json file or RUN/NAME{hint}.")
 
 
-def _write(path: Path, csv_path: Optional[Path], figure, rows_csv) -> list[Path]:
+def _write(path: Path, csv_path: Optional[Path], figure, rows_csv, out: Optional[Path] = None) -> list[Path]:
+    """The CSV when asked for, and the figure unless only a CSV was asked for (--csv without --out:
+    that works without matplotlib)."""
     written = []
     if csv_path is not None:
         written.append(rows_csv(csv_path))
-    written.append(figure(path))
+    if out is not None or csv_path is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written.append(figure(path))
     return written
 
 
@@ -181,7 +183,7 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
     elif weight:
         p.series = [compare.smooth(s, weight) for s in p.series]
     path = _target(out, infos[0].path / "figures" / f"{stem}.png")
-    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]), lambda f: panels.write_panels_csv(f, [p]))
+    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]), lambda f: panels.write_panels_csv(f, [p]), out)
 
 
 def _summary(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], csv_path: Optional[Path],
@@ -199,7 +201,7 @@ def _summary(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Opti
             p.series = [compare.smooth(s, weight) for s in p.series]
     path = _target(out, r.path / "figures" / "summary.png")
     return _write(path, csv_path, lambda f: panels.save_panels(f, ps, title or r.id),
-                  lambda f: panels.write_panels_csv(f, ps))
+                  lambda f: panels.write_panels_csv(f, ps), out)
 
 
 def _phase(runs_dir: Path, sweep: str, x: Optional[str], y: Optional[str], value: str, out: Optional[Path],
@@ -228,7 +230,7 @@ def _phase(runs_dir: Path, sweep: str, x: Optional[str], y: Optional[str], value
             raise ExportError(f"cannot write {f}: {e.strerror or e}.") from None
         return f
 
-    return _write(target, csv_path, lambda f: phase.save_phase(f, grid, title), rows_csv)
+    return _write(target, csv_path, lambda f: phase.save_phase(f, grid, title), rows_csv, out)
 
 
 def _connect(runs_dir: Path, specs: list[str], out: Optional[Path], csv_path: Optional[Path], title: Optional[str],
@@ -248,4 +250,4 @@ def _connect(runs_dir: Path, specs: list[str], out: Optional[Path], csv_path: Op
     stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
     target = _target(out, paths[0].parent / f"{stem}.png")
     return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or " vs ".join(r["name"] for r in results)),
-                  lambda f: panels.write_panels_csv(f, ps, label="result"))
+                  lambda f: panels.write_panels_csv(f, ps, label="result"), out)

@@ -75,16 +75,16 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         assert grad.display and len(grad.lines[0].y) == 5
         assert not screen.query_one("#heat-train", LandscapeHeatmap).display
         result = connect.load_result(saved)
-        assert loss.lines[0].y == result["data"]["train_loss_l2"]
+        assert loss.lines[0].y == result["data"]["train_loss"]  # cross-entropy alone by default (w: + L2)
         assert screen.query_one("#results", Select).value == str(saved)
         # reopen: draw something else, then pick the saved result again
-        screen.draw([{**result, "data": {**result["data"], "train_loss_l2": [0.0] * 5}}])
+        screen.draw([{**result, "data": {**result["data"], "train_loss": [0.0] * 5}}])
         sel = screen.query_one("#results", Select)
         sel.clear()
         await pilot.pause()
         sel.value = str(saved)
         await pilot.pause()
-        assert loss.lines[0].y == result["data"]["train_loss_l2"]
+        assert loss.lines[0].y == result["data"]["train_loss"]
 
 
 async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_pair, tmp_path):
