@@ -79,7 +79,8 @@ class Band:
     metric: str | None = None
 
     def as_series(self) -> Series:
-        return Series(self.label, self.x, self.mean, dict(self.milestones), self.color)
+        return Series(self.label, self.x, self.mean, dict(self.milestones), self.color, style=self.style,
+                      metric=self.metric)
 
 
 def _at(s: Series, x: float) -> float | None:

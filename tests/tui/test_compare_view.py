@@ -150,3 +150,28 @@ async def test_connect_view_exports_the_shown_curves_and_toggles_the_l2_term(fix
         png = tmp_path / "segment-a-b-figure.png"
         assert png.stat().st_size > 10_000 and png.with_suffix(".csv").is_file()
         assert any(str(png) in n.message for n in app._notifications)
+
+
+async def test_train_and_val_in_one_chart_and_a_summary_figure(fixture_runs):
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_runs(pilot)
+        chart = screen.query_one("#overlay", MetricChart)
+        await pilot.press("down", "space")
+        await wait_for(pilot, lambda: len(chart.series) == 1, 20, "a series")
+        await pilot.press("a")
+        await pilot.pause()
+        assert [(s.metric, s.style) for s in chart.series] == [("train_acc", "-"), ("val_acc", "--")]
+        assert chart.series[0].label.endswith(" train") and chart.series[1].label.endswith(" val")
+        assert chart.series[0].milestones and not chart.series[1].milestones  # marked once per run
+        await pilot.press("m", "m", "m", "m")  # weight_norm: no counterpart, a single line
+        await pilot.pause()
+        assert screen.metric == "weight_norm" and len(chart.series) == 1
+        await pilot.press("a")  # refused, with the reason
+        await pilot.pause()
+        assert any("has no train/val counterpart" in n.message for n in app._notifications)
+        await pilot.press("F")  # the run under the cursor: its summary figure in its figures/
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        out = fixture_runs / "smoke-lr2e-3" / "figures" / "summary.png"
+        assert out.stat().st_size > 10_000 and any(str(out) in n.message for n in app._notifications)

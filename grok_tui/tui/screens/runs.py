@@ -44,6 +44,14 @@ DEFAULT_METRICS = tuple(METRIC_NAMES)
 # Fields `g` groups by, in this order, when they differ between the selected runs.
 GROUP_FIELDS = ("train_frac", "optimizer", "weight_decay", "lr", "seed", "data_seed", "op", "p", "layers",
                 "d_model", "batch_size", "warmup_steps", "grokfast_lambda", "loss", "status")
+def partner(metric: str) -> str | None:
+    """train_acc <-> val_acc, train_loss <-> val_loss; None for metrics without a split."""
+    for a, b in (("train_", "val_"), ("val_", "train_")):
+        if metric.startswith(a):
+            return b + metric[len(a):]
+    return None
+
+
 SORT_COLUMNS = ("run", "grok", "mem", "gap", "best_val", "ratio", "wd", "lr", "opt", "status")
 
 
@@ -91,6 +99,8 @@ class RunsScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("O", "sort", "Sort"),
         Binding("P", "phase", "Phase"),
+        Binding("a", "pair", "Train+val"),
+        Binding("F", "summary_figure", "Summary fig"),
     ]
 
     @dataclass
@@ -110,6 +120,7 @@ class RunsScreen(Screen):
         self.band = "minmax"
         self.where: query.Query | None = None
         self.sort: str | None = None
+        self.paired = False  # the metric's other split too (train_acc with val_acc), dotted
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-body"):
@@ -171,7 +182,8 @@ class RunsScreen(Screen):
         self.shown = runs
         self.query_one(RunTable).sync(runs, self.colors)
 
-    def _series(self) -> list[Series]:
+    def _series(self, metric: str | None = None, split: str | None = None) -> list[Series]:
+        metric = metric or self.metric
         colors = self.colors
         out: list[Series] = []
         for rid in self.selected:
@@ -182,29 +194,49 @@ class RunsScreen(Screen):
             ms = dict(f.milestones)
             if info is not None:
                 ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
-            out.append(series(f.sorted_rows(), self.metric, label=short_id(rid), milestones=ms, color=colors[rid]))
+            label = short_id(rid) + (f" {split}" if split else "")
+            s = series(f.sorted_rows(), metric, label=label, milestones=ms if split != "val" or not self.paired else {},
+                       color=colors[rid])
+            s.metric = metric
+            out.append(s)
         return out
 
+    def _metrics(self) -> list[tuple[str, str | None]]:
+        """(metric, split label) pairs the chart shows: the metric, or train and val of it."""
+        other = partner(self.metric)
+        if not self.paired or other is None:
+            return [(self.metric, None)]
+        train, val = sorted((self.metric, other), key=lambda m: not m.startswith("train"))
+        return [(train, "train"), (val, "val")]
+
     def redraw(self) -> None:
-        out = self._series()
+        out: list[Series] = []
         bands: list[compare.Band] = []
-        if self.group_by is not None:
-            fields = {rid: query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos}
-            items = [(s, fields[rid][self.group_by]) for rid, s in zip(self.selected, out, strict=False)
-                     if rid in fields]
-            bands = compare.group(items, self.group_by, self.band, PALETTE)
-            if self.smoothing:
-                for b in bands:
-                    b.mean = compare.ema(b.mean, self.smoothing)
-            out = []
-        elif self.smoothing:
-            out = [compare.smooth(s, self.smoothing) for s in out]
-        title = f"{metric_name(self.metric)} ({self.metric})"
+        for k, (metric, split) in enumerate(self._metrics()):
+            got = self._series(metric, split)
+            for s in got:
+                s.style = "-" if k == 0 else "--"
+            if self.group_by is not None:
+                fields = {rid: query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos}
+                items = [(s, fields[rid][self.group_by]) for rid, s in zip(self.selected, got, strict=False)
+                         if rid in fields]
+                for b in compare.group(items, self.group_by, self.band, PALETTE):
+                    b.style, b.metric = ("-" if k == 0 else "--"), metric
+                    if split:
+                        b.label = f"{b.label} {split}"
+                    if self.smoothing:
+                        b.mean = compare.ema(b.mean, self.smoothing)
+                    bands.append(b)
+            else:
+                out += [compare.smooth(s, self.smoothing) for s in got] if self.smoothing else got
+        metrics = [m for m, _ in self._metrics()]
+        title = " / ".join(metric_name(m) for m in metrics) + f" ({', '.join(metrics)})"
         self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
         n = len(self.selected)
-        parts = [f"[b]{n}[/] selected" if n else "space: select runs", f"[b]{self.metric}[/] (m)"]
+        parts = [f"[b]{n}[/] selected" if n else "space: select runs",
+                 f"[b]{self.metric}[/]{' + ' + str(partner(self.metric)) if self.paired and partner(self.metric) else ''} (m, a)"]
         parts.append(f"smooth [b]{self.smoothing:g}[/] (s)")
         if self.group_by:
             parts.append(f"by [b]{self.group_by}[/] (g) {'min-max' if self.band == 'minmax' else '±std'} (b)")
@@ -342,6 +374,45 @@ class RunsScreen(Screen):
         self.sort = f"-{key}" if self.sort == key else key
         self._sync_table()
         self._update_hint()
+
+    def action_pair(self) -> None:
+        if partner(self.metric) is None:
+            self.notify(f"{self.metric} has no train/val counterpart; pick an accuracy or a loss (m).",
+                        severity="warning")
+            return
+        self.paired = not self.paired
+        self._update_hint()
+        self.redraw()
+
+    def action_summary_figure(self) -> None:
+        rid = self.query_one(RunTable).current_id
+        info = self.infos.get(rid) if rid else None
+        if info is None:
+            self.notify("no run under the cursor.", severity="warning")
+            return
+        self._summary_figure(info)
+
+    @work(thread=True, exit_on_error=False, group="export", description="summary figure")
+    def _summary_figure(self, info: store.RunInfo) -> None:
+        from grok_tui.errors import GrokError
+        from grok_tui.figures.panels import save_panels, summary_panels
+        from grok_tui.tui.messages import ExportDone
+
+        path = (info.path / "figures" / "summary.png").resolve()
+        rows = info.metrics()
+        if not rows:
+            self.app.post_message(ExportDone([], f"{info.id} has no metric rows yet: nothing to draw."))
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_panels(path, summary_panels(info.id, rows, milestones_of(info.events(), info.summary)), info.id)
+        except GrokError as e:
+            self.app.post_message(ExportDone([], str(e)))
+            return
+        except OSError as e:
+            self.app.post_message(ExportDone([], f"cannot write {path}: {e.strerror or e}."))
+            return
+        self.app.post_message(ExportDone([str(path)], None))
 
     def action_phase(self) -> None:
         self.app.push_screen(PhaseScreen(self.runs_dir))

@@ -143,7 +143,7 @@ class MetricChart(PlotextPlot):
             return [], []
         px = [math.log10(v) for v in x] if self.logx else x
         py = [math.log10(v) for v in y] if self.logy else y
-        self.plt.plot(px, py, marker="braille", **kw)
+        self.plt.plot(px, py, **{"marker": "braille", **kw})
         return px, py
 
     def replot(self) -> None:
@@ -166,7 +166,8 @@ class MetricChart(PlotextPlot):
                 rx, ry = self._line(s.x, s.raw, n, color=color, style="dim")
                 xs_all += rx
                 ys_all += ry
-            px, py = self._line(s.x, s.y, n, label=s.label, color=color)
+            px, py = self._line(s.x, s.y, n, label=s.label, color=color,
+                                **({"marker": "dot"} if s.style != "-" else {}))
             if not px:
                 continue
             xs_all += px
