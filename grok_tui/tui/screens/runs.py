@@ -10,7 +10,7 @@ config field (mean line and band, figures/compare.py), `P` opens the phase diagr
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,59 +24,22 @@ from grok_tui.figures import compare
 from grok_tui.figures.export import (
     METRIC_NAMES,
     PALETTE,
-    Series,
     default_log_y,
     metric_keys,
     metric_name,
     milestones_of,
-    series,
 )
 from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.files import JsonlTail
+from grok_tui.tui.overlay import GROUP_FIELDS, SORT_COLUMNS, Followed, OverlayView, overlay, partner
 from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
 from grok_tui.tui.screens.phase import PhaseScreen
 from grok_tui.tui.widgets.chart import MetricChart
-from grok_tui.tui.widgets.run_table import RunTable, short_id
+from grok_tui.tui.widgets.run_table import RunTable
 
 SCAN_S = 1.0  # seconds between scans of the runs directory
 DEFAULT_METRICS = tuple(METRIC_NAMES)
-# Fields `g` groups by, in this order, when they differ between the selected runs.
-GROUP_FIELDS = ("train_frac", "optimizer", "weight_decay", "lr", "seed", "data_seed", "op", "p", "layers",
-                "d_model", "batch_size", "warmup_steps", "grokfast_lambda", "loss", "status")
-def partner(metric: str) -> str | None:
-    """train_acc <-> val_acc, train_loss <-> val_loss; None for metrics without a split."""
-    for a, b in (("train_", "val_"), ("val_", "train_")):
-        if metric.startswith(a):
-            return b + metric[len(a):]
-    return None
-
-
-SORT_COLUMNS = ("run", "grok", "mem", "gap", "best_val", "ratio", "wd", "lr", "opt", "status")
-
-
-@dataclass
-class Followed:
-    """The rows of one selected run read so far (its files are tailed, not re-read)."""
-
-    metrics: JsonlTail
-    events: JsonlTail
-    rows: dict[int, dict] = field(default_factory=dict)
-    milestones: dict[str, int] = field(default_factory=dict)
-
-    def read(self) -> bool:
-        new = self.metrics.read()
-        evs = self.events.read()
-        if new:  # swap in a new dict: the UI thread may be reading the old one
-            rows = dict(self.rows)
-            rows.update({r["step"]: r for r in new if isinstance(r.get("step"), int)})
-            self.rows = rows
-        if evs:
-            self.milestones = {**milestones_of(evs), **self.milestones}
-        return bool(new or evs)
-
-    def sorted_rows(self) -> list[dict]:
-        return [self.rows[s] for s in sorted(self.rows)]
 
 
 class RunsScreen(Screen):
@@ -182,55 +145,9 @@ class RunsScreen(Screen):
         self.shown = runs
         self.query_one(RunTable).sync(runs, self.colors)
 
-    def _series(self, metric: str | None = None, split: str | None = None) -> list[Series]:
-        metric = metric or self.metric
-        colors = self.colors
-        out: list[Series] = []
-        for rid in self.selected:
-            f = self.followed.get(rid)
-            if f is None:
-                continue
-            info = self.infos.get(rid)
-            ms = dict(f.milestones)
-            if info is not None:
-                ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
-            label = short_id(rid) + (f" {split}" if split else "")
-            s = series(f.sorted_rows(), metric, label=label, milestones=ms if split != "val" or not self.paired else {},
-                       color=colors[rid])
-            s.metric = metric
-            out.append(s)
-        return out
-
-    def _metrics(self) -> list[tuple[str, str | None]]:
-        """(metric, split label) pairs the chart shows: the metric, or train and val of it."""
-        other = partner(self.metric)
-        if not self.paired or other is None:
-            return [(self.metric, None)]
-        train, val = sorted((self.metric, other), key=lambda m: not m.startswith("train"))
-        return [(train, "train"), (val, "val")]
-
     def redraw(self) -> None:
-        out: list[Series] = []
-        bands: list[compare.Band] = []
-        for k, (metric, split) in enumerate(self._metrics()):
-            got = self._series(metric, split)
-            for s in got:
-                s.style = "-" if k == 0 else "--"
-            if self.group_by is not None:
-                fields = {rid: query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos}
-                items = [(s, fields[rid][self.group_by]) for rid, s in zip(self.selected, got, strict=False)
-                         if rid in fields]
-                for b in compare.group(items, self.group_by, self.band, PALETTE):
-                    b.style, b.metric = ("-" if k == 0 else "--"), metric
-                    if split:
-                        b.label = f"{b.label} {split}"
-                    if self.smoothing:
-                        b.mean = compare.ema(b.mean, self.smoothing)
-                    bands.append(b)
-            else:
-                out += [compare.smooth(s, self.smoothing) for s in got] if self.smoothing else got
-        metrics = [m for m, _ in self._metrics()]
-        title = " / ".join(metric_name(m) for m in metrics) + f" ({', '.join(metrics)})"
+        view = OverlayView(self.metric, self.paired, self.smoothing, self.group_by, self.band)
+        out, bands, title = overlay(view, self.selected, self.followed, self.infos, self.colors)
         self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
