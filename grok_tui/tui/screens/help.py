@@ -13,7 +13,11 @@ from textual.widgets import Label, Static
 def key_lines(screen: Screen) -> list[str]:
     """One line per binding active on screen (the focused widget's, the screen's and the app's)."""
     lines, seen = [], set()
-    for active in screen.active_bindings.values():
+
+    def owner(active) -> int:  # the view's own keys first, then the app's, then the focused widget's
+        return 0 if active.node is screen else 1 if active.node is screen.app else 2
+
+    for active in sorted(screen.active_bindings.values(), key=owner):
         b = active.binding
         if b.action in seen and not b.show:
             continue

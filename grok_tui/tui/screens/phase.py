@@ -58,7 +58,8 @@ class PhaseScreen(Screen):
                 continue
             if len(s.get("grid", {})) >= 2:
                 self.summaries.append(s)
-        self.summaries.sort(key=lambda s: s["sweep_id"])
+        # sweeps over two fields other than the seeds first (the phase diagram proper), newest first
+        self.summaries.sort(key=lambda s: len([f for f in s["grid"] if f not in ("seed", "data_seed")]) < 2)
         self._pick_fields()
         self.redraw()
 
