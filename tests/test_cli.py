@@ -35,7 +35,7 @@ def one_sentence_exit_2(result, needle):
     (["--momentum", "0", "--nesterov", "--optimizer", "sgd"], "nesterov needs momentum > 0"),
     (["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
     (["--steps", "0"], "steps must be at least 1"),
-    (["--warmup-steps", "-3"], "warmup steps must be >= 0"),
+    (["--warmup-steps", "-3"], "warmup steps must be in [0, 1,000,000,000]"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--seed", "99999999999999999999"], "seed must be in [0, 2^63)"),
     (["--data-seed", "-1"], "data seed must be in [0, 2^63)"),
@@ -100,8 +100,10 @@ def test_resume_extends_a_run_and_rejects_changes(runs_dir):
     one_sentence_exit_2(invoke("run", "--resume", "missing"), "no run 'missing'")
     summary = runs_dir / "r" / "summary.json"
     saved = summary.read_text()
-    summary.write_text(saved.replace('"status": "finished"', '"status": "running"'))  # our own pid: alive
+    held = runs.RunWriter(runs_dir / "r", runs.open_run(runs_dir, "r").config, resume=True)  # a live writer
+    summary.write_text(saved.replace('"status": "finished"', '"status": "running"'))
     one_sentence_exit_2(invoke("run", "--resume", "r"), "is still running")
+    held.close()
     summary.write_text(saved)
     r = invoke("run", "--resume", "r", "--steps", "60")
     assert r.exit_code == 0, r.output
@@ -285,3 +287,18 @@ def test_signals_reach_the_control_and_the_old_handlers_come_back():
         os.kill(os.getpid(), signal.SIGTERM)
         assert control.stop.is_set() and control.stop_reason == "stopped"
     assert {s: signal.getsignal(s) for s in sigs} == before
+
+
+def test_bench_suite_one_table_and_json(tmp_path):
+    """The suite on a tiny config: every row there, numbers positive, the sweep's extrapolation said."""
+    args = ["bench", "--suite", "--preset", "smoke", "--steps", "40", "--eval-every", "20", "--device", "cpu",
+            "--threads", "1", "--bench-steps", "10", "--repeat", "1", "--suite-members", "3", "--suite-sample", "1",
+            "--out", str(tmp_path / "suite.json")]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert "steps/s fp32" in r.output and "time to grok" in r.output and "41-point segment" in r.output
+    assert "1 timed, extrapolated to 3" in r.output
+    res = json.loads((tmp_path / "suite.json").read_text())
+    assert res["bench"][0]["precision"] == "fp32" and all(b["ratio"] > 0 for b in res["bench"])
+    assert res["sweep_members"] == 3 and res["sweep_s"] > 0 and res["connect_points"] == 41 and res["connect_s"] > 0
+    assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"])

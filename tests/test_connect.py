@@ -280,7 +280,7 @@ def test_connect_command_prints_a_table_and_saves(pair, tmp_path):
     (["a@100", "a@300", "--curve", "spline"], "unknown curve"),
     (["a@100", "b@300", "--curve", "chain"], "same run"),
     (["a@100", "a@300", "--curve", "polyline", "--fit-optimizer", "lbfgs"], "adam or sgd"),
-    (["a@100", "a@300", "--points", "1"], "points must be at least 2"),
+    (["a@100", "a@300", "--points", "1"], "points must be in [2, 10000]"),
     (["a@100", "a@300", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
 ])
 def test_connect_command_errors_exit_2(pair, args, needle):
@@ -298,3 +298,50 @@ def test_connect_command_mismatch_and_corrupt(pair, tmp_path):
     bad.write_bytes(b"\x00" * 5)
     res = invoke("connect", "a@300", bad, "--runs-dir", pair)
     assert res.exit_code == 2 and "corrupt" in res.output
+
+
+def _lines(path):
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def test_progress_file_has_done_total_eta_then_the_outcome(pair, tmp_path):
+    """How the app follows its child: progress lines with an ETA, then the result's path or the sentence."""
+    prog = tmp_path / "p" / "job.progress.jsonl"
+    res = invoke("connect", "a@300", "b@300", "--curve", "polyline", "--fit-steps", "40", "--points", "3",
+                 "--no-grad-norm", "--runs-dir", pair, "--out", tmp_path, "--device", "cpu", "--progress-file", prog)
+    assert res.exit_code == 0, res.output
+    lines = _lines(prog)
+    fits = [ln for ln in lines if ln.get("stage") == "fit"]
+    assert fits[-1]["done"] == fits[-1]["total"] == 40 and fits[-1]["eta_s"] == 0
+    assert all(set(ln) == {"stage", "done", "total", "elapsed_s", "eta_s"} for ln in lines[:-1])
+    assert lines[-1] == {"status": "finished", "path": str(tmp_path / "polyline1-300-b.300.json")}
+    res = invoke("landscape", "a@300", "--points", "1", "--runs-dir", pair, "--progress-file", prog)
+    assert res.exit_code == 2
+    assert _lines(prog) == [{"status": "failed", "error": "points must be in [2, 10000] in 1-D, got 1."}]
+
+
+def test_sigterm_cancels_a_job_with_a_sentence(pair, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prog = tmp_path / "job.progress.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "grok_tui", "connect", "a@300", "b@300", "--curve", "polyline",
+                             "--fit-steps", "10000000", "--runs-dir", str(pair), "--out", str(tmp_path), "--device",
+                             "cpu", "--threads", "1", "--progress-file", str(prog)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while not (prog.is_file() and "fit" in prog.read_text()):
+            assert time.monotonic() - t0 < 120 and proc.poll() is None, "the fit's first progress line"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(60) == 130
+        assert "cancelled." in proc.stderr.read()
+        assert _lines(prog)[-1] == {"status": "cancelled", "error": "cancelled."}
+        assert not list(tmp_path.glob("*.json"))  # nothing saved
+    finally:
+        proc.kill()
+        proc.wait()

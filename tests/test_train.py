@@ -290,3 +290,31 @@ def test_compile_captures_one_graph_over_three_epochs(monkeypatch):
         tr.train_step()
     assert tr.forward is not tr.model and not tr.warnings
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_gpu_status_beside_the_loss(monkeypatch):
+    """On CUDA the start info names the GPU and every row carries memory in use, peak and utilisation
+    (faked here: no GPU on the CI machine); on the CPU there is nothing of the kind."""
+    from grok_tui.cli.run import gpu_text
+    from grok_tui.train import device
+
+    assert device.gpu_status(torch.device("cpu")) is None
+    fake = {"is_available": lambda: True, "current_device": lambda: 0, "get_device_name": lambda i: "NVIDIA H200",
+            "memory_allocated": lambda i: 300 * 2**20, "max_memory_allocated": lambda i: 512 * 2**20,
+            "utilization": lambda i: 87}
+    for name, fn in fake.items():
+        monkeypatch.setattr(torch.cuda, name, fn)
+    status = device.gpu_status(torch.device("cuda"))
+    assert status == {"gpu": "NVIDIA H200", "gpu_mem_mib": 300.0, "gpu_peak_mib": 512.0, "gpu_util": 87}
+    assert gpu_text(status) == "mem 300/512 MiB util 87%" and gpu_text({"train_acc": 1.0}) == ""
+    assert device.compile_mode(torch.device("cuda")) == "reduce-overhead"
+    assert device.compile_mode(torch.device("cpu")) == "default"
+
+
+@pytest.mark.slow
+def test_smoke_groks_in_bf16(runs_dir):
+    """bf16 autocast around the training forward (evaluations stay fp32): smoke still groks."""
+    cfg = config.resolve("smoke", overrides={"precision": "bf16", "device": "cpu", "threads": 1,
+                                             "checkpoint_every": 0})
+    s = train.run_training(cfg)
+    assert s["grokked_step"] is not None and s["best_val_acc"] >= 0.99

@@ -36,6 +36,13 @@ def bench_cmd(
     processes: Annotated[bool, typer.Option("--processes/--in-process",
                                             help="time that sweep and those runs as grok-tui processes "
                                             "started one after another, as from a shell (start-ups included)")] = False,
+    suite: Annotated[bool, typer.Option("--suite/--no-suite",
+                                        help="the device's whole suite in one table: precisions (and compiled on "
+                                        "CUDA), time to grok, a --suite-members sweep, a 41-point segment")] = False,
+    suite_members: Annotated[int, typer.Option("--suite-members", min=1, max=4096,
+                                               help="members of the suite's sweep")] = 64,
+    suite_sample: Annotated[int, typer.Option("--suite-sample", min=1, help="single runs timed and extrapolated "
+                                              "to --suite-members for the one-after-another side")] = 4,
     out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
     json_out: JsonOut = False,
     overrides: dict[str, Any] | None = None,
@@ -49,6 +56,18 @@ def bench_cmd(
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
+        if suite:
+            from grok_tui.bench.suite import suite as run_suite
+
+            result = run_suite(cfg, steps=bench_steps, repeat=repeat, members=suite_members,
+                               sample=min(suite_sample, suite_members), say=say)
+            if out is not None:
+                out.write_text(json.dumps(result, indent=1))
+            if json_out:
+                print(json.dumps(result))
+            else:
+                print_suite(result)
+            return
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
         if grok:
             result.update(time_to_grok(cfg, progress=say))
@@ -77,3 +96,24 @@ def bench_cmd(
         console.print(f"  as one {'grok-tui ' if processes else ''}sweep ({result['workers']} worker(s)) "
                       f"{result['sweep_s']:8,.1f} s")
         console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")
+
+
+def print_suite(r: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"{r['device_name']} ({r['device']}, {r['threads']} threads), torch {r['torch']}, "
+                  f"{r['steps']} steps x {r['repeat']} alternating")
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("what", "engine", "reference", "ratio"):
+        t.add_column(col, justify="left" if col == "what" else "right")
+    for row in r["bench"]:
+        what = f"steps/s {row['precision']}" + (" compiled" if row["compile"] else "")
+        t.add_row(what, f"{row['engine_steps_per_s']:,.1f}", f"{row['reference_steps_per_s']:,.1f}",
+                  f"{row['ratio']:.2f}x")
+    grok = f"{r['grok_s']:,.1f} s (step {r['grok_step']})" if r["grok_s"] is not None else "did not grok"
+    t.add_row("time to grok", grok, "-", "-")
+    t.add_row(f"sweep of {r['sweep_members']} ({r['sweep_steps']} steps)", f"{r['sweep_s']:,.1f} s",
+              f"~{r['one_by_one_s']:,.1f} s*", f"{r['sweep_ratio']:.2f}x")
+    t.add_row(f"{r['connect_points']}-point segment", f"{r['connect_s']:,.2f} s", "-", "-")
+    console.print(t)
+    console.print(f"* the runs one after another: {r['sweep_sample']} timed, extrapolated to {r['sweep_members']}")

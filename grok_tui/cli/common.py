@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import signal
 import sys
 import typing
@@ -22,8 +23,36 @@ from grok_tui.errors import GrokError
 from grok_tui.spec.config import FieldSpec, field_specs
 from grok_tui.store.runs import RUNS_DIR_ENV
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def silence(stream) -> None:
+    """Point a standard stream's descriptor at /dev/null (its reader is gone: a closed pipe, a terminal
+    that hung up), so later writes and the flush at exit succeed quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+class QuietConsole(Console):
+    """A Rich console that goes quiet when its output goes away, instead of raising (Rich's default on a
+    broken pipe is SystemExit, which would end a headless run in the middle of a step)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        silence(self.file)
+
+    def _check_buffer(self) -> None:
+        try:
+            super()._check_buffer()
+        except OSError:  # EIO from a terminal that hung up, and the like
+            del self._buffer[:]
+            self.on_broken_pipe()
+
+
+console = QuietConsole(highlight=False)
+err_console = QuietConsole(stderr=True, highlight=False)
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", envvar=RUNS_DIR_ENV, show_default=True,
                                        help=f"directory of run directories (env {RUNS_DIR_ENV})")]
@@ -46,6 +75,15 @@ def user_errors() -> Iterator[None]:
         raise fail(str(e), e.exit_code) from None
     except OSError as e:
         raise fail(f"{e.strerror or e} ({e.filename})" if e.filename else str(e), 1) from None
+    except MemoryError:
+        raise fail(OUT_OF_MEMORY, 1) from None
+    except RuntimeError as e:  # torch.OutOfMemoryError and the CPU allocator's failure are RuntimeErrors
+        if type(e).__name__ != "OutOfMemoryError" and "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise fail(OUT_OF_MEMORY, 1) from None
+
+
+OUT_OF_MEMORY = "out of memory (try a smaller model, batch size or number of points)."
 
 
 # --- one flag per config field -------------------------------------------------------------------
@@ -95,9 +133,17 @@ class JsonLines:
     """The engine's callbacks as JSON lines on stdout, {"type": kind, ...}: the start and the end here,
     the hooks in between in the run's and the sweep's subclasses."""
 
+    closed = False  # set when stdout went away: the run goes on, printing nothing more
+
     def write(self, kind: str, obj: dict) -> None:
-        sys.stdout.write(json.dumps({"type": kind, **obj}) + "\n")
-        sys.stdout.flush()
+        if self.closed:
+            return
+        try:
+            sys.stdout.write(json.dumps({"type": kind, **obj}) + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            self.closed = True
+            silence(sys.stdout)
 
     def on_start(self, info: dict) -> None:
         self.write("start", info)
@@ -108,7 +154,8 @@ class JsonLines:
 
 @contextmanager
 def stop_on_signals(control: Any) -> Iterator[None]:
-    """While inside: SIGINT/SIGTERM stop `control` cleanly, SIGUSR1/2 pause and resume it.
+    """While inside: SIGINT/SIGTERM stop `control` cleanly, SIGUSR1/2 pause and resume it, SIGHUP (the
+    terminal closed, the SSH connection dropped) is ignored: a run lives on its own.
 
     `control` is the engine's Control (stop and pause events, stop_reason). After a first Ctrl-C a
     second one interrupts at once. The old handlers come back on the way out.
@@ -122,6 +169,8 @@ def stop_on_signals(control: Any) -> Iterator[None]:
     if hasattr(signal, "SIGUSR1"):
         handlers[signal.SIGUSR1] = lambda s, f: control.pause.set()
         handlers[signal.SIGUSR2] = lambda s, f: control.pause.clear()
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = signal.SIG_IGN
     old = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
     try:
         yield

@@ -1,9 +1,20 @@
-"""`grok-tui connect` and `grok-tui landscape`: thin front ends over connect/evaluate.py and connect/landscape.py."""
+"""`grok-tui connect` and `grok-tui landscape`: thin front ends over connect/evaluate.py and connect/landscape.py.
+
+With `--progress-file F` the job also writes its progress to F, one JSON object per line (how the app
+follows the child it starts): `{"stage", "done", "total", "elapsed_s", "eta_s"}` a few times a second,
+then one last line `{"status": "finished", "path": ...}`, `{"status": "failed", "error": sentence}` or
+`{"status": "cancelled", "error": "cancelled."}`. SIGTERM and SIGINT cancel the job between two steps or
+chunks of points: it exits with code 130 and the sentence `cancelled.`, saving nothing.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,16 +30,19 @@ from rich.progress import (
 from rich.table import Table
 
 from grok_tui.cli.common import (
+    OUT_OF_MEMORY,
     ConfigFile,
     JsonOut,
     Preset,
     RunsDir,
     console,
     err_console,
+    fail,
     user_errors,
 )
-from grok_tui.errors import ConfigError
+from grok_tui.errors import ConfigError, GrokError
 from grok_tui.spec import config as config_mod
+from grok_tui.store.files import ProgressFile
 
 Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
                                     show_default=False)]
@@ -38,16 +52,21 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N
 Name = Annotated[Optional[str], typer.Option("--name", help="result name (default: from the curve and the ends)")]
 Out = Annotated[Optional[Path], typer.Option("--out", help="directory for the result files "
                                              "(default: <run>/connect of the first checkpoint)")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads of this process (0: torch's default, one "
+                                     "per core)")]
+ProgressOut = Annotated[Optional[Path], typer.Option("--progress-file", help="also write progress and the outcome "
+                        "to this file as JSON lines (how the app follows the job)")]
 COLUMNS = ("train_loss_l2", "val_loss_l2", "train_err", "val_err", "grad_norm")
 
 
 class _Bar:
     """Renders the engine's (stage, done, total) progress calls, throttled to a few per second."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, file: ProgressFile | None = None):
         self.quiet = quiet
+        self.file = file
         self.progress = Progress(TextColumn("[bold]{task.description:>4}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True)
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
         self.tasks: dict[str, Any] = {}
         self._last = 0.0
 
@@ -60,6 +79,8 @@ class _Bar:
         self.progress.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.file is not None:
+            self.file.progress(stage, done, total)
         if self.quiet:
             return
         if stage not in self.tasks:
@@ -70,8 +91,44 @@ class _Bar:
             self.progress.update(self.tasks[stage], completed=done)
 
 
+@contextmanager
+def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressFile | None]]:
+    """A job's cancel event (set by SIGTERM or SIGINT) and its progress file; the outcome goes to the
+    file as its last line, and a cancelled job ends with `cancelled.` and exit code 130."""
+    from grok_tui.connect.evaluate import Cancelled
+
+    cancel = threading.Event()
+    file = ProgressFile(progress_file) if progress_file is not None else None
+    handlers = {sig: signal.signal(sig, lambda s, f: cancel.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield cancel, file
+    except Cancelled:
+        if file is not None:
+            file.end("cancelled", error="cancelled.")
+        raise fail("cancelled.", 130) from None
+    except BaseException as e:
+        if file is not None and not isinstance(e, typer.Exit):
+            file.end("failed", error=_sentence(e))
+        raise
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+
+def _sentence(e: BaseException) -> str:
+    """What `user_errors` will say about e (one sentence), or its type and text for a bug."""
+    if isinstance(e, GrokError):
+        return str(e)
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and ("out of memory" in str(e)
+                                                                       or "allocate" in str(e))):
+        return OUT_OF_MEMORY
+    if isinstance(e, OSError):
+        return f"{e.strerror or e} ({e.filename})" if e.filename else str(e)
+    return f"{type(e).__name__}: {e}"
+
+
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
-    return config_mod.resolve(preset, config) if (preset or config) else None
+    return config_mod.resolve(preset, config) if (preset is not None or config is not None) else None
 
 
 def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_rows: int = 11) -> Table:
@@ -111,21 +168,26 @@ def connect_cmd(
     out: Out = None,
     runs_dir: RunsDir = Path("runs"),
     json_out: JsonOut = False,
+    threads: Threads = 0,
+    progress_file: ProgressOut = None,
 ) -> None:
     """Connect two checkpoints by a curve, evaluate along it and save connect/<name>.json and .csv.
 
     phi(0) is A and phi(1) is B. --preset/--config name the data split only when neither checkpoint
     lives in a run directory.
     """
-    from grok_tui.connect.evaluate import FitSettings, run_connect
+    from grok_tui.connect.evaluate import FitSettings, run_connect, use_threads
 
-    with user_errors():
+    with user_errors(), job(progress_file) as (cancel, file):
+        use_threads(threads)
         fit = FitSettings(steps=fit_steps, lr=fit_lr, optimizer=fit_optimizer, batch_size=fit_batch,
                           t_per_step=fit_t, wd=fit_wd, seed=seed)
         fit.check()
-        with _Bar(json_out) as bar:
+        with _Bar(json_out, file) as bar:
             r = run_connect(a, b, runs_dir, curve, bends, points, fit, wd, _base_cfg(preset, config), device,
-                            name, out, grad_norm, progress=bar, grad_batches=grad_batches)
+                            name, out, grad_norm, cancel=cancel, progress=bar, grad_batches=grad_batches)
+        if file is not None:
+            file.end("finished", path=r["path"])
     if json_out:
         print(json.dumps(r))
         return
@@ -164,22 +226,28 @@ def landscape_cmd(
     out: Out = None,
     runs_dir: RunsDir = Path("runs"),
     json_out: JsonOut = False,
+    threads: Threads = 0,
+    progress_file: ProgressOut = None,
 ) -> None:
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
+    from grok_tui.connect.evaluate import use_threads
     from grok_tui.connect.landscape import landscape, plane
 
-    with user_errors():
+    with user_errors(), job(progress_file) as (cancel, file):
+        use_threads(threads)
         cfg = _base_cfg(preset, config)
-        with _Bar(json_out) as bar:
+        with _Bar(json_out, file) as bar:
             if through:
                 if len(through) != 2:
                     raise ConfigError(f"--through takes two checkpoints (the plane goes through three), got {len(through)}.")
                 r = plane([ckpt, *through], runs_dir, points or 21, margin, wd, cfg, device, name, out, grad_norm,
-                          progress=bar)
+                          cancel=cancel, progress=bar)
             else:
                 r = landscape(ckpt, runs_dir, dims, span, points, seed, not keep_1d, wd, cfg, device, name, out,
-                              grad_norm, progress=bar)
+                              grad_norm, cancel=cancel, progress=bar)
+        if file is not None:
+            file.end("finished", path=r["path"])
     if json_out:
         print(json.dumps(r))
         return

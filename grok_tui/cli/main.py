@@ -7,15 +7,43 @@ commands, so importing the CLI, --help and the commands that only read files nev
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from grok_tui.cli import bench, connect, info, plot, run, runs, sweep
+from grok_tui.cli import bench, connect, control, info, plot, run, runs, sweep
 from grok_tui.cli.common import RunsDir, err_console, fail
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
+
+class OneLineErrors(TyperGroup):
+    """Typer's own parse errors (no such option, a value that is not a number, ...) as one sentence on
+    stderr, `error: ...`, with their exit code (2), instead of a boxed usage panel."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Exception as e:
+            if type(e).__name__ == "Abort":
+                err_console.print("aborted")
+                sys.exit(1)
+            if not (hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)):
+                raise
+            ctx = getattr(e, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None and e.exit_code == 2 else ""
+            message = " ".join(str(e.format_message()).split()).rstrip(".")
+            fail(f"{message}{where}.")
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=False, rich_markup_mode="rich",
                   pretty_exceptions_enable=False,
                   help="A research instrument for grokking. Without a command, opens the TUI.")
 app.add_typer(runs.app, name="runs")
@@ -42,9 +70,17 @@ app.command("connect")(connect.connect_cmd)
 app.command("landscape")(connect.landscape_cmd)
 app.command("plot")(plot.plot_cmd)
 app.command("sweep")(sweep.sweep_cmd)
+app.command("pause")(control.pause_cmd)
+app.command("continue")(control.continue_cmd)
+app.command("stop")(control.stop_cmd)
 
 
 def main() -> None:
+    # OpenMP threads that sleep while they wait instead of spinning: with the cores shared (another run, a
+    # sweep worker, the app), spinning threads made a 2-thread smoke run 4.8x slower than one thread;
+    # sleeping ones 0.96x (docs/benchmarks.md). Read by OpenMP when torch loads, so set before any import of
+    # torch; a value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,11 +24,13 @@ from grok_tui.cli.common import (
     Preset,
     RunsDir,
     console,
+    err_console,
     stop_on_signals,
     user_errors,
     with_config_flags,
 )
 from grok_tui.store import runs as store
+from grok_tui.store.status import device_text, gpu_text
 
 
 class RichProgress:
@@ -37,17 +40,20 @@ class RichProgress:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]:>7} it/s"),
                                  TextColumn("train [cyan]{task.fields[train]}[/] val [magenta]{task.fields[val]}[/]"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
+                                 TextColumn("{task.fields[gpu]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
         self.task = None
         self._t = (0.0, 0)
+        self._start = 0
 
     def on_start(self, info: dict) -> None:
-        console.print(f"run [bold]{info['run_id']}[/] on {info['device']}: {info['params']:,} parameters, "
+        device = device_text(info["device"], info.get("gpu"))
+        console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
         self.progress.start()
         self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
-                                           completed=info["start_step"], rate="-", train="-", val="-")
+                                           completed=info["start_step"], rate="-", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
+        self._start = info["start_step"]
 
     def on_eval(self, row: dict) -> None:
         t, s = self._t
@@ -55,7 +61,7 @@ class RichProgress:
         rate = (row["step"] - s) / max(now - t, 1e-9)
         self._t = (now, row["step"])
         self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f}",
-                             train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}")
+                             train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}", gpu=gpu_text(row))
 
     def on_event(self, event: dict) -> None:
         if event["event"] in store.MILESTONES:
@@ -65,10 +71,30 @@ class RichProgress:
     def on_end(self, summary: dict) -> None:
         self.progress.stop()
         last = summary.get("last") or {}
-        color = {"finished": "green", "stopped": "yellow"}.get(summary["status"], "red")
-        console.print(f"[{color}]{summary['status']}[/] after {summary['steps_run']} steps: train acc "
-                      f"{last.get('train_acc', float('nan')):.3f}, val acc {last.get('val_acc', float('nan')):.3f}; "
-                      f"memorized at {summary['memorized_step']}, grokked at {summary['grokked_step']}")
+        status, step, start = summary.get("status", "failed"), summary.get("steps_run"), self._start
+        color = {"finished": "green", "stopped": "yellow"}.get(status, "red")
+        ran = "" if step is None else (f" after {step} steps" if not start else
+                                       f" at step {step} ({step - start} steps in this resume)")
+
+        def milestone(key: str) -> str:
+            v = summary.get(key)
+            return "not yet" if v is None else f"at {v}"
+
+        console.print(f"[{color}]{status}[/]{ran}: train acc {last.get('train_acc', float('nan')):.3f}, "
+                      f"val acc {last.get('val_acc', float('nan')):.3f}; memorized {milestone('memorized_step')}, "
+                      f"grokked {milestone('grokked_step')}")
+
+
+def to_log(path: Path) -> None:
+    """From here on, stdout and stderr go to `path` (appended)."""
+    import os
+    import sys
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(fd, stream.fileno())
+    os.close(fd)
 
 
 class RunJson(JsonLines):
@@ -89,12 +115,16 @@ def run(
     name: Annotated[Optional[str], typer.Option("--name", help="run id (default: time-op-p-optimizer)")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue RUN from its last checkpoint")] = None,
     json_out: JsonOut = False,
+    log: Annotated[bool, typer.Option("--log", help="write the console output to <run>/runner.log once the run "
+                                                    "directory exists (how the app starts a detached run)")] = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Train one run headless, writing its run directory.
 
-    Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input, 130 stopped.
-    SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1 pauses, SIGUSR2 resumes.
+    Exit codes: 0 finished, 1 failed (NaN loss, full disk, out of memory), 2 bad input (also: another
+    process writes the run), 130 stopped. SIGINT/SIGTERM stop cleanly with a final checkpoint; SIGUSR1
+    pauses, SIGUSR2 resumes; SIGHUP is ignored and a closed stdout only ends the printing, so a run
+    outlives its terminal. `grok-tui pause|continue|stop RUN` send these signals from anywhere.
     """
     from grok_tui.train.loop import Control
     from grok_tui.train.prepare import prepare_run
@@ -102,6 +132,10 @@ def run(
 
     with user_errors():
         job = prepare_run(runs_dir, resume=resume, preset=preset, config_file=config, name=name, overrides=overrides)
+        if log:
+            to_log(job.writer.path / "runner.log")
+        if job.note:
+            err_console.print(f"note: {escape(job.note)}")
         control = Control()
         callbacks = [RunJson() if json_out else RichProgress()]
         with stop_on_signals(control):

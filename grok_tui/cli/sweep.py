@@ -45,7 +45,7 @@ def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | N
     """preset < --config < --grid file < flags; a flag with one value sets it, with several sweeps it."""
     from grok_tui.sweep import plan as sweep
 
-    base = config_mod.preset(preset) if preset else None
+    base = config_mod.preset(preset) if preset is not None else None
     if config_file is not None:
         base = config_mod.load_toml(config_file, base)
     grid: dict[str, list[Any]] = {}
@@ -111,6 +111,8 @@ class SweepProgress:
             self.progress.update(self.tasks[i], mem=self.counts[i]["memorized"], grok=self.counts[i]["grokked"])
         elif event["event"] == "failed":
             self.progress.console.print(f"[red]{run_id} failed:[/] {event.get('error')}")
+        elif event["event"] == "skipped":
+            self.progress.console.print(f"[yellow]{run_id} skipped:[/] {event.get('error')}")
 
     def on_member_end(self, run_id: str, summary: dict) -> None:
         self.counts[self.group_of[run_id]]["done"] += 1
@@ -213,5 +215,8 @@ def sweep_cmd(
     statuses = [m["status"] for m in summary["members"]]
     if "failed" in statuses:
         raise fail(f"{statuses.count('failed')} of {len(statuses)} runs failed (see their summary.json).", 1)
+    if "skipped" in statuses:
+        raise fail(f"{statuses.count('skipped')} of {len(statuses)} runs were skipped: their run directories "
+                   "were made by someone else.", 1)
     if "stopped" in statuses or "missing" in statuses:
         raise typer.Exit(130)

@@ -35,6 +35,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from grok_tui.connect import curves
 from grok_tui.connect.files import (  # noqa: F401 (list_results, load_result: re-exported for the front ends)
+    check_out,
     default_name,
     endpoints_info,
     list_results,
@@ -48,6 +49,7 @@ from grok_tui.errors import CheckpointError, ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.store import runs
 from grok_tui.store.files import read_sidecar
+from grok_tui.store.names import check_name
 from grok_tui.train import checkpoint, data
 from grok_tui.train.model import Arch, Transformer, arch_from_config, build
 from grok_tui.train.trainer import resolve_device
@@ -57,6 +59,22 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ROWS = 16384  # (points x examples) per vmapped forward pass
 METRICS = ("train_loss", "val_loss", "train_loss_l2", "val_loss_l2", "train_err", "val_err", "grad_norm",
            "weight_norm")
+
+
+MAX_POINTS = 10_000  # points along a curve or a 1-D landscape
+MAX_FIT_STEPS = 10_000_000
+MAX_FIT_BATCH = 2 ** 20
+MAX_FIT_T = 256  # t drawn per fit step: that many weight copies in one forward pass
+
+
+def use_threads(threads: int) -> None:
+    """torch's CPU threads for this process (0: torch's default); ConfigError outside
+    [0, the CPUs this process may use]."""
+    bad = config_mod.threads_error(threads)
+    if bad:
+        raise ConfigError(bad)
+    if threads:
+        torch.set_num_threads(threads)
 
 
 class Cancelled(Exception):
@@ -265,8 +283,8 @@ def evaluate_curve(problem: Problem, curve: curves.Curve, points: int = 41, grad
                    cancel: threading.Event | None = None, progress: Progress | None = None,
                    grad_batches: int | None = None) -> dict[str, Any]:
     """Figures at `points` evenly spaced t in [0, 1] (t = 0 is the first endpoint)."""
-    if points < 2:
-        raise ConfigError(f"points must be at least 2, got {points}.")
+    if not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"points must be in [2, {MAX_POINTS}], got {points}.")
     t64 = torch.linspace(0, 1, points, dtype=torch.float64)
     ts = t64.to(problem.device, torch.float32)
     res = evaluate_points(problem.model, problem.split, lambda i, j: curve.weights_batch(ts[i:j]), points,
@@ -291,6 +309,10 @@ class FitSettings:
     def check(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.t_per_step < 1:
             raise ConfigError("fit steps must be >= 0, batch size and t per step >= 1.")
+        if self.steps > MAX_FIT_STEPS or self.batch_size > MAX_FIT_BATCH or self.t_per_step > MAX_FIT_T:
+            raise ConfigError(f"fit steps must be at most {MAX_FIT_STEPS:,}, fit batch at most {MAX_FIT_BATCH} "
+                              f"(2^20) and fit t at most {MAX_FIT_T}, got {self.steps}, {self.batch_size} and "
+                              f"{self.t_per_step}.")
         if not 0 < self.lr < math.inf:
             raise ConfigError(f"fit lr must be a positive number, got {self.lr}.")
         if self.wd is not None and not 0 <= self.wd < math.inf:
@@ -366,8 +388,15 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     if kind in ("polyline", "bezier") and not 1 <= bends <= MAX_BENDS:
         raise ConfigError(f"a {kind} takes 1 to {MAX_BENDS} bends, got {bends}.")
     (fit_settings or FitSettings()).check()
+    if not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"points must be in [2, {MAX_POINTS}], got {points}.")
+    if grad_batches is not None and grad_batches < 1:
+        raise ConfigError(f"grad batches must be at least 1, got {grad_batches}.")
+    if name is not None:
+        check_name("result", name)
     t0 = time.perf_counter()
     problem = load_problem([a, b], root, wd, cfg, device)
+    check_out(out)
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
     extra: dict[str, Any] = {}
     between: list[Weights] = []
@@ -381,8 +410,6 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     s = fit_settings or FitSettings()
     history = fit(problem, curve, s, cancel, progress) if kind in ("polyline", "bezier") else []
     fit_s = time.perf_counter() - t0
-    if grad_batches is not None and grad_batches < 1:
-        raise ConfigError(f"grad batches must be at least 1, got {grad_batches}.")
     res = evaluate_curve(problem, curve, points, grad_norm, cancel, progress, grad_batches)
     name = name or default_name(kind, problem, bends)
     directory = results_dir(problem, out)

@@ -1,7 +1,8 @@
 """Result files of the connectivity and landscape work: names, summaries, JSON + CSV, bend checkpoints.
 
 ``<run>/connect/<name>.json`` holds everything (inputs, arrays, summaries), ``<name>.csv`` the arrays
-one row per point, ``<name>.bend<j>.safetensors`` fitted bends in checkpoint format.
+one row per point, ``<name>.bend<j>.safetensors`` fitted bends in checkpoint format. Reading results needs no torch (the
+app lists and loads them in its own process; the computing runs in a child).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from safetensors.torch import save_file
 
 from grok_tui.errors import ConfigError
 from grok_tui.store.files import atomic_write, atomic_write_text, read_json
@@ -50,6 +50,20 @@ def results_dir(problem: Problem, out: Path | None = None) -> Path:
     return (problem.home or Path(".")) / "connect"
 
 
+def check_out(out: Path | None) -> None:
+    """Make the --out directory now (ConfigError when it cannot be one), before any work is done."""
+    if out is None:
+        return
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--out {out} is a file, not a directory.") from None
+    except OSError as e:
+        raise ConfigError(f"--out {out} cannot be made a directory: {e.strerror or e}.") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out} is not writable.")
+
+
 def endpoints_info(problem: Problem) -> list[dict[str, Any]]:
     return [{"ref": e.ref, "path": str(e.path), "step": e.step, "run": e.run} for e in problem.ends]
 
@@ -75,6 +89,8 @@ def save_result(result: dict[str, Any], directory: Path, columns: list[str]) -> 
 
 def save_bends(curve: Curve, arch: Arch, directory: Path, name: str) -> list[str]:
     """Fitted bends as checkpoint-format files (so they can be named like a checkpoint path)."""
+    from safetensors.torch import save_file
+
     paths = []
     for j, w in enumerate(curve.bend_weights(), start=1):
         path = directory / f"{name}.bend{j}.safetensors"

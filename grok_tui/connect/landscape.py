@@ -25,9 +25,11 @@ from typing import Any
 import torch
 
 from grok_tui.connect.evaluate import (
+    MAX_POINTS,
     Problem,
     Progress,
     Weights,
+    check_out,
     default_name,
     endpoints_info,
     evaluate_points,
@@ -37,6 +39,9 @@ from grok_tui.connect.evaluate import (
 )
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
+from grok_tui.store.names import check_name
+
+MAX_GRID = 500  # points per axis of a plane or a 2-D landscape (250,000 evaluations)
 
 
 def random_direction(w: Weights, seed: int, ignore_1d: bool = True) -> Weights:
@@ -106,14 +111,20 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
     """Loss and error along one random direction (dims=1) or on a plane of two (dims=2) around `ref`."""
     if dims not in (1, 2):
         raise ConfigError(f"dims must be 1 or 2, got {dims}.")
-    points = points or (41 if dims == 1 else 21)
-    if points < 2 or not 0 < span < math.inf:
-        raise ConfigError("points must be at least 2 and span a positive number.")
+    points = (41 if dims == 1 else 21) if points is None else points
+    top = MAX_POINTS if dims == 1 else MAX_GRID
+    if not 2 <= points <= top:
+        raise ConfigError(f"points must be in [2, {top}] {'in 1-D' if dims == 1 else 'per axis in 2-D'}, got {points}.")
+    if not 0 < span < math.inf:
+        raise ConfigError(f"span must be a positive number, got {span}.")
+    if name is not None:
+        check_name("result", name)
     bad = config_mod.seed_error("seed", seed)
     if bad:
         raise ConfigError(bad)
     t0 = time.perf_counter()
     problem = load_problem([ref], root, wd, cfg, device)
+    check_out(out)
     w = problem.ends[0].weights
     dirs = [random_direction(w, seed + k, ignore_1d) for k in range(dims)]
     axis = torch.linspace(-span, span, points, dtype=torch.float64)
@@ -135,10 +146,15 @@ def plane(refs: list[str], root: Path, points: int = 21, margin: float = 0.2, wd
     """Loss and error on the plane through three checkpoints (e.g. memorized, grokked, a fitted bend)."""
     if len(refs) != 3:
         raise ConfigError(f"a plane goes through exactly three checkpoints, got {len(refs)}.")
-    if points < 2 or not 0 <= margin < math.inf:
-        raise ConfigError("points must be at least 2 and margin a number >= 0.")
+    if not 2 <= points <= MAX_GRID:
+        raise ConfigError(f"points must be in [2, {MAX_GRID}] per axis of a plane, got {points}.")
+    if not 0 <= margin < math.inf:
+        raise ConfigError(f"margin must be a number >= 0, got {margin}.")
+    if name is not None:
+        check_name("result", name)
     t0 = time.perf_counter()
     problem = load_problem(refs, root, wd, cfg, device)
+    check_out(out)
     w0, w1, w2 = (e.weights for e in problem.ends)
     u = {k: w1[k] - w0[k] for k in w0}
     v = {k: w2[k] - w0[k] for k in w0}

@@ -24,6 +24,7 @@ NOT_METRICS = ("step", "epoch", "wall_s")
 # The kinds of metric that read best on a log value axis.
 LOG_Y_BY_DEFAULT = ("loss", "grad_norm", "lr", "eff_lr")
 MILESTONE_STYLE = {"memorized": "M", "grokked": "G"}
+HUGE = 1e30  # values beyond this are not drawn (no metric of a run means anything there)
 # Line colours: plotext names, also valid matplotlib names (so a TUI chart and its export agree).
 PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
 # The same hues, dark enough for a white page.
@@ -71,7 +72,8 @@ def metric_keys(rows: Iterable[dict]) -> list[str]:
 
 def series(rows: Sequence[dict], key: str, label: str | None = None,
            milestones: dict[str, int] | None = None, color: str | None = None) -> Series:
-    """The (step, rows[key]) points of rows, skipping rows without a finite value."""
+    """The (step, rows[key]) points of rows, skipping rows without a finite value or with a huge one
+    (a chart's range over +-1e308 overflows plotext and matplotlib)."""
     xs, ys = [], []
     for r in rows:
         v, s = r.get(key), r.get("step")
@@ -80,7 +82,7 @@ def series(rows: Sequence[dict], key: str, label: str | None = None,
                 x, y = float(s), float(v)
             except OverflowError:  # a hand-edited row with a huge integer
                 continue
-            if math.isfinite(y):
+            if math.isfinite(y) and abs(y) <= HUGE and abs(x) <= HUGE:
                 xs.append(x)
                 ys.append(y)
     return Series(label or key, xs, ys, dict(milestones or {}), color)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -85,10 +87,12 @@ class TrainConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints (0: only milestones and the end)")
     seed: int = _f(0, "seed of initialisation and data order (and of the split unless data_seed is set)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = _f(0, "CPU threads of the training process (0: torch's default, one per core); the same "
-                         "curve needs the same number")
+    threads: int = _f(0, "CPU threads of the training process (0: torch's default, one per core; they wait "
+                         "passively, so a shared machine does not stall them); the same curve needs the same number")
     compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
                               "falls back to eager if compiling fails)")
+    precision: str = _f("fp32", "training matmuls: fp32, tf32 (CUDA's TensorFloat-32) or bf16 (autocast, on CUDA "
+                                "and CPUs with bf16 units); evaluations stay fp32", ("fp32", "tf32", "bf16"))
     loss: str = _f("ce", "training loss: ce (softmax cross-entropy) or stablemax (Prieto et al. 2025)",
                    ("ce", "stablemax"))
     sgn_every: int = _f(10, "evaluations between measurements of the mean stochastic-gradient norm "
@@ -167,7 +171,16 @@ def _coerce(spec: FieldSpec, value: Any, where: str) -> Any:
     elif t is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{spec.name} {where}must be {t.__name__}, got {value!r}.")
+    raise ConfigError(f"{spec.name} {where}must be {t.__name__}, got {short_repr(value)}.")
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters (a sentence never quotes a whole file)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def apply_overrides(cfg: Config, values: dict[str, Any], where: str = "") -> Config:
@@ -206,19 +219,38 @@ def from_dict(raw: dict[str, Any], base: Config | None = None, where: str = "") 
     return apply_overrides(base or Config(), flat, where)
 
 
+MAX_TOML_BYTES = 1 << 20  # a config or sweep file is a few hundred bytes; 1 MiB is a wrong file
+
+
 def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """The table in a TOML file; ConfigError (one sentence naming `what` and the path) when it cannot be."""
+    """The table in a TOML file; ConfigError (one sentence naming `what` and the path) when it cannot be.
+    Only a regular file of at most 1 MiB is read (not /dev/zero, a FIFO or a terminal)."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{what} {path} is a directory.")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file.")
+        if st.st_size > MAX_TOML_BYTES:
+            raise ConfigError(f"{what} {path} is larger than 1 MiB ({st.st_size} bytes); it is not a config file.")
+        with open(path, "rb") as f:
+            data = f.read(MAX_TOML_BYTES + 1)
+        if len(data) > MAX_TOML_BYTES:
+            raise ConfigError(f"{what} {path} is larger than 1 MiB; it is not a config file.")
+        return tomllib.loads(data.decode())
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist.") from None
     except IsADirectoryError:
         raise ConfigError(f"{what} {path} is a directory.") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{what} {path} is not valid TOML: {e}.") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise ConfigError(f"{what} {path} cannot be read: {e}.") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} nests tables or arrays too deeply to be a config file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text.") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be read: {e.strerror or e}.") from None
 
 
 def load_toml(path: str | Path, base: Config | None = None) -> Config:
@@ -267,6 +299,31 @@ def preset(name: str) -> Config:
     return apply_overrides(Config(), PRESETS[name], where=f"in preset {name} ")
 
 
+# Upper bounds of the model's shape: far past any grokking experiment, short of an allocation that
+# takes the machine down (a typo such as --layers 100000000 is a sentence, not a MemoryError).
+MODEL_BOUNDS = {"layers": 64, "d_model": 8192, "heads": 256, "mlp_ratio": 64}
+MAX_BATCH = 2 ** 20
+MAX_STEPS = 10 ** 9
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_error(threads: int) -> str | None:
+    """The sentence for a --threads value outside [0, the CPUs this process may use], or None."""
+    if threads < 0:
+        return f"threads must be >= 0 (0: one per core), got {threads}."
+    if threads > usable_cpus():
+        return (f"threads must be at most {usable_cpus()} (the CPUs this process may use), "
+                f"got {threads}.")
+    return None
+
+
 def seed_error(name: str, seed: int | None) -> str | None:
     """The sentence for a seed torch's generators cannot take (None: no seed given, or a good one)."""
     if seed is not None and not 0 <= seed < 2**63:
@@ -299,9 +356,12 @@ def validate(cfg: Config) -> list[str]:
             errs.append(bad)
     if d.tokens not in ("ab", "aob="):
         errs.append(f"tokens must be 'ab' or 'aob=', got '{d.tokens}'.")
-    for name in ("layers", "d_model", "heads", "mlp_ratio"):
-        if getattr(m, name) < 1:
-            errs.append(f"{name} must be at least 1, got {getattr(m, name)}.")
+    for name, top in MODEL_BOUNDS.items():
+        v = getattr(m, name)
+        if v < 1:
+            errs.append(f"{name} must be at least 1, got {v}.")
+        elif v > top:
+            errs.append(f"{name} must be at most {top}, got {v}.")
     if m.heads >= 1 and m.d_model >= 1 and m.d_model % m.heads:
         errs.append(f"heads ({m.heads}) must divide d_model ({m.d_model}).")
     if m.norm not in ("layernorm", "none"):
@@ -316,31 +376,36 @@ def validate(cfg: Config) -> list[str]:
         v = getattr(o, name)
         if not 0.0 <= v < 1.0:
             errs.append(f"{name} must be in [0, 1), got {v}.")
-    if not o.eps > 0:
-        errs.append(f"eps must be positive, got {o.eps}.")
+    if not 0 < o.eps < math.inf:
+        errs.append(f"eps must be a positive number, got {o.eps}.")
     if o.nesterov and not o.momentum > 0:
         errs.append("nesterov needs momentum > 0.")
     if not 0.0 <= o.grokfast_alpha < 1.0:
         errs.append(f"grokfast alpha must be in [0, 1), got {o.grokfast_alpha}.")
     if not o.grokfast_lambda >= 0 or math.isinf(o.grokfast_lambda):
         errs.append(f"grokfast lambda must be >= 0, got {o.grokfast_lambda}.")
-    if o.warmup_steps < 0:
-        errs.append(f"warmup steps must be >= 0, got {o.warmup_steps}.")
-    if o.cooldown not in ("none", "linear", "cosine"):
-        errs.append(f"cooldown must be none, linear or cosine, got '{o.cooldown}'.")
-    if not 0 <= o.cooldown_steps <= t.steps:
-        errs.append(f"cooldown steps must be in [0, steps], got {o.cooldown_steps}.")
-    if o.cooldown != "none" and o.cooldown_steps == 0:
-        errs.append(f"cooldown '{o.cooldown}' needs cooldown_steps > 0.")
     for name in ("steps", "batch_size", "eval_every"):
         if getattr(t, name) < 1:
             errs.append(f"{name.replace('_', ' ')} must be at least 1, got {getattr(t, name)}.")
+    if t.steps > MAX_STEPS:
+        errs.append(f"steps must be at most {MAX_STEPS:,}, got {t.steps}.")
+    if t.batch_size > MAX_BATCH:
+        errs.append(f"batch size must be at most {MAX_BATCH} (2^20), got {t.batch_size}.")
+    if not 0 <= o.warmup_steps <= MAX_STEPS:
+        errs.append(f"warmup steps must be in [0, {MAX_STEPS:,}], got {o.warmup_steps}.")
+    if o.cooldown not in ("none", "linear", "cosine"):
+        errs.append(f"cooldown must be none, linear or cosine, got '{o.cooldown}'.")
+    if t.steps >= 1 and not 0 <= o.cooldown_steps <= t.steps:
+        errs.append(f"cooldown steps must be in [0, steps], got {o.cooldown_steps}.")
+    if o.cooldown != "none" and o.cooldown_steps == 0:
+        errs.append(f"cooldown '{o.cooldown}' needs cooldown_steps > 0.")
     if t.loss not in ("ce", "stablemax"):
         errs.append(f"loss must be ce or stablemax, got '{t.loss}'.")
     if t.sgn_every < 0:
         errs.append(f"sgn every must be >= 0, got {t.sgn_every}.")
-    if t.threads < 0:
-        errs.append(f"threads must be >= 0 (0: one per core), got {t.threads}.")
+    bad_threads = threads_error(t.threads)
+    if bad_threads:
+        errs.append(bad_threads)
     if t.checkpoint_every < 0:
         errs.append(f"checkpoint every must be >= 0, got {t.checkpoint_every}.")
     for name in ("memorized_threshold", "grokked_threshold"):
@@ -373,7 +438,7 @@ def check_device(device: str) -> str | None:
 def resolve(preset_name: str | None = None, config_file: str | Path | None = None,
             overrides: dict[str, Any] | None = None) -> Config:
     """preset < file < overrides, then validated; raises ConfigError listing every problem."""
-    cfg = preset(preset_name) if preset_name else None
+    cfg = preset(preset_name) if preset_name is not None else None
     if config_file is not None:
         cfg = load_toml(config_file, cfg)
     cfg = apply_overrides(cfg or Config(), {k: v for k, v in (overrides or {}).items() if v is not None},

@@ -38,11 +38,12 @@ def _lion(o) -> list[str]:
 
 
 def _prodigy(o) -> list[str]:
-    return [] if o.prodigy_d_coef > 0 else [f"prodigy d coef must be positive, got {o.prodigy_d_coef}."]
+    ok = 0 < o.prodigy_d_coef < float("inf")
+    return [] if ok else [f"prodigy d coef must be a positive number, got {o.prodigy_d_coef}."]
 
 
 def _agd(o) -> list[str]:
-    return [] if o.agd_gain > 0 else [f"agd gain must be positive, got {o.agd_gain}."]
+    return [] if 0 < o.agd_gain < float("inf") else [f"agd gain must be a positive number, got {o.agd_gain}."]
 
 
 MUON_TORCH = (2, 9)  # torch.optim.Muon appeared in torch 2.9
@@ -66,12 +67,12 @@ def _muon(o) -> list[str]:
     if version is None or _version_tuple(version) < MUON_TORCH:
         errs.append(f"muon needs torch >= {'.'.join(map(str, MUON_TORCH))} (torch.optim.Muon); "
                     f"this is torch {version or 'missing'}.")
-    if not o.muon_lr > 0:
-        errs.append(f"muon lr must be positive, got {o.muon_lr}.")
+    if not 0 < o.muon_lr < float("inf"):
+        errs.append(f"muon lr must be a positive number, got {o.muon_lr}.")
     if not 0.0 <= o.muon_momentum < 1.0:
         errs.append(f"muon momentum must be in [0, 1), got {o.muon_momentum}.")
-    if o.muon_ns_steps < 1:
-        errs.append(f"muon ns steps must be at least 1, got {o.muon_ns_steps}.")
+    if not 1 <= o.muon_ns_steps <= 100:
+        errs.append(f"muon ns steps must be in [1, 100], got {o.muon_ns_steps}.")
     if o.muon_lr * o.weight_decay >= 1.0:
         errs.append(f"muon lr * weight decay must be below 1, got {o.muon_lr * o.weight_decay}.")
     return errs

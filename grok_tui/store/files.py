@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,45 @@ def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def overwrite_in_place(path: Path, text: str) -> bool:
+    """Write text over an existing file's bytes (no new file: works on a full disk while it fits the
+    blocks the file has); False when that cannot be done."""
+    data = text.encode()
+    try:
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate(len(data))
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError:
+        return False
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of an interrupted atomic write (.<name>.<random>.tmp) or of safetensors (*.tmp*)."""
+    return (name.startswith(".") and name.endswith(".tmp")) or ".safetensors.tmp" in name
+
+
+def remove_temp_files(run_dir: Path) -> list[str]:
+    """Remove the temp files interrupted writes left in a run directory and its checkpoints/ (call it
+    only from the one process about to write there); returns their names."""
+    gone = []
+    for d in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        try:
+            entries = list(d.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if is_temp_file(p.name) and p.is_file() and not p.is_symlink():
+                try:
+                    p.unlink()
+                    gone.append(p.name)
+                except OSError:
+                    pass
+    return gone
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -73,15 +113,25 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 class JsonlTail:
-    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later)."""
+    """Reads the rows appended to a .jsonl file since the last call (keeps a torn line for later).
+
+    A file replaced (a resume rewrites it without the rows past its checkpoint) or cut shorter is read
+    again from its start; `restarted` says so after that read."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.offset = 0
+        self.inode: int | None = None
+        self.restarted = False
 
     def read(self) -> list[dict]:
+        self.restarted = False
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if (self.inode is not None and st.st_ino != self.inode) or st.st_size < self.offset:
+                    self.offset, self.restarted = 0, True
+                self.inode = st.st_ino
                 f.seek(self.offset)
                 data = f.read()
         except OSError:
@@ -89,6 +139,32 @@ class JsonlTail:
         rows, used = parse_jsonl(data)
         self.offset += used
         return rows
+
+
+def rewrite_jsonl(path: Path, keep: Callable[[dict], bool]) -> int:
+    """Keep the complete lines of a .jsonl file whose object `keep`s (byte for byte), dropping a torn
+    last line, lines that do not parse and the rest; returns how many lines were dropped. The file is
+    replaced atomically, and only when something changes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    end = data.rfind(b"\n") + 1
+    kept, dropped = [], 0
+    for line in data[:end].splitlines(keepends=True):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and keep(obj):
+            kept.append(line)
+        else:
+            dropped += 1
+    if not dropped and end == len(data):
+        return 0
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"".join(kept)))
+    return dropped + (end != len(data))
 
 
 # --- checkpoint files --------------------------------------------------------------------------
@@ -105,7 +181,8 @@ def ckpt_step(path: Path) -> int | None:
     """The step in a checkpoint file's name (step-00001234.safetensors, .json, .state.json), or None."""
     stem = Path(path).name.split(".", 1)[0]
     digits = stem[len(CKPT_PREFIX):]
-    return int(digits) if stem.startswith(CKPT_PREFIX) and digits.isdigit() else None
+    ok = stem.startswith(CKPT_PREFIX) and digits.isascii() and digits.isdigit()
+    return int(digits) if ok else None
 
 
 def checkpoints(directory: Path) -> list[tuple[int, Path]]:
@@ -127,3 +204,39 @@ def latest_state(directory: Path) -> tuple[int, Path] | None:
 def read_sidecar(path: Path) -> dict[str, Any]:
     """The JSON sidecar of a checkpoint (step, tags, metrics, arch); {} when it is missing or torn."""
     return read_json(Path(path).with_suffix(".json"))
+
+
+class ProgressFile:
+    """A job's progress as JSON lines, for whoever follows it through the file (the app and its child).
+
+    `progress(stage, done, total)` appends {"stage", "done", "total", "elapsed_s", "eta_s"} at most
+    `per_s` times a second (and always at a stage's end); the ETA is the stage's mean pace so far.
+    `end(status, **fields)` appends the last line: {"status": finished | failed | cancelled, ...}.
+    """
+
+    def __init__(self, path: Path, per_s: float = 4.0):
+        self.path = Path(path)
+        self.every = 1.0 / per_s
+        self._stage: tuple[str, float] | None = None  # the stage and when it began
+        self._last = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def _append(self, obj: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(obj) + "\n")
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._stage is None or self._stage[0] != stage:
+            self._stage, self._last = (stage, now), 0.0
+        if now - self._last < self.every and done < total:
+            return
+        self._last = now
+        elapsed = now - self._stage[1]
+        eta = elapsed / done * (total - done) if done > 0 else None
+        self._append({"stage": stage, "done": done, "total": total, "elapsed_s": round(elapsed, 2),
+                      "eta_s": None if eta is None else round(eta, 1)})
+
+    def end(self, status: str, **fields: object) -> None:
+        self._append({"status": status, **fields})

@@ -7,8 +7,10 @@ complete line readable; a torn last line is ignored by the readers.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -20,8 +22,9 @@ from typing import Any
 from grok_tui.errors import CheckpointError, ConfigError, GrokError
 from grok_tui.spec.config import Config, load_toml
 from grok_tui.spec.ops import get_op
-from grok_tui.store import files
+from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
+from grok_tui.store.names import check_name, name_error
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 MILESTONES = ("memorized", "grokked")
@@ -31,10 +34,8 @@ MILESTONES = ("memorized", "grokked")
 
 def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool]) -> str:
     """`name` when given (checked), else `<date>-<time>-<stem>`, then `-2`, `-3`, ... while `taken(id)`."""
-    if name:
-        if "/" in name or name.startswith(".") or "@" in name:
-            raise ConfigError(f"{kind} name '{name}' may not contain '/' or '@' or start with '.'.")
-        return name
+    if name is not None:
+        return check_name(kind, name)
     stem = f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
     new, n = stem, 1
     while taken(new):
@@ -49,26 +50,64 @@ def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
     return new_id("run", stem, name, lambda run_id: (Path(root) / run_id).exists())
 
 
-class RunWriter:
-    """Appends rows and events, writes checkpoints and the summary of one run directory."""
+class RunExists(ConfigError):
+    """A new run's directory exists already."""
 
-    def __init__(self, path: Path, cfg: Config, resume: bool = False):
+
+def _step_at_most(step: int) -> Callable[[dict], bool]:
+    def keep(obj: dict) -> bool:
+        s = obj.get("step")
+        return not isinstance(s, int) or s <= step
+    return keep
+
+
+class RunWriter:
+    """Appends rows and events, writes checkpoints and the summary of one run directory.
+
+    It holds the run's lock (store/control.py) from its creation to close(): a second writer of the same
+    run, in this process or another, is refused with one sentence. On a resume from step `resume_step`
+    the rows and events past that step are dropped (the run writes them again) and a torn last line is
+    repaired before anything is appended.
+    """
+
+    def __init__(self, path: Path, cfg: Config, resume: bool = False, resume_step: int | None = None):
         self.path = Path(path)
         self.ckpt_dir = self.path / "checkpoints"
+        self.lock = control.RunLock(self.path)
+        created = False
         try:
             if not resume:
-                self.path.mkdir(parents=True, exist_ok=False)
+                created = _make_run_dir(self.path)
+            self.lock.acquire()
+            if not resume and (self.path / "config.toml").exists():
+                raise FileExistsError(self.path)  # another writer claimed the empty directory first
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             if not resume:
                 files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
+            else:
+                keep = _step_at_most(resume_step) if resume_step is not None else (lambda obj: True)
+                for name in ("metrics.jsonl", "events.jsonl"):
+                    files.rewrite_jsonl(self.path / name, keep)
+            files.remove_temp_files(self.path)
+            self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+            self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
         except FileExistsError:
-            raise ConfigError(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+            self.lock.release()
+            raise RunExists(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
+        except control.RunLocked:
+            raise
         except OSError as e:
-            raise ConfigError(f"cannot create the run directory {self.path}: {e.strerror or e}.") from None
-        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-        self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
+            self.lock.release()
+            if created:  # what this writer made and nothing else: the name stays free
+                shutil.rmtree(self.path, ignore_errors=True)
+            why = f"cannot {'open' if resume else 'create'} the run directory {self.path}: {e.strerror or e}."
+            if e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+                raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
+            raise ConfigError(why) from None
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
-        self.summary.update({"pid": os.getpid(), "host": socket.gethostname()})
+        for stale in ("error", "finished_at"):
+            self.summary.pop(stale, None)
+        self.summary.update({**control.identity(), "host": socket.gethostname()})
         self._last_summary = 0.0
 
     @property
@@ -91,7 +130,14 @@ class RunWriter:
         if force or now - self._last_summary > 1.0:
             self._last_summary = now
             self.summary["updated_at"] = time.time()
-            files.atomic_write_text(self.path / "summary.json", json.dumps(self.summary, indent=1))
+            text = json.dumps(self.summary, indent=1)
+            try:
+                files.atomic_write_text(self.path / "summary.json", text)
+            except OSError as e:
+                # A full disk has no room for the temp file; the old summary's own blocks still
+                # hold the new one (a few hundred bytes), so a final status is not lost.
+                if e.errno != errno.ENOSPC or not files.overwrite_in_place(self.path / "summary.json", text):
+                    raise
 
     def close(self) -> None:
         for f in (self._metrics, self._events):
@@ -99,6 +145,44 @@ class RunWriter:
                 f.close()
             except OSError:
                 pass
+        self.lock.release()
+
+
+def create_writer(root: Path, cfg: Config, name: str | None = None, attempts: int = 1000) -> RunWriter:
+    """The writer of a new run: `name`, or the first free generated id. Creating the directory is the
+    claim, so runs started in the same second by several processes get distinct ids."""
+    for _ in range(1 if name else attempts):
+        try:
+            return RunWriter(Path(root) / new_run_id(root, cfg, name), cfg)
+        except (RunExists, control.RunLocked):  # another start took this id a moment ago
+            if name:
+                raise
+    raise ConfigError(f"no free run id under {root} after {attempts} tries; give --name.")
+
+
+def check_runs_dir(root: Path) -> None:
+    """Make sure the runs directory exists and can be written (ConfigError, exit 2, when not)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the runs directory {root} is not a directory.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the runs directory {root}: {e.strerror or e}.") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"the runs directory {root} is not writable.")
+
+
+def _make_run_dir(path: Path) -> bool:
+    """Create a new run directory (True), or take over an empty one left by a start that failed (False;
+    the caller's lock decides between two takers)."""
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+        return True
+    except FileExistsError:
+        if not path.is_dir() or any(p.name != control.LOCK_NAME for p in path.iterdir()):
+            raise
+        return False
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -122,18 +206,6 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def _pid_alive(pid: int) -> bool:
-    if not isinstance(pid, int) or not 0 < pid < 2**31:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class RunInfo:
     id: str
@@ -143,12 +215,17 @@ class RunInfo:
 
     @property
     def status(self) -> str:
+        """The summary's status; a run that says running (or paused) with no process writing it (its
+        lock free, or its pid gone or reused by another process) is "interrupted"."""
         s = self.summary.get("status", "unknown")
-        if s == "running" and self.summary.get("host") == socket.gethostname():
-            pid = self.summary.get("pid")
-            if isinstance(pid, int) and not _pid_alive(pid):
+        if s in ("running", "paused") and self.summary.get("host") in (None, socket.gethostname()):
+            if not control.runner_alive(self.path, self.summary):
                 return "interrupted"
         return s
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("running", "paused")
 
     def metrics(self) -> list[dict]:
         return dedupe_steps(read_jsonl(self.path / "metrics.jsonl"))
@@ -180,6 +257,9 @@ class RunInfo:
 
 
 def open_run(root: Path, run_id: str) -> RunInfo:
+    bad = name_error("run", run_id)
+    if bad:
+        raise ConfigError(f"no run '{run_id}' in {root}: {bad}")
     path = Path(root) / run_id
     if not (path / "config.toml").is_file() and not (path / "summary.json").is_file():
         raise ConfigError(f"no run '{run_id}' in {root}.")
@@ -197,7 +277,7 @@ def list_runs(root: Path) -> list[RunInfo]:
         return []
     runs = []
     for d in sorted(root.iterdir()):
-        if d.is_dir() and not d.name.startswith(".") and (d / "config.toml").is_file():
+        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
             runs.append(open_run(root, d.name))
     return runs
 
@@ -236,6 +316,6 @@ def resolve_checkpoint(ref: str, root: Path) -> Path:
 def run_of_checkpoint(path: Path) -> RunInfo | None:
     """The run a checkpoint file lives in, if it lives in a run directory."""
     run_dir = Path(path).resolve().parent.parent
-    if (run_dir / "config.toml").is_file():
+    if (run_dir / "config.toml").is_file() and name_error("run", run_dir.name) is None:
         return open_run(run_dir.parent, run_dir.name)
     return None

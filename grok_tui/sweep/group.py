@@ -53,24 +53,58 @@ class _GroupHooks(Hooks):
             cb.on_progress(self.index, step)
 
 
+# Where pause/resume/stop of a member go when the process training it is not the one that handles the
+# sweep's signals (a local worker process: its parent does, and forwards them to every worker).
+CONTROLLER: dict = {}
+
+
 def _writer(runs_dir: Path, m: Member, sweep_id: str, ensemble: int) -> RunWriter:
+    """A member's writer: it holds the member's lock, so a `grok-tui run --name` or `--resume` of a
+    member while the sweep trains it is refused."""
     w = RunWriter(Path(runs_dir) / m.run_id, m.cfg)
-    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble})
+    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble, **CONTROLLER})
     return w
+
+
+def _taken(runs_dir: Path, m: Member) -> bool:
+    """A member's run directory made by someone else since the plan was made (an empty one is free)."""
+    path = Path(runs_dir) / m.run_id
+    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+
+
+def _skip(members: list[Member], runs_dir: Path, hooks: _GroupHooks, out: dict[str, dict]) -> list[Member]:
+    """The members whose run directory is still free; each other one is skipped with a sentence."""
+    keep = []
+    for m in members:
+        if not _taken(runs_dir, m):
+            keep.append(m)
+            continue
+        error = (f"run directory {Path(runs_dir) / m.run_id} was made by someone else after the sweep was "
+                 "planned; this member is skipped and that directory left as it is.")
+        summary = {"status": "skipped", "error": error, "steps_run": 0}
+        hooks.on_event(m.run_id, {"event": "skipped", "step": 0, "error": error})
+        hooks.on_member_end(m.run_id, summary)
+        out[m.run_id] = summary
+    return keep
 
 
 def run_ensemble(members: list[Member], runs_dir: Path, sweep_id: str, callbacks=(), control: Control | None = None,
                  index: int = 0) -> dict[str, dict]:
     """Train members as one ensemble, each writing its run directory; returns summaries by run id."""
-    ens = Ensemble([m.cfg for m in members], resolve_device(members[0].cfg.train.device))
     hooks = _GroupHooks(callbacks, index)
+    out: dict[str, dict] = {}
+    members = _skip(members, runs_dir, hooks, out)
+    if not members:
+        return out
+    ens = Ensemble([m.cfg for m in members], resolve_device(members[0].cfg.train.device))
     recorders: list[Recorder] = []
     try:
         for k, m in enumerate(members):
             info = {"n_train": ens.n_train[k], "n_val": ens.n_val[k], "params": ens.n_params,
                     "sweep_member": m.index, "ensemble": ens.K}
             recorders.append(Recorder(_writer(runs_dir, m, sweep_id, len(members)), m.cfg, [hooks], info))
-        return run_loop(ens, recorders, members[0].cfg.train, control, [hooks])
+        out.update(run_loop(ens, recorders, members[0].cfg.train, control, [hooks]))
+        return out
     finally:
         for r in recorders:
             r.writer.close()
@@ -85,6 +119,8 @@ def run_sequential(members: list[Member], runs_dir: Path, sweep_id: str, callbac
     for m in members:
         if control.stop.is_set():
             break
+        if not _skip([m], runs_dir, hooks, out):
+            continue
         trainer = build_trainer(m.cfg)
         w = _writer(runs_dir, m, sweep_id, 1)
         info = {"n_train": trainer.split.n_train, "n_val": trainer.split.n_val,

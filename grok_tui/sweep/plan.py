@@ -173,7 +173,7 @@ def group_key(cfg: Config, device: str) -> tuple:
 
     t = cfg.train
     return (model.arch_from_config(cfg), get_op(cfg.data.op).b_nonzero, vecoptim.family(cfg), t.steps,
-            t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.sgn_every, device)
+            t.batch_size, t.eval_every, t.checkpoint_every, t.loss, t.precision, t.sgn_every, device)
 
 
 def resolve_device(cfg: Config) -> str:

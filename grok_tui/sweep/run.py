@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from grok_tui.errors import ConfigError
+from grok_tui.store.runs import check_runs_dir
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep.group import SweepCallback, run_group  # noqa: F401  (SweepCallback: the hooks' shape)
 from grok_tui.sweep.plan import Plan
@@ -25,6 +26,7 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", callbacks=(
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend must be local or ray, got '{backend}'.")
     runs_dir = Path(runs_dir)
+    check_runs_dir(runs_dir)
     control = control or Control()
     for cb in callbacks:
         cb.on_start(p.describe())

@@ -11,6 +11,7 @@ process. Stop and pause are shared events that every worker's training loop read
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -42,8 +43,15 @@ class _QueueCallback:
 def _init(threads: int, q, stop, pause) -> None:
     import torch
 
+    from grok_tui.store.control import proc_start_time
+    from grok_tui.sweep import group
+
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets `stop`
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal never stops a run
+    ppid = os.getppid()  # the sweep process: its signal handlers pause, resume and stop every worker
+    group.CONTROLLER.update(control_pid=ppid, control_pid_start=proc_start_time(ppid))
     _WORKER.update(q=q, control=Control(stop=stop, pause=pause))
 
 

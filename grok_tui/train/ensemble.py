@@ -32,6 +32,7 @@ from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.train import data, losses, metrics, model
+from grok_tui.train.device import autocast
 from grok_tui.train.loop import save_member
 from grok_tui.train.order import DataOrder
 from grok_tui.train.vecoptim import VecOptimizer
@@ -94,8 +95,9 @@ class Ensemble:
         for c in cfgs[1:]:
             if model.arch_from_config(c) != self.arch:
                 raise ConfigError("ensemble members must share the architecture (p, tokens and the model).")
-            if (c.train.steps, c.train.batch_size, c.train.loss) != (t0.steps, t0.batch_size, t0.loss):
-                raise ConfigError("ensemble members must share steps, batch size and loss.")
+            if (c.train.steps, c.train.batch_size, c.train.loss, c.train.precision) != \
+                    (t0.steps, t0.batch_size, t0.loss, t0.precision):
+                raise ConfigError("ensemble members must share steps, batch size, loss and precision.")
         ops = [data.get_op(c.data.op) for c in cfgs]
         if len({op.b_nonzero for op in ops}) != 1:
             raise ConfigError("ensemble members must share the table shape (x/y excludes b = 0).")
@@ -230,10 +232,11 @@ class Ensemble:
         idx, weights = self._batch(self.step), self.row_weights
         x = self.table_x[idx]  # (K, W, seq)
         y = torch.gather(self.table_y, 1, idx)  # (K, W)
-        logits = self.forward(x)
-        K, W, C = logits.shape
-        ce = self.loss_fn(logits.reshape(K * W, C), y.reshape(-1), reduction="none").view(K, W)
-        loss = ce.mean(1) if weights is None else (ce * weights).sum(1)
+        with autocast(self.cfgs[0].train.precision, self.device):
+            logits = self.forward(x)
+            K, W, C = logits.shape
+            ce = self.loss_fn(logits.reshape(K * W, C), y.reshape(-1), reduction="none").view(K, W)
+        loss = ce.mean(1) if weights is None else (ce.float() * weights).sum(1)
         (grad,) = torch.autograd.grad(loss.sum(), self.flat)
         out = self._norms("grad_norm", grad) if want_grads else {}
         self.opt.step(self.flat.data, grad, self.lr_table[self.step].view(-1, 1), self.lr_host[self.step])

@@ -25,6 +25,7 @@ import torch
 from grok_tui.spec.config import Config, TrainConfig
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint
+from grok_tui.train.device import gpu_status
 
 MILESTONES = (("memorized", "train_acc", "memorized_threshold"), ("grokked", "val_acc", "grokked_threshold"))
 
@@ -84,18 +85,29 @@ class Recorder:
     def active(self) -> bool:
         return self.status == "running"
 
+    def call(self, hook: str, *args: Any) -> None:
+        """Call a hook of every front end. A front end whose output fails (a closed pipe, a terminal
+        gone) is dropped: it must never pass for a run-directory failure, nor end the run."""
+        for h in list(self.hooks):
+            try:
+                getattr(h, hook)(self.run_id, *args)
+            except OSError as e:
+                self.hooks.remove(h)
+                if self.writer is not None:
+                    self.writer.event({"event": "warning", "step": self.step, "time": time.time(),
+                                       "message": f"console output stopped ({e.strerror or e}); training goes on."})
+
     def emit(self, event: dict) -> None:
         event = {"event": event.pop("event"), "step": self.step, **event, "time": time.time()}
         if self.writer is not None:
             self.writer.event(event)
-        for h in self.hooks:
-            h.on_event(self.run_id, event)
+        self.call("on_event", event)
 
-    def summary(self, force: bool = True, **extra: Any) -> dict:
+    def summary(self, force: bool = True, write: bool = True, **extra: Any) -> dict:
         s = {"status": self.status, "steps_run": self.step, "total_steps": self.cfg.train.steps,
              "memorized_step": self.milestones.get("memorized"), "grokked_step": self.milestones.get("grokked"),
              "best_val_acc": self.best_val_acc, **extra}
-        if self.writer is not None:
+        if self.writer is not None and write:
             self.writer.write_summary(force=force, **s)
         return s
 
@@ -105,8 +117,7 @@ class Recorder:
         self.last = row
         if self.writer is not None:
             self.writer.metrics(row)
-        for h in self.hooks:
-            h.on_eval(self.run_id, row)
+        self.call("on_eval", row)
         tc, new = self.cfg.train, []
         for name, key, threshold in MILESTONES:
             if name not in self.milestones and row[key] >= getattr(tc, threshold):
@@ -124,20 +135,24 @@ class Recorder:
         self.emit({"event": "checkpoint", "path": str(path), "tags": tags})
 
     def finish(self, status: str, error: str | None = None) -> dict:
-        """The last event and the final summary (what can be written of them on a full disk)."""
+        """The last event and the final summary (what can be written of them on a full disk: the
+        summary is written even when the event cannot be; the hooks get the whole summary)."""
         self.status, self.error = status, error
         try:
             self.emit({"event": status, **({"error": error} if error else {})})
-            s = self.summary(error=error, last=self.last, finished_at=time.time())
         except OSError:
-            s = {"status": status, "error": error}
-        for h in self.hooks:
-            h.on_member_end(self.run_id, s)
+            pass
+        fields = {"error": error, "last": self.last, "finished_at": time.time()}
+        try:
+            s = self.summary(**fields)
+        except OSError:  # nothing more can be written; the summary still goes to the hooks
+            s = self.summary(write=False, **fields)
+        self.call("on_member_end", s)
         return s
 
 
 def _failure(e: BaseException, stepper: Stepper) -> str:
-    if isinstance(e, torch.OutOfMemoryError):
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
         hint = (f"with {stepper.K} members (try --chunk-size or a smaller --batch-size)" if stepper.K > 1
                 else "(try a smaller --batch-size or model)")
         return f"out of memory at step {stepper.step} on {stepper.device} {hint}."
@@ -154,13 +169,15 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
     tc holds what the members share: steps, eval_every, checkpoint_every.
     """
     control = control or Control()
+    hooks = list(hooks)
     start_step = stepper.step
+    gpu = gpu_status(stepper.device)
     for r in recorders:
         r.step = start_step
         info = {"run_id": r.run_id or None, "path": str(r.writer.path) if r.writer else None,
-                "device": str(stepper.device), "steps": tc.steps, "start_step": start_step, **r.info}
-        for h in r.hooks:
-            h.on_member_start(r.run_id, info)
+                "device": str(stepper.device), **({"gpu": gpu["gpu"]} if gpu else {}),
+                "steps": tc.steps, "start_step": start_step, **r.info}
+        r.call("on_member_start", info)
         r.summary(device=str(stepper.device), started_at=time.time())
         r.emit({"event": "started", **info, **({"resumed_from": start_step} if resumed else {})})
 
@@ -194,6 +211,10 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 continue
             rows = stepper.eval_rows(grads, time.perf_counter() - t0)
             last_eval = stepper.step
+            if gpu is not None:  # memory and utilisation beside the loss (counters, no device sync)
+                now = {k: v for k, v in (gpu_status(stepper.device) or {}).items() if k != "gpu"}
+                for row in rows:
+                    row.update(now)
             warnings, stepper.warnings[:] = list(stepper.warnings), []
             for k, r in active():
                 row = rows[k]
@@ -206,8 +227,11 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 if tags or checkpoint_due():
                     r.checkpoint(stepper, k, row, tags)
                 r.summary(force=bool(tags), last=row)
-            for h in hooks:
-                h.on_progress(stepper.step)
+            for h in list(hooks):
+                try:
+                    h.on_progress(stepper.step)
+                except OSError:  # a front end's output went away; training goes on
+                    hooks.remove(h)
         if active() and (stepper.step > start_step or not any(r.last for _, r in active())):
             rows = stepper.eval_rows({}, time.perf_counter() - t0) if last_eval != stepper.step else None
             for k, r in active():
@@ -215,7 +239,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 if final and math.isfinite(final["train_loss"]):
                     r.checkpoint(stepper, k, final, ["final"])
                     r.last = final
-    except (torch.OutOfMemoryError, OSError) as e:
+    except (torch.OutOfMemoryError, MemoryError, OSError) as e:
         status, error = "failed", _failure(e, stepper)
     except KeyboardInterrupt:
         status = "stopped"
@@ -227,10 +251,12 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
 def _wait_paused(control: Control, recorders: list[Recorder]) -> None:
     for r in recorders:
         r.emit({"event": "paused"})
+        r.summary(status="paused")
     while control.pause.is_set() and not control.stop.is_set():
         time.sleep(0.05)
     for r in recorders:
         r.emit({"event": "resumed"})
+        r.summary()
 
 
 def save_member(directory: Path, step: int, model: torch.nn.Module, arch, opt, order_state: tuple[dict, dict],

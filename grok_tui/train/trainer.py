@@ -17,6 +17,7 @@ from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint, data, losses, metrics, model
+from grok_tui.train.device import apply_precision, autocast, compile_mode, resolve_device
 from grok_tui.train.loop import Control, Hooks, Recorder, run_loop, save_member
 from grok_tui.train.order import DataOrder
 
@@ -49,12 +50,6 @@ class _SingleRun(Hooks):
         self.cb.on_end(summary)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class Trainer:
     """One run: model, optimizer, data and the position in the data order (a loop.Stepper with K = 1)."""
 
@@ -76,7 +71,8 @@ class Trainer:
         self.best_val_acc = 0.0
         self.wall_offset = 0.0
         self.warnings: list[str] = []  # for the run's event stream
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.forward = torch.compile(self.model, mode=compile_mode(self.device)) if cfg.train.compile else self.model
+        self.precision = cfg.train.precision
         self.loss_fn = losses.get(cfg.train.loss)
         # Schedule-free optimizers step at y (train mode) and are evaluated and saved at x (eval mode).
         self.two_modes = callable(getattr(self.opt, "eval", None))
@@ -97,15 +93,16 @@ class Trainer:
         if self.two_modes:
             self.opt.train()  # a no-op unless the last call was eval()
         x, y = self._next_batch()
-        try:
-            logits = self.forward(x)
-        except Exception as e:  # a failed torch.compile: go on eagerly, say so once
-            if self.forward is self.model:
-                raise
-            self.forward = self.model
-            self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
-            logits = self.model(x)
-        loss = self.loss_fn(logits, y)
+        with autocast(self.precision, self.device):
+            try:
+                logits = self.forward(x)
+            except Exception as e:  # a failed torch.compile: go on eagerly, say so once
+                if self.forward is self.model:
+                    raise
+                self.forward = self.model
+                self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
+                logits = self.model(x)
+            loss = self.loss_fn(logits, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         out = metrics.grad_norms(self.model) if want_grads else {}
@@ -164,7 +161,8 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
         torch.set_num_threads(cfg.train.threads)
     try:
         trainer = Trainer(cfg)
-    except torch.OutOfMemoryError:
+        apply_precision(cfg.train.precision, trainer.device)
+    except (torch.OutOfMemoryError, MemoryError):
         raise TrainingError("out of memory building the model and data (try a smaller model).") from None
     except RuntimeError as e:
         if "allocate" not in str(e):

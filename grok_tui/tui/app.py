@@ -1,11 +1,14 @@
-"""The Textual app: modes (train, runs; connect when it exists), the child run, exports.
+"""The Textual app: modes (train, runs, connect), the runs it follows, exports.
 
-`make_app(runs_dir)` is the factory the CLI and the tests use. The app owns the long-lived work: the
-training child (a process, followed by a thread worker) and exports (thread workers).
+`make_app(runs_dir)` is the factory the CLI and the tests use. The app owns the long-lived work: one
+follower thread that tails the run directory of every run it follows (shared/STYLE.md §4: its own,
+one from before a restart, one started in another terminal or by a sweep) and posts typed messages,
+the launch of detached runs, and exports (thread workers). Quitting never stops a run unless asked.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,13 +22,16 @@ from textual.worker import Worker, WorkerState
 from grok_tui.figures.export import ExportError, save_figure, write_csv
 from grok_tui.spec.config import Config
 from grok_tui.store import runs as store
-from grok_tui.tui.live import ChildRun
-from grok_tui.tui.messages import ChildEnded, ChildEvent, ExportDone
+from grok_tui.tui.live import Launch, LiveRun, try_control
+from grok_tui.tui.messages import ActiveRuns, ExportDone, RowsAppended, RunEnded, RunEvent, RunStateChanged
 from grok_tui.tui.screens.connect import ConnectScreen
-from grok_tui.tui.screens.dialogs import ConfirmScreen, ExportScreen
+from grok_tui.tui.screens.dialogs import ExportScreen, QuitScreen
 from grok_tui.tui.screens.runs import RunsScreen
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
+
+FOLLOW_S = 0.25  # the follower's poll interval (slower while the UI's message queue is long)
+NOTIFY_EVENTS = ("memorized", "grokked")
 
 
 class GrokApp(App):
@@ -44,11 +50,18 @@ class GrokApp(App):
         Binding("question_mark", "help", "Keys", show=False),  # the views' hint lines say "? keys"
     ]
 
-    def __init__(self, runs_dir: Path, python: str | None = None):
+    child_threads = 0  # --threads of the connectivity and landscape children (0: one per core)
+
+    def __init__(self, runs_dir: Path, python: str | None = None, attach_on_start: bool = True):
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.python = python
-        self.child: ChildRun | None = None
+        self.live: LiveRun | None = None  # the run the Train view shows
+        self.followed: dict[str, LiveRun] = {}  # every run the follower reads (launched or attached)
+        self.active_ids: list[str] = []  # runs training under runs_dir at the last scan
+        self.attach_on_start = attach_on_start
+        self._stop_following = threading.Event()
+        self._follower: threading.Thread | None = None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "switch_mode":
@@ -67,53 +80,119 @@ class GrokApp(App):
             yield SystemCommand(f"View: {mode}", f"switch to the {mode} view", lambda m=mode: self.switch_mode(m))
         if isinstance(screen, TrainScreen):
             yield SystemCommand("Run: start", "start a run with the form's settings (s)", screen.action_start)
+            yield SystemCommand("Run: attach", "follow a run that is training (a)", screen.action_attach)
             yield SystemCommand("Run: pause / resume", "pause or resume the run (p)", screen.action_pause_resume)
             yield SystemCommand("Run: stop", "stop the run with a final checkpoint (x)", screen.action_stop)
         if isinstance(screen, RunsScreen):
             yield SystemCommand("Runs: next metric", "overlay the next metric (m)", lambda: screen.action_metric(1))
             yield SystemCommand("Runs: open details", "details of the run under the cursor (o)", screen.action_details)
+            yield SystemCommand("Runs: follow in Train", "show the run under the cursor live (a)", screen.action_attach)
             yield SystemCommand("Runs: export", "export the overlay chart (e)", screen.action_export)
             yield SystemCommand("Runs: filter", "filter the runs with a query (/)", screen.action_filter)
             yield SystemCommand("Runs: phase diagram", "steps to grok over a sweep's two fields (P)", screen.action_phase)
 
-    # -- the training child -------------------------------------------------------------------
-    def start_child(self, cfg: Config) -> ChildRun:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+    def on_mount(self) -> None:
+        self._follower = threading.Thread(target=self._follow_loop, name="grok-tui run follower", daemon=True)
+        self._follower.start()
+        self.scan_active(attach=self.attach_on_start)
+
+    def on_unmount(self) -> None:
+        self._stop_following.set()  # the runs go on: they live on their own
+        if self._follower is not None:
+            self._follower.join(2)
+
+    # -- following runs through their directories --------------------------------------------------
+    def _follow_loop(self) -> None:
+        """The follower thread: every run's new rows and state, as messages (toolong's watcher)."""
+        while not self._stop_following.is_set():
+            for run in list(self.followed.values()):
+                first, was_active = not getattr(run, "_seen", False), run.active
+                try:
+                    rows, changed, events = run.update()
+                except Exception as e:  # noqa: BLE001 - a run directory must never take the follower down
+                    run.state, run.error = "failed", f"cannot read the run directory: {e}."
+                    rows, changed, events = 0, True, []
+                run._seen = True
+                if rows:
+                    self.post_message(RowsAppended(run.run_id, rows))
+                if not first:
+                    for e in events:
+                        if e.get("event") in NOTIFY_EVENTS:
+                            self.post_message(RunEvent(run.run_id, e))
+                if changed:
+                    self.post_message(RunStateChanged(run.run_id, run.state, run.error))
+                    if was_active and not run.active and not first:
+                        self.post_message(RunEnded(run.run_id, run.state, run.error))
+            busy = self._message_queue.qsize() if hasattr(self, "_message_queue") else 0
+            self._stop_following.wait(FOLLOW_S * (4 if busy > 50 else 1))
+
+    def attach(self, run_id: str) -> LiveRun:
+        """Show run `run_id` in the Train view (following it from now on)."""
+        run = self.followed.get(run_id)
+        if run is None:
+            run = self.followed[run_id] = LiveRun(self.runs_dir / run_id)
+        self.live = run
+        return run
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan-active", description="scan active runs")
+    def scan_active(self, attach: bool = False) -> None:
+        runs = [r for r in store.list_runs(self.runs_dir) if r.active]
+        runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
+        self.post_message(ActiveRuns([r.id for r in runs]))
+        if attach and runs:
+            self.call_from_thread(self._attach_first, [r.id for r in runs])
+
+    def _attach_first(self, ids: list[str]) -> None:
+        if self.live is None or not self.live.active:
+            self.attach(ids[0])
+            more = f" ({len(ids) - 1} more training: a to attach)" if len(ids) > 1 else ""
+            self.notify(f"following {ids[0]}, training{more}", timeout=5, markup=False)
+
+    @on(ActiveRuns)
+    def _active_runs(self, msg: ActiveRuns) -> None:
+        self.active_ids = msg.run_ids
+
+    def start_run(self, cfg: Config) -> LiveRun:
+        """Start a detached run of cfg and show it. The files are written and the process started in a
+        thread; a runs directory that cannot be written ends the run as failed with one sentence."""
         run_id = store.new_run_id(self.runs_dir, cfg)
-        child = ChildRun(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
-        self.child = child
-        self._follow_child(child)
-        return child
+        # the config as the form gave it, threads included: the child is `grok-tui run --config` of exactly
+        # this (threads 0 means one per core there too; OpenMP's threads wait passively, cli/main.py)
+        launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
+        run = LiveRun(self.runs_dir / run_id, launch)
+        self.followed[run_id] = run
+        self.live = run
+        self._launch(run)
+        return run
 
-    @work(thread=True, exit_on_error=False, group="child", description="training child")
-    def _follow_child(self, child: ChildRun) -> None:
+    @work(thread=True, exit_on_error=False, group="launch", description="start a run")
+    def _launch(self, run: LiveRun) -> None:
         try:
-            child.start()
+            if self.runs_dir.exists() and not self.runs_dir.is_dir():
+                raise NotADirectoryError(20, "it is not a directory")
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            run.launch.start()
         except OSError as e:
-            child.state, child.error, child.returncode = "failed", f"cannot start the runner: {e}.", -1
-            self.post_message(ChildEnded(child.run_id, child.state, -1, child.error))
-            return
+            self.followed.pop(run.run_id, None)
+            run.error = f"cannot write the runs directory {self.runs_dir}: {e.strerror or e}."
+            run.state = "failed"
+            run._seen = True
+            run.launch.returncode = -1
+            self.post_message(RunStateChanged(run.run_id, run.state, run.error))
+            self.post_message(RunEnded(run.run_id, run.state, run.error))
 
-        def on_message(kind: str, msg: dict) -> None:
-            if kind == "event" and msg.get("event") not in ("checkpoint", "started"):
-                self.post_message(ChildEvent(child.run_id, {k: v for k, v in msg.items() if k != "type"}))
-
-        child.follow(on_message)
-        self.post_message(ChildEnded(child.run_id, child.state, child.returncode or 0, child.error))
-
-    @on(ChildEvent)
-    def _child_event(self, msg: ChildEvent) -> None:
+    @on(RunEvent)
+    def _run_event(self, msg: RunEvent) -> None:
         name = msg.event.get("event")
-        if name in store.MILESTONES:
-            self.notify(f"{msg.run_id}: {name} at step {msg.event.get('step')}", title=name, timeout=4)
+        self.notify(f"{msg.run_id}: {name} at step {msg.event.get('step')}", title=name, timeout=4, markup=False)
 
-    @on(ChildEnded)
-    def _child_ended(self, msg: ChildEnded) -> None:
-        if msg.status == "failed":
-            self.notify(msg.error or "training failed.", title=f"{msg.run_id} failed", severity="error",
-                        timeout=10, markup=False)
+    @on(RunEnded)
+    def _run_ended(self, msg: RunEnded) -> None:
+        if msg.status in ("failed", "interrupted"):
+            self.notify(msg.error or f"the run was {msg.status}.", title=f"{msg.run_id} {msg.status}",
+                        severity="error", timeout=10, markup=False)
         else:
-            self.notify(f"{msg.run_id} {msg.status}", timeout=4)
+            self.notify(f"{msg.run_id} {msg.status}", timeout=4, markup=False)
         self.refresh_bindings()
 
     # -- export ---------------------------------------------------------------------------------
@@ -176,27 +255,24 @@ class GrokApp(App):
 
     # -- quitting ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        child = self.child
-        if child is None or not child.active:
+        active = [r for r in self.followed.values() if r.active]
+        if not active:
             self.exit()
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                child.stop()
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
+                for r in active:
+                    why = try_control(r, "stop")
+                    if why:
+                        self.notify(why, severity="warning", markup=False)
+            if choice in ("leave", "stop"):
                 self.exit()
 
-        self.push_screen(ConfirmScreen(f"{child.run_id} is training. Stop it (with a final checkpoint) and quit?"),
-                         answer)
-
-    def on_unmount(self) -> None:
-        child = self.child
-        if child is not None and child.proc is not None and child.proc.poll() is None:
-            child.stop()
-            if not child.wait(15):  # the runner writes its final checkpoint, then exits
-                child.proc.kill()
+        self.push_screen(QuitScreen([r.run_id for r in active]), answer)
 
 
-def make_app(runs_dir: Path, python: str | None = None) -> GrokApp:
-    """The app on a runs directory (the CLI's bare `grok-tui`, the tests and the snapshots use this)."""
-    return GrokApp(runs_dir=runs_dir, python=python)
+def make_app(runs_dir: Path, python: str | None = None, attach_on_start: bool = True) -> GrokApp:
+    """The app on a runs directory (the CLI's bare `grok-tui`, the tests and the snapshots use this).
+    It follows the newest run training there, if any (a run from before a restart shows live)."""
+    return GrokApp(runs_dir=runs_dir, python=python, attach_on_start=attach_on_start)

@@ -1,200 +1,188 @@
-"""A training run in a child process: `python -m grok_tui run --json ...`, followed through its stdout.
+"""Runs the app follows: any run, through its run directory alone, and the runs it launches.
 
-The app never trains in its own process (shared/DESIGN.md). This module only builds the command,
-starts it, signals it (SIGUSR1 pause, SIGUSR2 resume, SIGTERM stop) and parses its JSON lines; the
-app reads them in a thread worker. No textual and no torch here.
+A run the app starts is `python -m grok_tui run --config FILE --name ID --log`, a process of its own
+session whose output goes to a file (``<runs>/.start/ID.log`` until the run directory exists, then
+``<run>/runner.log``), never to a pipe the app holds: closing the terminal, a dropped connection or a
+``kill -9`` of the app leaves it training (shared/DESIGN.md, "A run lives on its own"). The app follows
+it like any other run (``store.follow.RunFollower``) and controls it through ``store.control``.
+No textual and no torch here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from grok_tui.spec.config import Config, field_specs
+from grok_tui.errors import GrokError
+from grok_tui.spec.config import Config, load_toml
+from grok_tui.store import control
+from grok_tui.store.files import atomic_write_text
+from grok_tui.store.follow import ACTIVE, RunFollower
 
-ACTIVE = ("starting", "running", "paused", "stopping")
-
-
-def config_flags(cfg: Config) -> list[str]:
-    """Every field of cfg as a `grok-tui run` flag (`--name=value`, `--flag/--no-flag`)."""
-    flags = []
-    flat = cfg.flat()
-    for name, spec in field_specs().items():
-        value = flat.get(name)
-        flag = name.replace("_", "-")
-        if value is None:
-            continue
-        if spec.type is bool:
-            flags.append(f"--{flag}" if value else f"--no-{flag}")
-        else:
-            flags.append(f"--{flag}={value!r}" if spec.type is float else f"--{flag}={value}")
-    return flags
+START_DIR = ".start"  # <runs>/.start/<id>.toml and .log: a launched run's config and its first output
 
 
-def leave_a_core(cfg: Config) -> Config:
-    """The config with `threads` set to one fewer than the CPU cores when it says 0 (torch's default, one
-    per core): the interface keeps a core, so its redraws never stall the child's threads, which all wait
-    for the slowest at the end of every parallel operation. Saved with the run, so it is reproducible."""
-    if cfg.train.threads:
-        return cfg
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=max(1, cores - 1)))
-
-
-class ChildRun:
-    """One runner process and what it has reported so far (rows, events, state)."""
+class Launch:
+    """A detached runner process started by the app."""
 
     def __init__(self, runs_dir: Path, run_id: str, cfg: Config, python: str = sys.executable):
         self.runs_dir = Path(runs_dir)
         self.run_id = run_id
-        cfg = leave_a_core(cfg)
+        start = self.runs_dir / START_DIR
+        self.config_file = start / f"{run_id}.toml"
+        self.log_file = start / f"{run_id}.log"
+        self.argv = [python, "-m", "grok_tui", "run", "--config", str(self.config_file), "--name", run_id,
+                     "--runs-dir", str(self.runs_dir), "--log"]
         self.cfg = cfg
-        self.argv = [python, "-m", "grok_tui", "run", "--json", "--runs-dir", str(self.runs_dir),
-                     "--name", run_id, *config_flags(cfg)]
-        self.total_steps = cfg.train.steps
-        self.state = "starting"  # starting running paused stopping finished stopped failed
-        self.device = "?"
-        self.rows: list[dict] = []  # appended by the follower thread, read by the UI timer
-        self.events: list[dict] = []
-        self.milestones: dict[str, int] = {}
-        self.error: str | None = None
-        self.returncode: int | None = None
         self.proc: subprocess.Popen | None = None
-        self._stderr = None
-        self.started = time.monotonic()
+        self.returncode: int | None = None
 
-    @property
-    def path(self) -> Path:
-        return self.runs_dir / self.run_id
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE
+    def write_config(self) -> None:
+        atomic_write_text(self.config_file, self.cfg.to_toml())
 
     def start(self) -> None:
-        self._stderr = tempfile.TemporaryFile()
+        """Write the config and start the runner (OSError: the runs directory cannot be written)."""
+        self.write_config()
         env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1")
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True, close_fds=True)
 
-    # -- following --------------------------------------------------------------------------
-    def handle(self, msg: dict[str, Any]) -> str | None:
-        """Apply one JSON line; returns its kind (start, eval, event, end) or None."""
-        kind = msg.get("type")
-        if kind == "start":
-            self.device = str(msg.get("device", "?"))
-            self.total_steps = int(msg.get("steps", self.total_steps))
-            if self.state == "starting":
-                self.state = "running"
-        elif kind == "eval":
-            row = {k: v for k, v in msg.items() if k != "type"}
-            self.rows.append(row)
-        elif kind == "event":
-            ev = {k: v for k, v in msg.items() if k != "type"}
-            self.events.append(ev)
-            name = ev.get("event")
-            if name in ("memorized", "grokked") and isinstance(ev.get("step"), int):
-                self.milestones.setdefault(name, ev["step"])
-            elif name == "paused":
-                self.state = "paused"
-            elif name == "resumed" and self.state == "paused":
-                self.state = "running"
-        return kind if isinstance(kind, str) else None
+    def poll(self) -> int | None:
+        if self.proc is not None and self.returncode is None:
+            self.returncode = self.proc.poll()
+        return self.returncode
 
-    def follow(self, on_message: Callable[[str, dict], None]) -> None:
-        """Read the child's stdout to its end (blocking; run in a thread), then record how it ended."""
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(msg, dict):
-                kind = self.handle(msg)
-                if kind is not None:
-                    on_message(kind, msg)
-        self.returncode = self.proc.wait()
-        self.error = self._error_line()
-        if self.returncode == 0:
-            self.state = "finished"
-        elif self.returncode == 130 or (self.state == "stopping" and self.returncode < 0):
-            self.state = "stopped"
-        else:
-            self.state = "failed"
-            if self.error is None:
-                self.error = f"the training process exited with code {self.returncode}."
-
-    def _error_line(self) -> str | None:
-        if self._stderr is None:
-            return None
+    def error_line(self) -> str | None:
+        """The runner's one-sentence error, if it failed before its run directory existed."""
         try:
-            self._stderr.seek(0)
-            text = self._stderr.read().decode("utf-8", "replace")
-            self._stderr.close()
-        except (OSError, ValueError):
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
             return None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         for ln in reversed(lines):
             if ln.startswith("error:"):
                 return ln[len("error:"):].strip()
-        return lines[-1] if lines and self.returncode not in (0, 130) else None
+        return lines[-1] if lines else None
 
-    # -- control ----------------------------------------------------------------------------
-    def _signal(self, sig: int) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        try:
-            os.kill(self.proc.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
+    def cleanup(self) -> None:
+        for p in (self.config_file, self.log_file):
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
-    def pause(self) -> bool:
-        # Only once the runner has reported "start": its handlers are installed by then.
-        return self.state == "running" and self._signal(signal.SIGUSR1)
 
-    def resume(self) -> bool:
-        return self.state == "paused" and self._signal(signal.SIGUSR2)
+class LiveRun:
+    """One run as the Train view shows it: what its directory says, plus the launch when the app started it.
 
-    def stop(self) -> bool:
-        if self.state not in ("starting", "running", "paused"):
-            return False
-        was = self.state
-        self.state = "stopping"
-        if was == "paused":
-            self._signal(signal.SIGUSR2)
-        return self._signal(signal.SIGTERM)
+    `update()` runs in the app's follower thread; the UI reads the attributes (whole values, replaced
+    rather than mutated)."""
 
-    def wait(self, timeout: float) -> bool:
-        if self.proc is None:
-            return True
-        try:
-            self.proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+    def __init__(self, path: Path, launch: Launch | None = None):
+        self.follower = RunFollower(path)
+        self.launch = launch
+        self.state = "starting"
+        self.error: str | None = None
+        self._stopping = False
+        self._threads: int | None = launch.cfg.train.threads if launch is not None else None
 
-    # -- what the status line shows -----------------------------------------------------------
-    def steps_per_s(self, window: int = 10) -> float | None:
-        rows = self.rows[-window:]
-        if len(rows) < 2:
-            return None
-        ds = rows[-1]["step"] - rows[0]["step"]
-        dt = rows[-1].get("wall_s", 0.0) - rows[0].get("wall_s", 0.0)
-        return ds / dt if dt > 0 else None
+    @property
+    def run_id(self) -> str:
+        return self.follower.run_id
+
+    @property
+    def path(self) -> Path:
+        return self.follower.path
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def rows(self) -> list[dict]:
+        return self.follower.rows
+
+    @property
+    def milestones(self) -> dict[str, int]:
+        return self.follower.milestones
 
     @property
     def last(self) -> dict:
-        return self.rows[-1] if self.rows else {}
+        return self.follower.last
+
+    @property
+    def device(self) -> str:
+        return self.follower.device
+
+    @property
+    def gpu(self) -> str | None:
+        return self.follower.gpu
+
+    @property
+    def threads(self) -> int | None:
+        """The run's `threads` setting as saved in its config.toml (0: one per core), None until known."""
+        return self._threads if self._threads is None or self._threads >= 0 else None
+
+    @property
+    def total_steps(self) -> int | str:
+        t = self.follower.total_steps
+        if t is None and self.launch is not None:
+            return self.launch.cfg.train.steps
+        return t if t is not None else "?"
+
+    @property
+    def returncode(self) -> int | None:
+        return self.launch.returncode if self.launch is not None else None
+
+    def steps_per_s(self) -> float | None:
+        return self.follower.steps_per_s()
+
+    def update(self) -> tuple[int, bool, list[dict]]:
+        """Read what is new; returns (new rows, state changed, new events)."""
+        before = (self.state, self.error)
+        rc = self.launch.poll() if self.launch is not None else None
+        polled = self.follower.poll()
+        f = self.follower
+        if self._threads is None and f.summary:
+            try:
+                self._threads = load_toml(self.path / "config.toml").train.threads
+            except (GrokError, OSError):  # no config, or one this version cannot read: not shown
+                self._threads = -1
+        if f.summary:
+            state = f.status
+            if state in ("running", "paused") and self._stopping:
+                state = "stopping"
+            if state in ("running", "paused", "interrupted") and rc is not None:
+                state = "interrupted" if rc not in (0, 130) else state  # its process is gone
+            self.state, self.error = state, f.error
+            if self.launch is not None and (self.path / "runner.log").exists():
+                self.launch.cleanup()
+        elif rc is not None:  # the runner ended before its run directory existed
+            self.state = "failed"
+            self.error = (self.launch.error_line() if self.launch else None) or f"the runner exited with code {rc}."
+            self.launch.cleanup()
+        return polled.rows, (self.state, self.error) != before, polled.events
+
+    # -- control: signals through the run directory (store/control.py) ---------------------------
+    def pause(self) -> None:
+        control.pause_run(self.path)
+
+    def resume(self) -> None:
+        control.resume_run(self.path)
+
+    def stop(self) -> None:
+        control.stop_run(self.path)
+        self._stopping = True
+        self.state = "stopping"
+
+
+def try_control(run: LiveRun, what: str) -> str | None:
+    """Pause, resume or stop `run`; the sentence saying why not, or None when the signal went."""
+    try:
+        getattr(run, what)()
+    except GrokError as e:
+        return str(e)
+    return None

@@ -64,3 +64,29 @@ def test_ansi_lines_match_rich_from_ansi():
         return [[(ch, seg.style) for seg in line for ch in seg.text] for line in lines]
 
     assert cells(got) == cells(ref)
+
+
+async def test_non_finite_and_huge_values_are_skipped_not_fatal():
+    from textual.app import App
+
+    from grok_tui.figures.export import series
+    from grok_tui.tui.widgets.chart import MetricChart
+
+    rows = [{"step": 10, "val_loss": 1.0}, {"step": 20, "val_loss": 1e308}, {"step": 30, "val_loss": -1e308},
+            {"step": 40, "val_loss": float("inf")}, {"step": 50, "val_loss": float("nan")},
+            {"step": 60, "val_loss": 0.5}, {"step": 10**400, "val_loss": 0.1}]
+    s = series(rows, "val_loss")
+    assert s.x == [10.0, 60.0] and s.y == [1.0, 0.5]
+
+    class One(App):
+        def compose(self):
+            yield MetricChart("loss", "val_loss", logx=True, logy=True, id="c")
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one("#c", MetricChart)
+        for logy in (True, False):
+            chart.logy = logy
+            chart.show([s, series(rows, "val_loss", label="again")])
+            await pilot.pause()
+            assert "loss" in chart.plt.build()

@@ -159,7 +159,7 @@ async def test_train_and_val_in_one_chart_and_a_summary_figure(fixture_runs):
         chart = screen.query_one("#overlay", MetricChart)
         await pilot.press("down", "space")
         await wait_for(pilot, lambda: len(chart.series) == 1, 20, "a series")
-        await pilot.press("a")
+        await pilot.press("v")
         await pilot.pause()
         assert [(s.metric, s.style) for s in chart.series] == [("train_acc", "-"), ("val_acc", "--")]
         assert chart.series[0].label.endswith(" train") and chart.series[1].label.endswith(" val")
@@ -167,7 +167,7 @@ async def test_train_and_val_in_one_chart_and_a_summary_figure(fixture_runs):
         await pilot.press("m", "m", "m", "m")  # weight_norm: no counterpart, a single line
         await pilot.pause()
         assert screen.metric == "weight_norm" and len(chart.series) == 1
-        await pilot.press("a")  # refused, with the reason
+        await pilot.press("v")  # refused, with the reason
         await pilot.pause()
         assert any("has no train/val counterpart" in n.message for n in app._notifications)
         await pilot.press("F")  # the run under the cursor: its summary figure in its figures/

@@ -1,5 +1,6 @@
-"""The connectivity view through Pilot: pick checkpoints, run a curve in the worker, see the panels,
-reopen an earlier result, errors as notifications, the landscape view."""
+"""The connectivity view through Pilot: pick checkpoints, run a curve in a child process, see the panels,
+reopen an earlier result, errors as notifications, cancel, the landscape view. The children run with one
+thread (`child_threads`) on a shared machine."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ async def _click(pilot, selector: str) -> None:
 
 
 async def _open(app, pilot) -> ConnectScreen:
+    app.child_threads = 1
     await pilot.press("c")
     await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), 10, "the connect view")
     screen = app.screen
@@ -75,16 +77,16 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         assert grad.display and len(grad.lines[0].y) == 5
         assert not screen.query_one("#heat-train", LandscapeHeatmap).display
         result = connect.load_result(saved)
-        assert loss.lines[0].y == result["data"]["train_loss"]  # cross-entropy alone by default (w: + L2)
-        assert screen.query_one("#results", Select).value == str(saved)
-        # reopen: draw something else, then pick the saved result again
-        screen.draw([{**result, "data": {**result["data"], "train_loss": [0.0] * 5}}])
+        assert loss.lines[0].y == result["data"]["train_loss"]
         sel = screen.query_one("#results", Select)
+        await wait_for(pilot, lambda: sel.value == str(saved), 10, "the result listed and picked")
+        assert not list((root / "a" / "connect").glob(".jobs/*"))  # the child's progress file and log are gone
+        # reopen: draw something else, then pick the saved result again (read in a worker)
+        screen.draw([{**result, "data": {**result["data"], "train_loss": [0.0] * 5}}])
         sel.clear()
         await pilot.pause()
         sel.value = str(saved)
-        await pilot.pause()
-        assert loss.lines[0].y == result["data"]["train_loss"]
+        await wait_for(pilot, lambda: loss.lines[0].y == result["data"]["train_loss"], 10, "the reopened result")
 
 
 async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_pair, tmp_path):
@@ -111,10 +113,14 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         await pilot.pause()
         await _click(pilot, "#go")
         await wait_for(pilot, lambda: (screen.last_progress or ("",))[0] == "fit", 60, "the fit")
+        status = screen.query_one("#connect-status")
+        await wait_for(pilot, lambda: " left" in str(status.render()), 10, "the fit's ETA")
+        child = screen.jobs[0].proc
         await pilot.press("x")
         await app.workers.wait_for_complete()
         await pilot.pause()
         await wait_for(pilot, lambda: _notified(messages, "cancelled"), 10, "the cancel notice")
+        assert child.returncode == 130  # the child stopped cleanly on the signal, with its sentence
         assert not screen.shown
         assert screen.query_one("#ckpt-a", Select).value == "memorized"
         await _click(pilot, "#land")

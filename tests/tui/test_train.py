@@ -4,16 +4,16 @@ and the error paths (a bad field value; a child that crashes)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from textual.notifications import Notify
 from textual.widgets import Input, Select, Static
 
 from grok_tui.spec import config
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
-from grok_tui.tui.live import ChildRun, config_flags
-from grok_tui.tui.messages import ChildEnded
+from grok_tui.tui.live import Launch, LiveRun
+from grok_tui.tui.messages import RunEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.config_form import ConfigForm, field_for_error
@@ -43,22 +43,13 @@ def test_field_for_error_maps_sentences_to_fields():
     assert field_for_error("unknown operation 'x%y' (known: add, sub).", names) == "op"
 
 
-def test_config_flags_round_trip():
+def test_the_app_starts_a_run_from_a_config_file_it_writes(tmp_path):
     cfg = config.apply_overrides(config.preset("smoke"), {"lr": 1.5e-3, "nesterov": False, "data_seed": 3})
-    flags = config_flags(cfg)
-    assert "--lr=0.0015" in flags and "--no-nesterov" in flags and "--data-seed=3" in flags
-    child = ChildRun(Path("runs"), "x", cfg)
-    assert child.argv[1:9] == ["-m", "grok_tui", "run", "--json", "--runs-dir", "runs", "--name", "x"]
-    # the flags rebuild the same config through the CLI's own parsing path
-    values = {}
-    for f in flags:
-        key, _, val = f[2:].partition("=")
-        if not val:
-            values[key[3:] if key.startswith("no-") else key] = not key.startswith("no-")
-            continue
-        spec = config.field_specs()[key.replace("-", "_")]
-        values[key] = spec.type(val) if spec.type is not str else val
-    assert config.apply_overrides(config.Config(), values).flat() == cfg.flat()
+    launch = Launch(tmp_path / "runs", "x", cfg)
+    assert launch.argv[1:] == ["-m", "grok_tui", "run", "--config", str(launch.config_file), "--name", "x",
+                               "--runs-dir", str(tmp_path / "runs"), "--log"]
+    launch.write_config()
+    assert config.load_toml(launch.config_file) == cfg  # every field, through the CLI's own loading path
 
 
 async def test_bad_values_are_flagged_at_the_field(tmp_path):
@@ -73,7 +64,7 @@ async def test_bad_values_are_flagged_at_the_field(tmp_path):
         err_p = app.screen.query_one("#err-p", Static)
         assert err_p.display and "p must be a whole number" in str(err_p.render())
         assert app.screen.query_one("#f-p", Input).has_class("-invalid")
-        assert app.child is None  # nothing started
+        assert app.live is None  # nothing started
         # fix p; the model problem is found by the engine's validation and shown at heads
         await set_field(pilot, "p", "1")
         app.screen.query_one("#chart-acc").focus()
@@ -82,7 +73,7 @@ async def test_bad_values_are_flagged_at_the_field(tmp_path):
         assert "p must be at least 2" in str(app.screen.query_one("#err-p", Static).render())
         err_heads = app.screen.query_one("#err-heads", Static)
         assert err_heads.display and "must divide d_model" in str(err_heads.render())
-        assert app.child is None
+        assert app.live is None
         assert not (tmp_path / "runs").exists()  # nothing was written: not even the runs directory
 
 
@@ -117,8 +108,8 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         await set_field(pilot, "threads", "1")  # the child: one thread on a shared machine
         screen.query_one("#chart-acc").focus()
         await pilot.press("s")
-        child = app.child
-        assert child is not None and "--threads=1" in child.argv
+        child = app.live
+        assert child is not None and child.launch.cfg.train.threads == 1
         await wait_for(pilot, lambda: child.state == "running", 60, "the runner to start")
         acc = screen.query_one("#chart-acc", MetricChart)
         await wait_for(pilot, lambda: acc.points > 0, 60, "points on the accuracy chart")
@@ -174,15 +165,15 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
         await set_field(pilot, "threads", "1")  # the child: one thread on a shared machine
         screen.query_one("#chart-acc").focus()
         await pilot.press("s")
-        child = app.child
-        assert "--threads=1" in child.argv
+        child = app.live
+        assert child.launch.cfg.train.threads == 1
         await wait_for(pilot, lambda: child.state == "failed", 120, "the child to fail")
-        assert child.returncode == 1
         assert child.error and "diverged" in child.error
-        await wait_for(pilot, lambda: any(isinstance(m, ChildEnded) for m in messages), 10, "ChildEnded")
-        ended = [m for m in messages if isinstance(m, ChildEnded)]
-        assert [(m.run_id, m.status, m.returncode, m.error) for m in ended] == \
-            [(child.run_id, "failed", 1, child.error)]
+        await wait_for(pilot, lambda: child.returncode is not None, 60, "the runner to exit")
+        assert child.returncode == 1
+        await wait_for(pilot, lambda: any(isinstance(m, RunEnded) for m in messages), 10, "RunEnded")
+        ended = [m for m in messages if isinstance(m, RunEnded)]
+        assert [(m.run_id, m.status, m.error) for m in ended] == [(child.run_id, "failed", child.error)]
         await wait_for(pilot, lambda: "diverged" in str(screen.query_one("#status", Static).render()), 10,
                        "the status line to say diverged")
         # still usable: a good run starts and finishes
@@ -190,22 +181,235 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
         await set_field(pilot, "steps", "40")
         screen.query_one("#chart-acc").focus()
         await pilot.press("s")
-        second = app.child
+        second = app.live
         assert second is not child
         await wait_for(pilot, lambda: second.state == "finished", 120, "the second run to finish")
-        assert second.returncode == 0 and second.rows[-1]["step"] == 40
+        await wait_for(pilot, lambda: second.returncode is not None and second.rows[-1]["step"] == 40, 60,
+                       "the last row and the runner's exit")
+        assert second.returncode == 0
 
 
-def test_child_leaves_a_core_to_the_interface(monkeypatch):
+async def test_the_apps_child_gets_the_config_grok_tui_run_would(tmp_path, monkeypatch):
+    """The form on a preset, started: the config file the app hands its child is what `grok-tui run
+    --preset smoke` saves, threads included (0: one per core in both; the CLI's OpenMP threads wait
+    passively), and the status line says how many threads that is."""
+    from grok_tui.spec.config import usable_cpus
+    from grok_tui.train.prepare import prepare_run
+
+    monkeypatch.setattr(Launch, "start", Launch.write_config)  # the file, not the process
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.screen.query_one("#preset", Select).value = "smoke"
+        await pilot.pause()
+        app.screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        child = app.live
+        assert child is not None and child.threads == 0
+        assert f"threads {usable_cpus()} (auto)" in app.screen.status_text(child)
+        given = config.load_toml(child.launch.config_file)
+    job = prepare_run(tmp_path / "cli", preset="smoke", name="cli")
+    job.writer.close()
+    assert given == config.load_toml(tmp_path / "cli" / "cli" / "config.toml")
+    assert given.train.threads == 0
+
+
+def _gpu_run(fixture_runs) -> str:
+    """A copy of a fixture run as a CUDA run writes it: the GPU's name in its started event, memory and
+    utilisation in every row."""
+    run = fixture_runs / "smoke-lr2e-3"
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.update(gpu_mem_mib=312.4, gpu_peak_mib=540.0, gpu_util=87)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+    events[0].update(device="cuda:0", gpu="NVIDIA H200")
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "device": "cuda:0"}))
+    return run.name
+
+
+async def test_status_line_shows_the_gpu_beside_the_loss_and_no_speed_once_ended(fixture_runs):
+    run_id = _gpu_run(fixture_runs)
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        run = app.attach(run_id)
+        await wait_for(pilot, lambda: run.state == "finished" and run.rows, 10, "the run's rows")
+        await wait_for(pilot, lambda: "gpu" in str(app.screen.query_one("#status", Static).render()), 5,
+                       "the status line")
+        text = str(app.screen.query_one("#status", Static).render())
+        assert "cuda:0 (NVIDIA H200)" in text and "gpu mem 312/540 MiB util 87%" in text
+        assert "steps/s" not in text  # finished: no speed
+    alone = LiveRun(fixture_runs / run_id)  # outside the app's follower: its state is the test's to set
+    alone.update()
+    screen = TrainScreen()
+    for state, speed in (("paused", False), ("stopped", False), ("running", True)):
+        alone.state = state
+        assert ("steps/s" in screen.status_text(alone)) == speed, state
+
+
+async def test_every_refused_key_says_why_and_a_fixed_field_clears_its_error(fixture_runs):
+    app = make_app(fixture_runs, attach_on_start=False)
+    messages: list = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        screen = app.screen
+        screen.query_one("#chart-acc").focus()
+        for key in ("p", "x"):
+            await pilot.press(key)
+        await pilot.pause()
+        said = [m.notification.message for m in messages if isinstance(m, Notify)]
+        assert sum("no run to control" in t for t in said) == 2
+        run = LiveRun(fixture_runs / "smoke-lr2e-3")  # shown, but outside the follower: the test sets its state
+        run.update()
+        app.live = run
+        await pilot.press("x")
+        await pilot.pause()
+        assert any("is finished: there is nothing to stop" in m.notification.message
+                   for m in messages if isinstance(m, Notify))
+        run.state = "running"  # as if it trained: a second s is refused with a sentence
+        await pilot.press("s")
+        await pilot.pause()
+        assert any("is running; stop it first" in m.notification.message for m in messages if isinstance(m, Notify))
+        assert app.live is run
+        run.state = "finished"
+        form = screen.query_one(ConfigForm)
+        await wait_for(pilot, lambda: not form.disabled, 5, "the form to take input again")
+        # a bad field shows its error; the error goes as soon as the field holds a good value
+        await set_field(pilot, "p", "abc")
+        screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await pilot.pause()
+        err_p = screen.query_one("#err-p", Static)
+        assert err_p.display
+        await set_field(pilot, "p", "1")
+        await pilot.pause()
+        assert err_p.display and "p must be at least 2" in str(err_p.render())  # still wrong: the new reason
+        await set_field(pilot, "p", "97")
+        await pilot.pause()
+        assert not err_p.display and not screen.query_one("#f-p", Input).has_class("-invalid")
+
+
+def _headless(runs, name, steps=100000):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "grok_tui", "run", "--preset", "smoke", "--steps", str(steps), "--eval-every", "10",
+           "--checkpoint-every", "0", "--name", name, "--runs-dir", str(runs), "--device", "cpu", "--threads", "1"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
+    """A run started headless in another terminal: the app, opened later, follows it live through its
+    run directory alone and stops it; quitting while it trains asks, and cancel keeps the app."""
+    from grok_tui.tui.messages import RowsAppended
+    from grok_tui.tui.screens.dialogs import QuitScreen
+
+    runs = tmp_path / "runs"
+    proc = _headless(runs, "elsewhere")
+    try:
+        await _wait_proc(lambda: (runs / "elsewhere" / "metrics.jsonl").is_file(), 120, "the headless run's rows")
+        app = make_app(runs)
+        messages: list = []
+        async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+            await wait_for(pilot, lambda: app.live is not None, 20, "the app to attach the training run")
+            run = app.live
+            assert run.run_id == "elsewhere" and run.launch is None
+            await wait_for(pilot, lambda: run.state == "running", 20, "its state")
+            n = len(run.rows)
+            await wait_for(pilot, lambda: len(run.rows) > n + 2, 60, "rows to arrive")
+            assert any(isinstance(m, RowsAppended) and m.run_id == "elsewhere" for m in messages)
+            acc = app.screen.query_one("#chart-acc", MetricChart)
+            await wait_for(pilot, lambda: acc.points > 0, 20, "its accuracy chart")
+            assert "elsewhere" in str(app.screen.query_one("#status", Static).render())
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("c")  # cancel: the app stays, the run trains
+            await pilot.pause()
+            assert app.return_code is None and run.active
+            app.screen.query_one("#chart-acc").focus()
+            await pilot.press("x")
+            await wait_for(pilot, lambda: run.state == "stopped", 120, "the stop")
+        assert proc.wait(60) == 130
+        info = store.open_run(runs, "elsewhere")
+        assert info.status == "stopped" and "final" in json.dumps(info.events()[-2])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def _wait_proc(cond, timeout, what):
+    import asyncio
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
+    """The app's process (here a stand-in that launches the run exactly as the app does) dies with kill -9:
+    the run, a process of its own session writing only files, finishes with every row."""
     import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
 
-    from grok_tui.tui.live import leave_a_core
+    runs = tmp_path / "runs"
+    cfg = config.apply_overrides(config.preset("smoke"), {"steps": 300, "eval_every": 10, "device": "cpu",
+                                                          "threads": 1})
+    (tmp_path / "c.toml").write_text(cfg.to_toml())
+    app_stand_in = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from grok_tui.spec.config import load_toml
+        from grok_tui.tui.live import Launch, LiveRun
+        launch = Launch(Path({str(runs)!r}), "orphan", load_toml({str(tmp_path / 'c.toml')!r}))
+        Path({str(runs)!r}).mkdir(parents=True, exist_ok=True)
+        launch.start()
+        print(launch.proc.pid, flush=True)
+        time.sleep(600)
+    """)
+    app_proc = subprocess.Popen([sys.executable, "-c", app_stand_in], stdout=subprocess.PIPE, text=True)
+    runner_pid = int(app_proc.stdout.readline())
+    t0 = __import__("time").monotonic()
+    while not (runs / "orphan" / "metrics.jsonl").is_file():
+        assert __import__("time").monotonic() - t0 < 300, "the runner's first row"
+        __import__("time").sleep(0.1)
+    os.kill(app_proc.pid, signal.SIGKILL)
+    app_proc.wait()
+    assert os.getsid(runner_pid) == runner_pid  # its own session: a hang-up of the app's terminal misses it
+    t0 = __import__("time").monotonic()
+    while store.open_run(runs, "orphan").active or not (runs / "orphan" / "summary.json").is_file():
+        assert __import__("time").monotonic() - t0 < 600, "the orphaned run to finish"
+        __import__("time").sleep(0.2)
+    info = store.open_run(runs, "orphan")
+    assert info.status == "finished"
+    assert [r["step"] for r in info.metrics()] == list(range(10, 301, 10))
+    assert (runs / "orphan" / "runner.log").is_file()
+    try:
+        os.waitpid(runner_pid, 0)
+    except ChildProcessError:
+        pass
 
-    cfg = config.preset("smoke")
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert leave_a_core(cfg).train.threads == 3
-    assert "--threads=3" in ChildRun(Path("runs"), "x", cfg).argv
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert leave_a_core(cfg).train.threads == 1
-    mine = config.apply_overrides(cfg, {"threads": 2})
-    assert leave_a_core(mine) is mine  # a number the user chose stays
+
+async def test_a_runs_directory_that_is_a_file_is_one_sentence(tmp_path):
+    runs = tmp_path / "runs"
+    runs.write_text("not a directory")
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        screen.query_one("#preset", Select).value = "smoke"
+        await pilot.pause()
+        screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.live is not None and app.live.state == "failed", 20, "the failure")
+        assert "cannot write the runs directory" in app.live.error
+        await wait_for(pilot, lambda: "cannot write the runs directory" in
+                       str(screen.query_one("#status", Static).render()), 10, "the status line")
+        await pilot.press("q")  # nothing training: quits at once
+    assert app.return_code == 0

@@ -1,14 +1,17 @@
-"""Connectivity view: two checkpoints from any runs, a curve, a background fit/evaluation, three panels.
+"""Connectivity view: two checkpoints from any runs, a curve, a job in a child process, three panels.
 
 Panels against t: cross-entropy with the L2 term, error (train, val), mean stochastic-gradient norm.
 The landscape action computes a 1-D line and a 2-D plane of random directions around the first
 checkpoint and draws the line and two heat maps. Earlier results of the first run can be reopened.
-All computing is in `connect` / `landscape`, in one exclusive thread worker that gets the worker's
-cancel event (shared/STYLE.md §5, §6).
+The computing is `grok-tui connect` / `landscape` in a child process of its own session (`tui.jobs`),
+followed through its progress file by one exclusive thread worker; cancel (x) signals the child. The
+file reading (runs, checkpoints, results) is in thread workers too; each answers with a message
+(shared/STYLE.md §5). This process imports no torch.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +24,15 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
+from grok_tui.connect.files import list_results, load_result
 from grok_tui.errors import GrokError
 from grok_tui.store import runs as store
+from grok_tui.tui.jobs import ConnectJob, eta_text, new_job_id
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
 
 CURVE_OPTIONS = [("segment", "segment"), ("polyline", "polyline"), ("Bezier", "bezier"), ("chain", "chain")]
+POLL_S = 0.2  # how often the worker reads a child's progress file
+CANCEL_WAIT_S = 30.0  # a cancelled child that has not ended by then is killed
 
 
 def checkpoint_options(info: store.RunInfo) -> list[tuple[str, str]]:
@@ -56,9 +63,11 @@ class ConnectScreen(Screen):
 
     @dataclass
     class Progressed(Message):
-        stage: str
+        job: str  # connect, landscape 1-D, landscape 2-D
+        stage: str  # fit or eval
         done: int
         total: int
+        eta_s: float | None = None
 
         def can_replace(self, message: Message) -> bool:  # latest state only
             return isinstance(message, ConnectScreen.Progressed)
@@ -68,13 +77,35 @@ class ConnectScreen(Screen):
         results: list[dict]
         error: str | None = None
 
+    @dataclass
+    class Scanned(Message):
+        """The runs with checkpoints and each one's checkpoint choices (read off the UI thread)."""
+
+        infos: dict[str, store.RunInfo]
+        options: dict[str, list[tuple[str, str]]]
+
+    @dataclass
+    class ResultsListed(Message):
+        run_id: str | None
+        options: list[tuple[str, str]]
+        select: str | None = None
+
+    @dataclass
+    class Loaded(Message):
+        """A saved result read from its file (or why it could not be)."""
+
+        results: list[dict]
+        error: str | None = None
+
     def __init__(self, runs_dir: Path | None = None, **kw):
         super().__init__(**kw)
         self._runs_dir = runs_dir
         self.infos: dict[str, store.RunInfo] = {}
+        self.ckpt_options: dict[str, list[tuple[str, str]]] = {}
         self.shown: list[dict] = []
         self.with_l2 = False  # the loss panel: cross-entropy alone (the barrier shows), or with the L2 term
         self.last_progress: tuple[str, int, int] | None = None
+        self.jobs: list[ConnectJob] = []  # the child processes of the job running now (or last)
 
     @property
     def runs_dir(self) -> Path:
@@ -118,9 +149,22 @@ class ConnectScreen(Screen):
     def on_screen_resume(self) -> None:
         self.action_rescan()
 
-    # -- pickers --------------------------------------------------------------------------------
+    # -- pickers (the files are read in thread workers) ---------------------------------------------
     def action_rescan(self) -> None:
-        self.infos = {r.id: r for r in store.list_runs(self.runs_dir) if r.checkpoints()}
+        self._scan(self.runs_dir)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="connect-scan", description="list checkpoints")
+    def _scan(self, runs_dir: Path) -> None:
+        infos, options = {}, {}
+        for r in store.list_runs(runs_dir):
+            opts = checkpoint_options(r)
+            if opts:
+                infos[r.id], options[r.id] = r, opts
+        self.post_message(self.Scanned(infos, options))
+
+    @on(Scanned)
+    def _scanned(self, msg: Scanned) -> None:
+        self.infos, self.ckpt_options = msg.infos, msg.options
         opts = [(rid, rid) for rid in self.infos]
         for sid in ("#run-a", "#run-b"):
             sel = self.query_one(sid, Select)
@@ -134,9 +178,8 @@ class ConnectScreen(Screen):
     @on(Select.Changed, "#run-a, #run-b")
     def _run_changed(self, event: Select.Changed) -> None:
         side = event.select.id[-1]
-        info = self.infos.get(event.value) if isinstance(event.value, str) else None
         ckpt = self.query_one(f"#ckpt-{side}", Select)
-        opts = checkpoint_options(info) if info else []
+        opts = self.ckpt_options.get(event.value, []) if isinstance(event.value, str) else []
         ckpt.set_options(opts)
         values = [v for _, v in opts]
         want = ("memorized", "last") if side == "a" else ("grokked", "last")
@@ -148,16 +191,23 @@ class ConnectScreen(Screen):
             self._list_results()
 
     def _list_results(self, select: str | None = None) -> None:
-        from grok_tui.connect.evaluate import list_results
-
         run = self.query_one("#run-a", Select).value
         info = self.infos.get(run) if isinstance(run, str) else None
-        found = list_results(info.path) if info else []
+        self._read_results(info.id if info else None, info.path if info else None, select)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="connect-results", description="list results")
+    def _read_results(self, run_id: str | None, path: Path | None, select: str | None) -> None:
+        found = list_results(path) if path is not None else []
+        self.post_message(self.ResultsListed(run_id, [(f"{r['name']} ({r['kind']})", str(r["path"])) for r in found],
+                                             select))
+
+    @on(ResultsListed)
+    def _results_listed(self, msg: ResultsListed) -> None:
         sel = self.query_one("#results", Select)
-        sel.set_options([(f"{r['name']} ({r['kind']})", str(r["path"])) for r in found])
-        if select is not None and any(str(r["path"]) == select for r in found):
-            with sel.prevent(Select.Changed):
-                sel.value = select
+        with sel.prevent(Select.Changed):
+            sel.set_options(msg.options)
+            if msg.select is not None and any(v == msg.select for _, v in msg.options):
+                sel.value = msg.select
 
     def ref(self, side: str) -> str | None:
         run = self.query_one(f"#run-{side}", Select).value
@@ -176,7 +226,16 @@ class ConnectScreen(Screen):
             return None
         return v
 
-    # -- actions ----------------------------------------------------------------------------------
+    # -- actions: a child process per job ---------------------------------------------------------
+    def _job(self, args: list[str], label: str) -> ConnectJob:
+        """A child running `grok-tui <args>`; its progress file and log go under run A's connect/."""
+        run = self.query_one("#run-a", Select).value
+        info = self.infos.get(run) if isinstance(run, str) else None
+        home = (info.path if info else self.runs_dir) / "connect"
+        threads = getattr(self.app, "child_threads", 0)
+        return ConnectJob([*args, "--runs-dir", str(self.runs_dir), "--threads", str(threads)], home, new_job_id(),
+                          getattr(self.app, "python", None), label)
+
     @on(Button.Pressed, "#go")
     def action_go(self) -> None:
         a, b = self.ref("a"), self.ref("b")
@@ -186,10 +245,10 @@ class ConnectScreen(Screen):
         bends, points, steps = self._int("#bends", 1), self._int("#points", 2), self._int("#fit-steps", 0)
         if bends is None or points is None or steps is None:
             return
-        curve = self.query_one("#curve", Select).value
+        curve = str(self.query_one("#curve", Select).value)
         self._status(f"{curve}: {a} -> {b} ...")
-        self._compute({"job": "curve", "a": a, "b": b, "curve": curve, "bends": bends, "points": points,
-                       "steps": steps})
+        self._start([self._job(["connect", a, b, "--curve", curve, "--bends", str(bends), "--points", str(points),
+                                "--fit-steps", str(steps)], curve)])
 
     @on(Button.Pressed, "#land")
     def action_landscape(self) -> None:
@@ -198,64 +257,112 @@ class ConnectScreen(Screen):
             self.notify("pick a run and a checkpoint for A.", severity="warning")
             return
         self._status(f"landscape around {a} ...")
-        self._compute({"job": "landscape", "a": a})
+        self._start([self._job(["landscape", a, "--dims", "1"], "landscape 1-D"),
+                     self._job(["landscape", a, "--dims", "2", "--points", "15"], "landscape 2-D")])
+
+    def _start(self, jobs: list[ConnectJob]) -> None:
+        self.last_progress = None
+        self.jobs = jobs
+        self._compute(jobs)
 
     def action_cancel(self) -> None:
         if self.workers.cancel_group(self, "connect"):
             self._status("cancelling ...")
+        else:
+            self.notify("nothing to cancel: no connectivity or landscape job is running.", severity="warning")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="connect", description="connectivity")
-    def _compute(self, job: dict) -> None:
-        from grok_tui.connect.evaluate import Cancelled, FitSettings, run_connect
-        from grok_tui.connect.landscape import landscape
-
-        cancel = get_current_worker().cancelled_event
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(self.Progressed(stage, done, total))
-
+    def _compute(self, jobs: list[ConnectJob]) -> None:
+        """Run the jobs one after another, each a child process followed through its progress file."""
+        worker = get_current_worker()
+        paths: list[str] = []
         try:
-            if job["job"] == "curve":
-                res = [run_connect(job["a"], job["b"], self.runs_dir, job["curve"], job["bends"], job["points"],
-                                   FitSettings(steps=job["steps"]), cancel=cancel, progress=progress)]
-            else:
-                res = [landscape(job["a"], self.runs_dir, dims=1, cancel=cancel, progress=progress),
-                       landscape(job["a"], self.runs_dir, dims=2, points=15, cancel=cancel, progress=progress)]
-        except Cancelled:
-            self.post_message(self.Finished([], "cancelled."))
-            return
-        except GrokError as e:
-            self.post_message(self.Finished([], str(e)))
-            return
-        self.post_message(self.Finished(res))
+            for job in jobs:
+                if worker.is_cancelled:
+                    break
+                try:
+                    job.start()
+                except OSError as e:
+                    self.post_message(self.Finished([], f"cannot start the {job.label} job: {e.strerror or e}."))
+                    return
+                self._follow(job, worker)
+                outcome = job.outcome or {}
+                if outcome.get("status") == "finished" and outcome.get("path"):
+                    paths.append(str(outcome["path"]))
+                    continue
+                cancelled = outcome.get("status") == "cancelled" or job.signalled
+                self.post_message(self.Finished([], "cancelled." if cancelled else job.error()))
+                return
+            if worker.is_cancelled:
+                self.post_message(self.Finished([], "cancelled."))
+                return
+            try:
+                results = [{**load_result(Path(p)), "path": p} for p in paths]
+            except GrokError as e:
+                self.post_message(self.Finished([], str(e)))
+                return
+            self.post_message(self.Finished(results))
+        finally:
+            for job in jobs:
+                if job.poll() is not None or job.proc is None:
+                    job.cleanup()
+
+    def _follow(self, job: ConnectJob, worker) -> None:
+        """Until the child ends: its progress as messages; a cancelled worker signals it."""
+        cancelled_at = None
+        while True:
+            rc = job.poll()
+            for row in job.read():
+                self.post_message(self.Progressed(job.label, str(row.get("stage", "")), int(row.get("done", 0)),
+                                                  int(row.get("total", 0)), row.get("eta_s")))
+            if rc is not None:
+                job.read()
+                return
+            if worker.is_cancelled:
+                if cancelled_at is None:
+                    job.cancel()
+                    cancelled_at = time.monotonic()
+                elif time.monotonic() - cancelled_at > CANCEL_WAIT_S:
+                    job.proc.kill()
+            time.sleep(POLL_S)
 
     @on(Progressed)
     def _progressed(self, msg: Progressed) -> None:
         self.last_progress = (msg.stage, msg.done, msg.total)
         bar = self.query_one("#connect-progress", ProgressBar)
         bar.update(total=msg.total, progress=msg.done)
-        self._status(f"{msg.stage} {msg.done}/{msg.total}")
+        eta = eta_text(msg.eta_s)
+        self._status(f"{msg.job}: {msg.stage} {msg.done}/{msg.total}{', ' + eta if eta else ''}  (x cancels)")
 
     @on(Finished)
     def _finished(self, msg: Finished) -> None:
         if msg.error:
             self._status(msg.error)
-            self.notify(msg.error, severity="warning" if msg.error == "cancelled." else "error", timeout=8)
+            self.notify(msg.error, severity="warning" if msg.error == "cancelled." else "error", timeout=8,
+                        markup=False)
             return
         self.draw(msg.results)
         self._list_results(select=msg.results[-1]["path"])
-        self.notify("saved " + ", ".join(Path(r["path"]).name for r in msg.results), timeout=4)
+        self.notify("saved " + ", ".join(Path(r["path"]).name for r in msg.results), timeout=4, markup=False)
 
     @on(Select.Changed, "#results")
     def _reopen(self, event: Select.Changed) -> None:
-        from grok_tui.connect.evaluate import load_result
+        if isinstance(event.value, str):
+            self._load(Path(event.value))
 
-        if not isinstance(event.value, str):
-            return
+    @work(thread=True, exclusive=True, exit_on_error=False, group="connect-load", description="load a result")
+    def _load(self, path: Path) -> None:
         try:
-            self.draw([{**load_result(Path(event.value)), "path": event.value}])
+            self.post_message(self.Loaded([{**load_result(path), "path": str(path)}]))  # the path: for the export
         except GrokError as e:
-            self.notify(str(e), severity="error")
+            self.post_message(self.Loaded([], str(e)))
+
+    @on(Loaded)
+    def _loaded(self, msg: Loaded) -> None:
+        if msg.error:
+            self.notify(msg.error, severity="error", markup=False)
+        elif msg.results:
+            self.draw(msg.results)
 
     # -- drawing ------------------------------------------------------------------------------------
     def _status(self, text: str) -> None:

@@ -1,4 +1,4 @@
-"""Small dialogs: confirm (yes/no), export (where and which format) and run details."""
+"""Small dialogs: confirm (yes/no), quit with runs training, attach to a run, export, run details."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
 from grok_tui.store import runs as store
 
@@ -35,6 +35,61 @@ class ConfirmScreen(ModalScreen[bool]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Quit while runs train: leave them training (the default), stop them, or cancel.
+    Dismisses with "leave", "stop" or None."""
+
+    BINDINGS = [Binding("l,enter", "answer('leave')", "Leave training"), Binding("s", "answer('stop')", "Stop them"),
+                Binding("c,escape", "answer(None)", "Cancel")]
+
+    def __init__(self, run_ids: list[str]):
+        super().__init__(classes="dialog")
+        self.run_ids = run_ids
+
+    def compose(self) -> ComposeResult:
+        names = ", ".join(self.run_ids[:3]) + (f" and {len(self.run_ids) - 3} more" if len(self.run_ids) > 3 else "")
+        with Vertical(classes="dialog-box"):
+            yield Label(escape(f"{names} {'is' if len(self.run_ids) == 1 else 'are'} training. They go on "
+                               "without the app unless you stop them (with a final checkpoint)."),
+                        classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Leave training (l)", id="leave", variant="primary", compact=True)
+                yield Button("Stop them (s)", id="stop", variant="error", compact=True)
+                yield Button("Cancel (c)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#leave", Button).focus()
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+
+class AttachScreen(ModalScreen[str | None]):
+    """Pick one of the runs training now; dismisses with its id or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run_ids: list[str]):
+        super().__init__(classes="dialog")
+        self.run_ids = run_ids
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Label("Follow a run that is training (enter):", classes="dialog-text")
+            yield OptionList(*self.run_ids, id="attach-list")
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.run_ids[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class ExportScreen(ModalScreen[tuple[str, str] | None]):
@@ -82,9 +137,10 @@ class RunDetailsScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close")]
 
-    def __init__(self, run: store.RunInfo):
+    def __init__(self, run: store.RunInfo, checkpoints: list[int] | None = None):
         super().__init__(classes="dialog")
         self.run = run
+        self.checkpoint_steps = checkpoints  # read in a thread by the caller (None: read here)
 
     def compose(self) -> ComposeResult:
         r = self.run
@@ -102,7 +158,8 @@ class RunDetailsScreen(ModalScreen[None]):
                       f"best val acc {val('best_val_acc')}, steps run {val('steps_run')}, device {val('device')}"]
         if s.get("error"):
             lines.append(f"[red]error:[/] {escape(str(s['error']))}")
-        ckpts = [str(step) for step, _ in r.checkpoints()]
+        steps = self.checkpoint_steps if self.checkpoint_steps is not None else [s for s, _ in r.checkpoints()]
+        ckpts = [str(step) for step in steps]
         lines.append(f"checkpoints at steps: {', '.join(ckpts) or 'none'}")
         last = s.get("last") or {}
         if last:

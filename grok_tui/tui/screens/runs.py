@@ -53,6 +53,7 @@ class RunsScreen(Screen):
         Binding("L", "logy", "Log y"),
         Binding("enter", "details", "Details", show=False),
         Binding("o", "details", "Open"),
+        Binding("a", "attach", "Follow", show=False),  # in the palette; the footer keeps Export at 80 columns
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
         Binding("s", "smooth(1)", "Smooth"),
@@ -62,7 +63,7 @@ class RunsScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("O", "sort", "Sort"),
         Binding("P", "phase", "Phase"),
-        Binding("a", "pair", "Train+val"),
+        Binding("v", "pair", "Train+val"),
         Binding("F", "summary_figure", "Summary fig"),
     ]
 
@@ -153,7 +154,7 @@ class RunsScreen(Screen):
     def _update_hint(self) -> None:
         n = len(self.selected)
         parts = [f"[b]{n}[/] selected" if n else "space: select runs",
-                 f"[b]{self.metric}[/]{' + ' + str(partner(self.metric)) if self.paired and partner(self.metric) else ''} (m, a)"]
+                 f"[b]{self.metric}[/]{' + ' + str(partner(self.metric)) if self.paired and partner(self.metric) else ''} (m, v)"]
         parts.append(f"smooth [b]{self.smoothing:g}[/] (s)")
         if self.group_by:
             parts.append(f"by [b]{self.group_by}[/] (g) {'min-max' if self.band == 'minmax' else '±std'} (b)")
@@ -215,9 +216,27 @@ class RunsScreen(Screen):
     def action_details(self) -> None:
         rid = self.query_one(RunTable).current_id
         if rid is not None and rid in self.infos:
-            self.app.push_screen(RunDetailsScreen(store.open_run(self.runs_dir, rid)))
+            self._load_details(rid)
         else:
             self.notify("no run under the cursor.", severity="warning")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-details", description="read a run")
+    def _load_details(self, rid: str) -> None:
+        info = store.open_run(self.runs_dir, rid)
+        checkpoints = [step for step, _ in info.checkpoints()]
+        self.app.call_from_thread(self.app.push_screen, RunDetailsScreen(info, checkpoints))
+
+    def action_attach(self) -> None:
+        """Show the run under the cursor live in the Train view."""
+        rid = self.query_one(RunTable).current_id
+        if rid is None:
+            self.notify("no run under the cursor to follow.", severity="warning")
+            return
+        run = self.app.attach(rid)
+        self.app.switch_mode("train")
+        screen = self.app.screen
+        if hasattr(screen, "show_run"):
+            screen.show_run(run)
 
     def action_smooth(self, step: int) -> None:
         levels = compare.SMOOTH_LEVELS
@@ -351,7 +370,7 @@ class RunsScreen(Screen):
         if info is None:
             self.notify("no run under the cursor.", severity="warning")
             return
-        if info.status == "running":
+        if info.active:
             self.notify(f"{rid} is still training; stop it before deleting it.", severity="warning")
             return
 
@@ -361,12 +380,21 @@ class RunsScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {rid} and all its checkpoints?"), done)
 
+    @work(thread=True, exit_on_error=False, group="runs-delete", description="delete a run")
     def _delete(self, info: store.RunInfo) -> None:
+        if info.active:  # it may have been resumed since the table was drawn
+            self.app.call_from_thread(self.notify, f"{info.id} is training; stop it before deleting it.",
+                                      severity="warning", markup=False)
+            return
         try:
             shutil.rmtree(info.path)
         except OSError as e:
-            self.notify(f"cannot delete {info.id}: {e.strerror or e}", severity="error")
+            self.app.call_from_thread(self.notify, f"cannot delete {info.id}: {e.strerror or e}",
+                                      severity="error", markup=False)
             return
+        self.app.call_from_thread(self._deleted, info)
+
+    def _deleted(self, info: store.RunInfo) -> None:
         if info.id in self.selected:
             self.selected.remove(info.id)
         self.followed.pop(info.id, None)

@@ -1,7 +1,8 @@
-"""Train: the configuration form, start/pause/resume/stop, a status line and four live charts.
+"""Train: the configuration form, start/attach/pause/resume/stop, a status line and four live charts.
 
-The run itself is a child process owned by the app (`app.child`); this screen reads what the child
-has reported on a timer (a few times a second), never per metric row.
+The run shown is `app.live`: one the app started (a detached process) or any run training under the
+runs directory, attached by keyboard (a) or the palette. The app's follower thread reads its run
+directory; this screen reads what it found on a timer (a few times a second), never per metric row.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 
 from rich.markup import escape
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -17,7 +18,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from grok_tui.figures.export import Series, series
-from grok_tui.tui.live import ChildRun
+from grok_tui.spec.config import usable_cpus
+from grok_tui.store import runs as store
+from grok_tui.store.status import device_text, gpu_text, threads_text
+from grok_tui.tui.live import LiveRun, try_control
+from grok_tui.tui.screens.dialogs import AttachScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.config_form import ConfigForm
 
@@ -67,10 +72,15 @@ class TrainScreen(Screen):
 
     BINDINGS = [
         Binding("s", "start", "Start"),
+        Binding("a", "attach", "Attach"),
         Binding("p", "pause_resume", "Pause/Resume"),
         Binding("x", "stop", "Stop"),
         Binding("f", "toggle_form", "Form"),
         Binding("escape", "leave_field", "Leave field"),
+        # the same keys when the ones above cannot act (hidden from the footer): they say why
+        Binding("s", "refuse('start')", show=False),
+        Binding("p", "refuse('pause_resume')", show=False),
+        Binding("x", "refuse('stop')", show=False),
     ]
 
     def __init__(self) -> None:
@@ -78,8 +88,8 @@ class TrainScreen(Screen):
         self._next_chart = 0.0
         self.chart_interval = CHART_MIN_S
         self._chart_cost = 0.0
-        self._shown: ChildRun | None = None
-        self._last_state: tuple | None = None
+        self._shown: LiveRun | None = None
+        self._last_state: tuple = (None, None)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -101,8 +111,9 @@ class TrainScreen(Screen):
         self.set_interval(1 / STATUS_HZ, self.tick)
 
     @property
-    def child(self) -> ChildRun | None:
-        return getattr(self.app, "child", None)
+    def child(self) -> LiveRun | None:
+        """The run shown (the app's `live` run)."""
+        return getattr(self.app, "live", None)
 
     # -- the timer ----------------------------------------------------------------------------
     def tick(self) -> None:
@@ -113,7 +124,7 @@ class TrainScreen(Screen):
         if child is None:
             return
         status = self.query_one("#status", Static)
-        lines = 3 if child.state == "failed" and child.error else 2
+        lines = 3 if child.state in ("failed", "interrupted") and child.error else 2
         if status.styles.height is None or status.styles.height.value != lines:
             status.styles.height = lines
         # a fixed height and no layout pass: a re-layout of the whole screen 4 times a second costs more
@@ -124,7 +135,7 @@ class TrainScreen(Screen):
             self.update_charts(child)
             self._next_chart = now + self.chart_interval
 
-    def update_charts(self, child: ChildRun) -> None:
+    def update_charts(self, child: LiveRun) -> None:
         self._shown = child
         rows = list(child.rows)
         charts = [self.query_one(f"#chart-{cid}", MetricChart) for cid, *_ in CHARTS]
@@ -136,51 +147,76 @@ class TrainScreen(Screen):
             spent, self._chart_cost = cost - self._chart_cost, cost
             self.chart_interval = min(CHART_MAX_S, max(CHART_MIN_S, spent / CHART_DUTY))
 
-    def status_text(self, c: ChildRun) -> str:
+    def status_text(self, c: LiveRun) -> str:
         last = c.last
         rate = c.steps_per_s()
         icon = {"running": "[green]●[/]", "paused": "[yellow]❚❚[/]", "finished": "[green]✔[/]",
-                "failed": "[red]✖[/]", "stopped": "[yellow]■[/]"}.get(c.state, "[dim]…[/]")
+                "failed": "[red]✖[/]", "stopped": "[yellow]■[/]", "interrupted": "[red]✖[/]"}.get(c.state, "[dim]…[/]")
         m, g = c.milestones.get("memorized"), c.milestones.get("grokked")
-        rate_s = f"{rate:,.0f} steps/s" if rate else "- steps/s"
-        line1 = f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}  {c.device}  {c.run_id}"
+        # a speed only while it trains: paused, stopped or finished, the last rows' rate would be stale
+        rate_s = (f"{rate:,.0f} steps/s  " if rate else "- steps/s  ") if c.state == "running" else ""
+        device = escape(device_text(c.device, c.gpu))
+        threads = threads_text(c.threads, usable_cpus())
+        line1 = (f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}{device}"
+                 f"{', ' + threads if threads else ''}  {c.run_id}")
+        gpu = gpu_text(last)
         line2 = (f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/]  val [magenta]{_fmt_acc(last.get('val_acc'))}[/]  "
-                 f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]")
+                 f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]"
+                 f"{'  gpu ' + gpu if gpu else ''}")
         text = line1 + "\n" + line2
-        if c.state == "failed" and c.error:
+        if c.state in ("failed", "interrupted") and c.error:
             text += f"\n[red]error:[/] {escape(c.error)}"
         return text
 
-    def _update_controls(self, child: ChildRun | None) -> None:
+    def _update_controls(self, child: LiveRun | None) -> None:
         state = child.state if child else None
-        if state == self._last_state:
+        if (child, state) == self._last_state:
             return
-        self._last_state = state
+        self._last_state = (child, state)
         active = child is not None and child.active
         self.query_one("#start", Button).disabled = active
         self.query_one("#pause", Button).disabled = state != "running"
         self.query_one("#resume", Button).disabled = state != "paused"
-        self.query_one("#stop", Button).disabled = state not in ("starting", "running", "paused")
+        self.query_one("#stop", Button).disabled = state not in ("running", "paused")
         self.query_one(ConfigForm).disabled = active
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        child = self.child
-        active = child is not None and child.active
-        if action == "start":
-            return not active
-        if action == "pause_resume":
-            return child is not None and child.state in ("running", "paused")
-        if action == "stop":
-            return active
+        # the footer shows start, pause/resume and stop only when they can act; pressed when they
+        # cannot, their key falls through to `refuse`, which says why
+        if action in ("start", "pause_resume", "stop"):
+            return self.refusal(action) is None
         if action == "leave_field":  # shown while a text field has the keys (they type, not act)
             return isinstance(self.focused, (Input, Select))
         return True
 
+    def action_refuse(self, action: str) -> None:
+        self._refused(action)
+
+    def refusal(self, action: str) -> str | None:
+        """Why `action` (start, pause_resume, stop) cannot act now, or None when it can."""
+        child = self.child
+        if action == "start":
+            if child is not None and child.active:
+                return f"{child.run_id} is {child.state}; stop it first (x) or wait for it to end."
+            return None
+        if child is None:
+            return "no run to control: start one (s) or attach one that is training (a)."
+        if child.state in ("running", "paused"):
+            return None
+        if child.state in ("starting", "stopping"):
+            return f"{child.run_id} is {child.state}; wait a moment."
+        return f"{child.run_id} is {child.state}: there is nothing to {'stop' if action == 'stop' else 'pause'}."
+
+    def _refused(self, action: str) -> bool:
+        why = self.refusal(action)
+        if why:
+            self.notify(why, title="not now", severity="warning", timeout=4, markup=False)
+        return why is not None
+
     # -- actions ------------------------------------------------------------------------------
     def action_start(self) -> None:
-        if self.child is not None and self.child.active:
-            self.notify("a run is already training; stop it first (x).", severity="warning")
+        if self._refused("start"):
             return
         cfg, errors, general = self.query_one(ConfigForm).read()
         if cfg is None:
@@ -188,7 +224,7 @@ class TrainScreen(Screen):
             self.notify("\n".join(problems[:4]) or "the configuration is not valid.", title="cannot start",
                         severity="error", markup=False)
             return
-        child = self.app.start_child(cfg)
+        child = self.app.start_run(cfg)
         for chart in self.query(MetricChart):
             chart.show([])
         self.query_one("#status", Static).update(f"[dim]…[/] starting {child.run_id}")
@@ -197,18 +233,49 @@ class TrainScreen(Screen):
         self.query_one("#chart-acc").focus()
         self._update_controls(child)
 
-    def action_pause_resume(self) -> None:
+    def _control(self, what: str) -> None:
         child = self.child
         if child is None:
             return
-        if child.state == "running":
-            child.pause()
-        elif child.state == "paused":
-            child.resume()
+        why = try_control(child, what)
+        if why:
+            self.notify(why, severity="warning", markup=False)
+        elif what == "stop":
+            self.notify(f"stopping {child.run_id} (a final checkpoint is written)", timeout=3, markup=False)
+
+    def action_pause_resume(self) -> None:
+        if not self._refused("pause_resume"):
+            self._control("pause" if self.child.state == "running" else "resume")
 
     def action_stop(self) -> None:
-        if self.child is not None and self.child.stop():
-            self.notify(f"stopping {self.child.run_id} (a final checkpoint is written)", timeout=3)
+        if not self._refused("stop"):
+            self._control("stop")
+
+    def action_attach(self) -> None:
+        self._list_active()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="attach", description="list active runs")
+    def _list_active(self) -> None:
+        runs = [r for r in store.list_runs(self.app.runs_dir) if r.active]
+        runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
+        self.app.call_from_thread(self._choose, [r.id for r in runs])
+
+    def _choose(self, ids: list[str]) -> None:
+        if not ids:
+            self.notify(f"no run is training under {self.app.runs_dir}.", severity="warning", markup=False)
+            return
+
+        def chosen(run_id: str | None) -> None:
+            if run_id is not None:
+                self.show_run(self.app.attach(run_id))
+
+        self.app.push_screen(AttachScreen(ids), chosen)
+
+    def show_run(self, run: LiveRun) -> None:
+        for chart in self.query(MetricChart):
+            chart.show([])
+        self.query_one("#status", Static).update(f"[dim]…[/] following {run.run_id}")
+        self._update_controls(run)
 
     def action_toggle_form(self) -> None:
         form = self.query_one("#form")
@@ -223,13 +290,13 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#pause")
     def _pause_pressed(self) -> None:
-        if self.child is not None:
-            self.child.pause()
+        if self.child is not None and self.child.state == "running":
+            self._control("pause")
 
     @on(Button.Pressed, "#resume")
     def _resume_pressed(self) -> None:
-        if self.child is not None:
-            self.child.resume()
+        if self.child is not None and self.child.state == "paused":
+            self._control("resume")
 
     @on(Button.Pressed, "#stop")
     def _stop_pressed(self) -> None:

@@ -61,6 +61,7 @@ class ConfigForm(VerticalScroll):
         self._initial = cfg or config_mod.preset("smoke")
         self._loading = False
         self._choices: dict[str, list[str]] = {}  # option values of each Select field
+        self.shown_errors: dict[str, str] = {}  # the problems shown at their fields now
 
     # -- building -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -160,7 +161,14 @@ class ConfigForm(VerticalScroll):
         return values, errors
 
     def read(self) -> tuple[Config | None, dict[str, str], list[str]]:
-        """(config, problems by field, problems no field owns). The config is None when there are problems."""
+        """(config, problems by field, problems no field owns), the problems shown at their fields. The
+        config is None when there are problems."""
+        cfg, errors, general = self.problems()
+        self.show_errors(errors)
+        return cfg, errors, general
+
+    def problems(self) -> tuple[Config | None, dict[str, str], list[str]]:
+        """What `read` finds, shown nowhere."""
         values, errors = self.raw_values()
         general: list[str] = []
         cfg = None
@@ -176,11 +184,11 @@ class ConfigForm(VerticalScroll):
                         general.append(sentence)
                     else:
                         errors[name] = (errors[name] + " " + sentence) if name in errors else sentence
-        self.show_errors(errors)
         return (cfg if not errors and not general else None), errors, general
 
     # -- problems at the fields -------------------------------------------------------------------
-    def show_errors(self, errors: dict[str, str]) -> None:
+    def show_errors(self, errors: dict[str, str], focus: bool = True) -> None:
+        self.shown_errors = dict(errors)
         for name in self.specs:
             msg = errors.get(name)
             err = self.query_one(f"#err-{name}", Static)
@@ -189,7 +197,7 @@ class ConfigForm(VerticalScroll):
             self.editor(name).set_class(bool(msg), "-invalid")
             if msg:  # an error on a hidden optimizer field must still be seen
                 self.query_one(f"#row-{name}").display = True
-        if errors:
+        if errors and focus:
             first = next(n for n in self.specs if n in errors)
             self.editor(first).focus()
             self.scroll_to_widget(self.query_one(f"#row-{first}"))
@@ -216,18 +224,27 @@ class ConfigForm(VerticalScroll):
     def _optimizer_changed(self) -> None:
         self.update_optimizer_fields()
 
+    def recheck(self) -> None:
+        """After an edit: a shown problem that the form no longer has goes at once, one that changed
+        reads anew (fixing d_model also clears the error shown at heads). No new ones appear before the
+        next start; nothing takes the focus."""
+        if self._loading or not self.shown_errors:
+            return
+        _, errors, _ = self.problems()
+        self.show_errors({n: errors[n] for n in self.shown_errors if n in errors}, focus=False)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _edited(self, event) -> None:
+        control = getattr(event, "input", None) or getattr(event, "select", None) or getattr(event, "checkbox", None)
+        if control is None or not (control.id or "").startswith("f-"):
+            return
+        self.recheck()
+
     @on(Select.Changed, "#preset")
     def _preset_chosen(self, event: Select.Changed) -> None:
         if event.value is Select.NULL:
             return
         self.set_config(config_mod.preset(str(event.value)))
         self.notify(f"loaded preset {event.value}", timeout=2)
-
-    @on(Input.Changed)
-    def _edited(self, event: Input.Changed) -> None:
-        if self._loading or not event.input.id or not event.input.id.startswith("f-"):
-            return
-        name = event.input.id[2:]
-        if event.input.has_class("-invalid"):
-            event.input.remove_class("-invalid")
-            self.query_one(f"#err-{name}").display = False

@@ -1,0 +1,237 @@
+"""Runs that outlive their front end: one writer per run (the lock), unique ids, control through the run
+directory (pid + start time), clean resumes (torn tails, one row per step), a runner whose stdout goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from grok_tui.errors import ConfigError
+from grok_tui.spec import config
+from grok_tui.store import control, files, runs
+from grok_tui.train import trainer as train
+from grok_tui.train.prepare import prepare_run
+
+
+def _train(cfg, path, **kw):
+    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
+    try:
+        return train.run_training(cfg, writer, **kw)
+    finally:
+        writer.close()
+
+
+def _resume(runs_dir, run_id, **overrides):
+    job = prepare_run(runs_dir, resume=run_id, overrides=overrides)
+    try:
+        return train.run_training(job.cfg, job.writer, resume_from=job.resume_from, trainer=job.trainer)
+    finally:
+        job.writer.close()
+
+
+def _runner(runs_dir, name, *flags, steps=100000, stdout=subprocess.PIPE):
+    cmd = [sys.executable, "-m", "grok_tui", "run", "--preset", "smoke", "--steps", str(steps), "--eval-every", "10",
+           "--checkpoint-every", "0", "--name", name, "--runs-dir", str(runs_dir), "--json", "--device", "cpu",
+           "--threads", "1", *flags]
+    return subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def _first_eval(proc) -> None:
+    for line in proc.stdout:
+        if json.loads(line)["type"] == "eval":
+            return
+    raise AssertionError("the runner ended before its first evaluation: " + proc.stderr.read())
+
+
+def test_one_writer_per_run_and_a_concurrent_resume_is_refused(tiny_cfg, runs_dir):
+    _train(tiny_cfg, runs_dir / "r")
+    first = prepare_run(runs_dir, resume="r", overrides={"steps": 80})
+    try:
+        assert control.runner_alive(runs_dir / "r") and runs.open_run(runs_dir, "r").status == "running"
+        with pytest.raises(ConfigError, match="still running|being written by another process"):
+            prepare_run(runs_dir, resume="r", overrides={"steps": 80})
+        with pytest.raises(control.RunLocked, match="being written by another process"):
+            runs.RunWriter(runs_dir / "r", tiny_cfg, resume=True)  # past the status check: the lock says no
+    finally:
+        first.writer.close()
+    assert not control.runner_alive(runs_dir / "r")
+    assert runs.open_run(runs_dir, "r").status == "interrupted"  # it said running, and nobody writes it
+
+
+def test_a_second_process_resuming_a_run_exits_2_with_one_sentence(tiny_cfg, runs_dir):
+    _train(tiny_cfg, runs_dir / "r")
+    held = runs.RunWriter(runs_dir / "r", tiny_cfg, resume=True)
+    try:
+        held.write_summary(status="running")
+        p = subprocess.run([sys.executable, "-m", "grok_tui", "run", "--resume", "r", "--runs-dir", str(runs_dir),
+                            "--steps", "80", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    finally:
+        held.close()
+    assert p.returncode == 2, p.stderr
+    assert "error:" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) <= 2
+
+
+def test_a_reused_pid_is_neither_running_nor_signalled(tiny_cfg, runs_dir):
+    _train(tiny_cfg, runs_dir / "r")
+    path = runs_dir / "r"
+    # a runner that died, whose pid now belongs to another live process (this one), without a lock file
+    (path / "lock").unlink()
+    s = files.read_json(path / "summary.json")
+    s.update(status="running", pid=os.getpid(), pid_start=(control.proc_start_time(os.getpid()) or 0) + 1)
+    files.atomic_write_text(path / "summary.json", json.dumps(s))
+    info = runs.open_run(runs_dir, "r")
+    assert info.status == "interrupted"
+    with pytest.raises(ConfigError, match="not training"):
+        control.stop_run(path)  # this process would have been sent SIGTERM
+    _resume(runs_dir, "r", steps=70)  # not "still running" for ever
+    assert runs.open_run(runs_dir, "r").status == "finished"
+
+
+def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
+    """Ten processes create an unnamed run at the same instant (ids have one-second resolution)."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    (tmp_path / "c.toml").write_text(tiny_cfg.to_toml())
+    at = time.time() + 3.0
+    script = textwrap.dedent(f"""
+        import time
+        from grok_tui.spec.config import load_toml
+        from grok_tui.store import runs
+        cfg = load_toml({str(tmp_path / 'c.toml')!r})
+        time.sleep(max(0.0, {at} - time.time()))
+        w = runs.create_writer({str(root)!r}, cfg)
+        print(w.run_id)
+        w.close()
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(10)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    ids = [o.strip() for o, _ in outs]
+    assert len(set(ids)) == 10 and sorted(ids) == sorted(d.name for d in root.iterdir())
+
+
+def test_a_torn_tail_is_repaired_before_a_resume_appends(tiny_cfg, runs_dir):
+    cfg = config.apply_overrides(tiny_cfg, {"steps": 40})
+    _train(cfg, runs_dir / "r")
+    path = runs_dir / "r"
+    with open(path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 50, "train_lo')  # a SIGKILL in the middle of a write
+    with open(path / "events.jsonl", "a") as f:
+        f.write('{"event": "chec')
+    _resume(runs_dir, "r", steps=60)
+    for name in ("metrics.jsonl", "events.jsonl"):
+        lines = (path / name).read_text().splitlines()
+        assert all(isinstance(json.loads(ln), dict) for ln in lines), name  # every line whole
+    assert [r["step"] for r in files.read_jsonl(path / "metrics.jsonl")] == [10, 20, 30, 40, 50, 60]
+
+
+def test_one_row_per_step_after_a_kill_and_resume_with_the_same_rows(tiny_cfg, runs_dir):
+    straight = _train(tiny_cfg, runs_dir / "straight")
+    assert straight["status"] == "finished"
+    # the same run killed after step 50: resumable state at 40, rows and events written up to 50
+    cut = runs_dir / "cut"
+    _train(config.apply_overrides(tiny_cfg, {"steps": 40}), cut)
+    evs = [e for e in files.read_jsonl(cut / "events.jsonl") if e["event"] != "finished"]
+    (cut / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs)
+                                      + json.dumps({"event": "checkpoint", "step": 50}) + "\n")
+    with open(cut / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 50, "train_loss": 123.0}) + "\n")
+    _resume(runs_dir, "cut", steps=60)
+    got = files.read_jsonl(cut / "metrics.jsonl")
+    want = files.read_jsonl(runs_dir / "straight" / "metrics.jsonl")
+    assert [r["step"] for r in got] == [10, 20, 30, 40, 50, 60]  # 50 once, not twice
+
+    def strip(r):
+        return {k: v for k, v in r.items() if k != "wall_s"}
+
+    assert [strip(r) for r in got] == [strip(r) for r in want]  # rows past the checkpoint, rewritten the same
+    events = files.read_jsonl(cut / "events.jsonl")
+    started = [i for i, e in enumerate(events) if e["event"] == "started"]
+    assert len(started) == 2 and events[started[1]]["resumed_from"] == 40
+    assert all(e["step"] <= 40 for e in events[:started[1]])  # nothing past the checkpoint kept
+    assert {e["step"] for e in events if e["event"] == "checkpoint"} == {20, 40, 60}  # not 50
+
+
+@pytest.mark.slow
+def test_a_runner_survives_its_stdout_and_a_hangup_and_is_stopped_through_its_directory(runs_dir):
+    proc = _runner(runs_dir, "alone", steps=400)
+    hung = threading.Timer(1800, proc.kill)
+    hung.start()
+    try:
+        _first_eval(proc)
+        path = runs_dir / "alone"
+        info = runs.open_run(runs_dir, "alone")
+        assert info.summary["pid"] == proc.pid and info.summary["pid_start"] == control.proc_start_time(proc.pid)
+        assert control.runner_alive(path)
+        proc.send_signal(signal.SIGHUP)  # the terminal hung up
+        proc.stdout.close()  # and its reader is gone: the next line meets a broken pipe
+        assert proc.wait() == 0
+        err = proc.stderr.read()
+    finally:
+        hung.cancel()
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err, err
+    info = runs.open_run(runs_dir, "alone")
+    assert info.status == "finished" and info.summary["steps_run"] == 400
+    assert [r["step"] for r in info.metrics()] == list(range(10, 401, 10))  # every row
+
+
+def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory_failure(tiny_cfg, runs_dir):
+    class Gone(train.Callback):
+        calls = 0
+
+        def on_eval(self, row):
+            Gone.calls += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+    s = _train(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    assert s["status"] == "finished" and Gone.calls == 1
+    info = runs.open_run(runs_dir, "r")
+    assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
+    assert any(e["event"] == "warning" and "console output stopped" in e["message"] for e in info.events())
+
+
+@pytest.mark.slow
+def test_pause_continue_and_stop_from_the_command_line(runs_dir):
+    from typer.testing import CliRunner
+
+    from grok_tui.cli.main import app
+
+    proc = _runner(runs_dir, "ctl")
+    hung = threading.Timer(1800, proc.kill)
+    hung.start()
+    cli = CliRunner()
+    try:
+        _first_eval(proc)
+        path = runs_dir / "ctl"
+        r = cli.invoke(app, ["pause", "ctl", "--runs-dir", str(runs_dir)])
+        assert r.exit_code == 0, r.output
+        deadline = time.monotonic() + 120
+        while files.read_json(path / "summary.json").get("status") != "paused":
+            assert time.monotonic() < deadline, "the pause"
+            time.sleep(0.1)
+        assert runs.open_run(runs_dir, "ctl").status == "paused"
+        r = cli.invoke(app, ["continue", "ctl", "--runs-dir", str(runs_dir)])
+        assert r.exit_code == 0, r.output
+        r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
+        assert r.exit_code == 0 and "stopped at step" in r.output, r.output
+        assert proc.wait(60) == 130
+    finally:
+        hung.cancel()
+        proc.kill()
+        proc.wait()
+    info = runs.open_run(runs_dir, "ctl")
+    assert info.status == "stopped"
+    assert [e["event"] for e in info.events()].count("resumed") == 1
+    r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
+    assert r.exit_code == 2 and "not training" in r.output
