@@ -125,9 +125,10 @@ def test_bench_reports_both_sides_and_ratio(tmp_path):
     r = invoke("bench", "--preset", "smoke", "--bench-steps", "20", "--repeat", "3", "--device", "cpu", "--out", out)
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
-    seen = {side: [float(v.replace(",", "")) for v in re.findall(rf"^\s*{side} [1-3]/3: ([0-9,.]+) steps/s$",
+    seen = {side: [float(v.replace(",", "")) for v in re.findall(rf"^\s*{side} [1-3]/3: ([0-9,.]+) steps/s \(\d/6",
                                                                   r.output, re.M)]
             for side in ("engine", "reference")}
+    assert "warming up both loops" in r.output and re.search(r"\(1/6, about [0-9,]+ s left\)", r.output), r.output
     assert all(len(rates) == 3 and min(rates) > 0 for rates in seen.values()), r.output
     engine, reference = statistics.median(seen["engine"]), statistics.median(seen["reference"])
     half = 0.05 + 1e-9  # the lines give one decimal

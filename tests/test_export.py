@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
-from grok_tui.figures import export
+from grok_tui.figures import export, panels
 
 FIXTURE_RUNS = Path(__file__).parent / "fixtures" / "runs"
 
@@ -55,19 +55,19 @@ def test_csv_and_figures(tmp_path):
     out = export.write_csv(tmp_path / "d.csv", [a, b], "val_acc")
     rows = list(csv.reader(open(out)))
     assert rows[0] == ["run", "step", "metric", "value"] and len(rows) == 6 and rows[1] == ["a", "10", "val_acc", "0.1"]
-    png = export.save_figure(tmp_path / "f.png", [a, b], "validation accuracy", "val acc", logx=True)
+    png = panels.save_figure(tmp_path / "f.png", [a, b], "validation accuracy", "val acc", logx=True)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    svg = export.save_figure(tmp_path / "f.svg", [a, b], "t", "y", logy=True)
+    svg = panels.save_figure(tmp_path / "f.svg", [a, b], "t", "y", logy=True)
     text = svg.read_text()
     assert "<svg" in text and "memorized @ 20" in text  # the milestone is in the legend
     with pytest.raises(export.ExportError, match="must be .png, .svg or .pdf"):
-        export.save_figure(tmp_path / "f.jpg", [a], "t", "y")
+        panels.save_figure(tmp_path / "f.jpg", [a], "t", "y")
 
 
 def test_missing_matplotlib_gives_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(export.ExportError, match=r"pip install 'grok-tui\[plot\]'"):
-        export.save_figure(tmp_path / "f.png", [export.Series("a", [1], [1])], "t", "y")
+        panels.save_figure(tmp_path / "f.png", [export.Series("a", [1], [1])], "t", "y")
     assert not (tmp_path / "f.png").exists()
 
 
@@ -86,5 +86,124 @@ def test_cli_plot(tmp_path):
     assert r.exit_code == 2 and "has no values of 'nope'" in r.output
     r = CliRunner().invoke(app, ["plot", "missing", "--out", str(tmp_path / "x.png"), "--runs-dir", str(runs)])
     assert r.exit_code == 2 and "no run 'missing'" in r.output
+    # without --out the figure goes to the run's figures/ directory, and the output says where
     r = CliRunner().invoke(app, ["plot", ids[0], "--runs-dir", str(runs)])
-    assert r.exit_code == 2 and "--out" in r.output
+    assert r.exit_code == 0 and (runs / ids[0] / "figures" / "val_acc.png").stat().st_size > 1000
+    assert str(runs / ids[0] / "figures" / "val_acc.png") in r.output.replace("\n", "")
+
+
+def _runs_copy(tmp_path) -> Path:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURE_RUNS, runs)
+    return runs
+
+
+def _plot(*args: str) -> object:
+    return CliRunner().invoke(app, ["plot", *args])
+
+
+def test_cli_plot_two_metrics_in_one_panel_smoothed(tmp_path):
+    runs = _runs_copy(tmp_path)
+    r = _plot("smoke-lr2e-3", "-m", "train_acc,val_acc", "--smooth", "0.9", "-o", str(tmp_path / "acc.svg"),
+              "--csv", str(tmp_path / "acc.csv"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    svg = (tmp_path / "acc.svg").read_text()
+    assert "train accuracy" in svg and "validation accuracy" in svg and "grokked @ 2460" in svg
+    rows = list(csv.DictReader(open(tmp_path / "acc.csv")))
+    assert {row["metric"] for row in rows} == {"train_acc", "val_acc"}
+    first = rows[0]
+    assert float(first["value"]) == pytest.approx(float(first["raw"]))  # debiased EMA starts at the raw value
+    assert any(row["value"] != row["raw"] for row in rows)
+    r = _plot("smoke-lr2e-3", "--smooth", "1.5x", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "smoothing must be a weight in [0, 1) or a window >= 1" in r.output
+
+
+def test_cli_plot_group_by_a_config_field_with_bands(tmp_path):
+    runs = _runs_copy(tmp_path)
+    r = _plot("--where", "run~^smoke|diverged", "--group-by", "weight_decay", "--band", "std",
+              "-o", str(tmp_path / "g.png"), "--csv", str(tmp_path / "g.csv"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    labels = {row["run"] for row in csv.DictReader(open(tmp_path / "g.csv"))}
+    assert labels == {"weight_decay=0.3 (1 run)", "weight_decay=1 (1 run)"}  # the diverged run has no rows
+    assert "left out diverged-lr1e4: no values of val_acc" in r.output
+    r = _plot("--where", "grokked", "--group-by", "colour", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "cannot group by 'colour'" in r.output
+    r = _plot("--where", "optimizer=lion", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "no run in" in r.output and "matches 'optimizer=lion'" in r.output
+
+
+def test_cli_plot_summary_and_phase(tmp_path):
+    runs = _runs_copy(tmp_path)
+    r = _plot("smoke-lr2e-3", "--summary", "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert (runs / "smoke-lr2e-3" / "figures" / "summary.png").stat().st_size > 10_000
+    sweep = next((runs / "sweeps").glob("*.json")).stem
+    r = _plot("--phase", sweep, "--x", "train_frac", "--y", "weight-decay", "--value", "gap", "-o",
+              str(tmp_path / "phase.svg"), "--csv", str(tmp_path / "phase.csv"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    svg = (tmp_path / "phase.svg").read_text()
+    assert "no grok" in svg and "train_frac" in svg
+    rows = list(csv.reader(open(tmp_path / "phase.csv")))
+    assert rows[0][:4] == ["train_frac", "weight_decay", "runs", "grokked_runs"] and len(rows) == 16
+    r = _plot("--phase", sweep, "--x", "lr", "--y", "weight_decay", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "does not vary 'lr'" in r.output
+    r = _plot("--phase", "nope", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "no sweep 'nope'" in r.output
+
+
+def connect_result(name: str, barrier: float) -> dict:
+    t = [i / 10 for i in range(11)]
+    bump = [barrier * 4 * x * (1 - x) for x in t]
+    data = {"t": t, "train_loss": [0.01 + b for b in bump], "val_loss": [3.0 - 2.9 * x + b for x, b in zip(t, bump, strict=True)],
+            "train_loss_l2": [50.0 + b for b in bump], "val_loss_l2": [53.0 + b for b in bump],
+            "train_err": [min(1.0, b) for b in bump], "val_err": [1 - x for x in t], "grad_norm": [0.1 + b for b in bump]}
+    summary = {k: {"start": v[0], "end": v[-1], "min": min(v), "max": max(v), "mean": sum(v) / len(v), "t_max": 0.5}
+               for k, v in data.items() if k != "t"}
+    return {"kind": "curve", "name": name, "created": "2026-01-01T00:00:00", "data": data, "summary": summary,
+            "knots": [0.0, 1.0]}
+
+
+def test_cli_plot_connectivity_results_overlaid(tmp_path):
+    import json
+
+    runs = _runs_copy(tmp_path)
+    d = runs / "smoke-lr2e-3" / "connect"
+    d.mkdir()
+    for name, barrier in (("segment-240-2460", 2.0), ("polyline1-240-2460", 0.1)):
+        (d / f"{name}.json").write_text(json.dumps(connect_result(name, barrier)))
+    both = ["--connect", "smoke-lr2e-3/segment-240-2460", "-c", str(d / "polyline1-240-2460.json")]
+    r = _plot(*both, "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert (d / "segment-240-2460+1.png").stat().st_size > 10_000  # beside the first result
+    (d / "segment-240-2460+1.png").unlink()
+    r = _plot(*both, "--csv", str(tmp_path / "c.csv"), "--runs-dir", str(runs))  # only the CSV asked for
+    assert r.exit_code == 0 and not (d / "segment-240-2460+1.png").exists()
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert {row["metric"] for row in rows} == {"train_loss", "val_loss", "train_loss_l2", "val_loss_l2",
+                                               "train_err", "val_err", "grad_norm"}
+    assert {row["result"].split(" ")[0] for row in rows} == {"segment-240-2460", "polyline1-240-2460"}
+    r = _plot("--connect", "smoke-lr2e-3/nope", "--runs-dir", str(runs))
+    assert r.exit_code == 2 and "results of smoke-lr2e-3: polyline1-240-2460, segment-240-2460" in r.output
+
+
+def test_cli_runs_where_and_sort(tmp_path):
+    runs = _runs_copy(tmp_path)
+    r = CliRunner().invoke(app, ["runs", "--where", "memorized", "--sort", "-mem", "--runs-dir", str(runs)])
+    assert r.exit_code == 0, r.output
+    out = r.output.splitlines()
+    assert out[1].startswith("smoke-lr2e-3") and out[2].startswith("smoke-wd0.3") and len(out) == 3
+    r = CliRunner().invoke(app, ["runs", "--where", "train_frac>=abc", "--runs-dir", str(runs)])
+    assert r.exit_code == 2 and "'train_frac>=abc' compares with 'abc', which is not a number." in r.output
+    r = CliRunner().invoke(app, ["runs", "--sort", "colour", "--runs-dir", str(runs)])
+    assert r.exit_code == 2 and "cannot sort by 'colour'" in r.output
+
+
+def test_cli_runs_keeps_long_ids_whole_at_80_columns(tmp_path):
+    runs = _runs_copy(tmp_path)
+    long_id = "20261125-015339-add-p31-adamw-grokfast-2"
+    shutil.copytree(runs / "smoke-lr2e-3", runs / long_id)
+    r = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs)], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert any(line.startswith(long_id) for line in r.output.splitlines())
+    assert all(len(line) <= 80 for line in r.output.splitlines())

@@ -11,7 +11,7 @@ from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS, OptimizerSpec
-from grok_tui.store import runs
+from grok_tui.store import runs, sweeps
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
 
@@ -114,14 +114,14 @@ def test_summary_statistics(base, tmp_path):
     assert pts[0.1]["grokked"] == {"n": 2, "mean": 300.0, "std": pytest.approx(141.42, rel=1e-4)}
     assert pts[0.1]["memorized"]["mean"] == 20.0
     path = sweep.save_summary(tmp_path, s)
-    assert sweep.list_sweeps(tmp_path) == [path]
-    assert sweep.load_summary(path)["points"] == json.loads(json.dumps(s["points"]))
+    assert sweeps.list_sweeps(tmp_path) == [path]
+    assert sweeps.load_summary(path)["points"] == json.loads(json.dumps(s["points"]))
     csv_lines = (tmp_path / "sweeps" / "s.csv").read_text().splitlines()
     assert csv_lines[0].startswith("weight_decay,runs,finished,memorized_n") and len(csv_lines) == 3
     rows = sweep.table_rows(s)
     assert rows[1]["grokked"] == "200 ± 100 (3)"
     with pytest.raises(ConfigError, match="not a sweep summary"):
-        sweep.load_summary(tmp_path / "s-000" / "nothing.json")
+        sweeps.load_summary(tmp_path / "s-000" / "nothing.json")
 
 
 def test_fallback_runs_members_one_by_one(base, tmp_path, monkeypatch):

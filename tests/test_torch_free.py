@@ -71,6 +71,7 @@ def plain_runs(tmp_path) -> Path:
     (["--import-only"], ""),
     (["--help"], "Without a command, opens the TUI"),
     (["runs"], "plain"),
+    (["runs", "--where", "grokked train_frac>=0.5", "--sort", "-grok"], "plain"),
     (["runs", "show", "plain"], "checkpoints at steps: 40"),
     (["ops"], "x^2+xy+y^2"),
     (["presets"], "seed004"),

@@ -106,11 +106,20 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t
 
 
+def eta(times: dict[str, list[float]], total: int) -> str:
+    """' (3/6, about 42 s left)': the runs timed so far and the time the rest will take at their mean."""
+    done = [t for v in times.values() for t in v]
+    left = (total - len(done)) * (sum(done) / len(done)) if done else 0.0
+    return f" ({len(done)}/{total}, about {left:,.0f} s left)" if len(done) < total else f" ({total}/{total})"
+
+
 def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Steps/s of engine and reference (median of `repeat` alternating runs) and their ratio."""
     device = resolve_device(cfg.train.device)
     sides = {"engine": lambda n: engine_loop(cfg, n, device), "reference": lambda n: reference_loop(cfg, n, device)}
+    if progress:
+        progress(f"warming up both loops ({warmup} steps each), then {2 * repeat} timed runs of {steps} steps ...")
     for fn in sides.values():  # one-time costs (allocator, kernels, caches) out of the timing
         fn(warmup)
     times: dict[str, list[float]] = {k: [] for k in sides}
@@ -118,7 +127,7 @@ def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
         for name in (("reference", "engine") if i % 2 else ("engine", "reference")):
             times[name].append(_timed(lambda fn=sides[name]: fn(steps), device))
             if progress:
-                progress(f"{name} {i + 1}/{repeat}: {steps / times[name][-1]:,.1f} steps/s")
+                progress(f"{name} {i + 1}/{repeat}: {steps / times[name][-1]:,.1f} steps/s{eta(times, 2 * repeat)}")
     rate = {k: steps / statistics.median(v) for k, v in times.items()}
     return {"device": str(device), "steps": steps, "repeat": repeat, "threads": torch.get_num_threads(),
             "engine_steps_per_s": rate["engine"], "reference_steps_per_s": rate["reference"],
@@ -133,6 +142,8 @@ def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> 
     out: dict[str, Any] = {}
     for name, fn in (("engine", engine_loop), ("reference", reference_loop)):
         fn(cfg, 5, device)  # warm-up
+        if progress:
+            progress(f"{name}: training until it groks (at most {cfg.train.steps} steps) ...")
         result: dict[str, Any] = {}
         seconds = _timed(lambda fn=fn, result=result: result.update(fn(cfg, cfg.train.steps, device, until_grokked=True)),
                          device)
@@ -192,6 +203,8 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
             sweep_run.run_sweep(sweep.plan(base, {"seed": seeds}, root, name=f"sweep{i}", workers=workers), root)
 
         engine_loop(base, 5, resolve_device(cfg.train.device))  # one-time costs (imports, kernels)
+        if progress:
+            progress(f"timing {members} runs one after another against one sweep, {repeat} times each ...")
         used = sweep.plan(base, {"seed": seeds}, root, name="plan", workers=workers).workers
         times: dict[str, list[float]] = {"one_by_one": [], "sweep": []}
         for i in range(repeat):
@@ -199,7 +212,7 @@ def sweep_bench(cfg: Config, members: int, steps: int, repeat: int = 3, workers:
                 fn = as_sweep if name == "sweep" else one_by_one
                 times[name].append(_timed(lambda fn=fn, i=i: fn(i), resolve_device(cfg.train.device)))
                 if progress:
-                    progress(f"{name} {i + 1}/{repeat}: {times[name][-1]:,.1f} s")
+                    progress(f"{name} {i + 1}/{repeat}: {times[name][-1]:,.1f} s{eta(times, 2 * repeat)}")
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"members": members, "steps": steps, "workers": used, "one_by_one_s": med["one_by_one"],
             "sweep_s": med["sweep"], "sweep_ratio": med["one_by_one"] / med["sweep"],

@@ -4,38 +4,76 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from grok_tui.cli.common import JsonOut, RunsDir, console, user_errors
+from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.runs import fmt
 
 app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
 
+# Columns given up first when the terminal is narrow: the run id is never cut.
+DROP_ORDER = ("p", "lr", "op", "steps", "best_val", "wd", "opt", "ratio", "mem", "grok")
+
+Where = Annotated[Optional[str], typer.Option(
+    "--where", "-w", help="only runs matching a query: words that must all hold, FIELD=VALUE, FIELD!=VALUE, "
+    "FIELD>=N, FIELD<N, FIELD~REGEX or a yes/no field (grokked, !grokked, memorized); FIELD is a config field "
+    "(train_frac, optimizer, weight_decay, seed, ...) or status, steps, mem, grok, gap, best_val, run. "
+    "E.g. 'optimizer=lion train_frac>=0.5 status=finished grokked'")]
+Sort = Annotated[Optional[str], typer.Option(
+    "--sort", "-s", help="order by a column or any field (grok, best_val, train_frac, ...); '-grok' descending; "
+    "runs without a value come last")]
+
+
+def fit_columns(rows: list[dict[str, str]], width: int) -> list[str]:
+    """The columns that fit in width with the run id whole, dropping the least useful first."""
+    cols = list(rows[0])
+
+    def need(cs: list[str]) -> int:
+        return sum(max(len(c), *(len(r[c]) for r in rows)) for c in cs) + 2 * (len(cs) - 1)
+
+    for c in DROP_ORDER:
+        if need(cols) <= width:
+            break
+        if c in cols:
+            cols.remove(c)
+    return cols
+
 
 @app.callback()
-def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: JsonOut = False) -> None:
-    """List the runs under the runs directory."""
+def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: JsonOut = False,
+              where: Where = None, sort: Sort = None) -> None:
+    """List the runs under the runs directory (filtered with --where, ordered with --sort)."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = [r.row() for r in store.list_runs(runs_dir)]
+    with user_errors():
+        infos = store.list_runs(runs_dir)
+        if where:
+            infos = query.parse(where).filter(infos)
+        if sort:
+            infos = query.sort_runs(infos, sort)
+    rows = [r.row() for r in infos]
     if json_out:
         for row in rows:
             print(json.dumps(row))
         return
     if not rows:
-        console.print(f"no runs in {runs_dir}")
+        console.print(f"no runs in {runs_dir}" + (f" match '{where}'" if where else ""), soft_wrap=True)
         return
+    cells = [{k: fmt(v) for k, v in row.items()} for row in rows]
+    cols = fit_columns(cells, console.width)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in rows[0]:
+    for col in cols:
         left = col in ("run", "op", "opt", "status")
-        table.add_column(col, justify="left" if left else "right", no_wrap=col != "run",
-                         overflow="fold" if col == "run" else "ellipsis")
-    for row in rows:
-        table.add_row(*(fmt(v) for v in row.values()))
+        table.add_column(col, justify="left" if left else "right", no_wrap=True,
+                         overflow="fold" if col == "run" else "ellipsis",
+                         min_width=max(len(c["run"]) for c in cells) if col == "run" else None)
+    for row in cells:
+        table.add_row(*(row[c] for c in cols))
     console.print(table)
 
 

@@ -45,6 +45,9 @@ class Series:
     y: list[float]
     milestones: dict[str, int] = field(default_factory=dict)
     color: str | None = None
+    raw: list[float] | None = None  # the values before smoothing (drawn faint behind y)
+    style: str = "-"  # matplotlib line style: several metrics of one run share its colour
+    metric: str | None = None  # the metric key, where series of several metrics share a figure or a CSV
 
 
 def metric_name(key: str) -> str:
@@ -164,16 +167,22 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], li
 
 # --- files ---------------------------------------------------------------------------------------
 
-def write_csv(path: str | Path, all_series: Sequence[Series], metric: str) -> Path:
-    """Long format: run, step, metric, value; one row per point (every point, not downsampled)."""
+def write_csv(path: str | Path, all_series: Sequence[Series], metric: str, xname: str = "step",
+              run_label: str = "run") -> Path:
+    """Long format: run, step, metric, value; one row per point (every point, not downsampled; the
+    raw value where the series is smoothed, with a smoothed column then)."""
     path = Path(path)
+    smoothed = any(s.raw is not None for s in all_series)
     try:
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["run", "step", "metric", "value"])
+            w.writerow([run_label, xname, "metric", "value", *(["smoothed"] if smoothed else [])])
             for s in all_series:
-                for x, y in zip(s.x, s.y, strict=True):
-                    w.writerow([s.label, int(x), metric, repr(y)])
+                raw = s.raw if s.raw is not None else s.y
+                for i, (x, y) in enumerate(zip(s.x, raw, strict=True)):
+                    xv = int(x) if xname == "step" else repr(x)
+                    w.writerow([s.label, xv, s.metric or metric, repr(y),
+                                *([repr(s.y[i]) if s.raw is not None else ""] if smoothed else [])])
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
     return path
@@ -182,48 +191,3 @@ def write_csv(path: str | Path, all_series: Sequence[Series], metric: str) -> Pa
 def check_figure_path(path: Path) -> None:
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ExportError(f"the figure must be .png, .svg or .pdf, got '{path.name}'.")
-
-
-def save_figure(path: str | Path, all_series: Sequence[Series], title: str, ylabel: str,
-                logx: bool = False, logy: bool = False, size: tuple[float, float] = (6.4, 4.0)) -> Path:
-    """The series as a matplotlib figure (PNG, SVG or PDF by the file's suffix), milestones as dashed lines."""
-    path = Path(path)
-    check_figure_path(path)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]' "
-                          "(the CSV export works without it).") from None
-    fig, ax = plt.subplots(figsize=size, layout="constrained")
-    try:
-        for i, s in enumerate(all_series):
-            color = s.color or PALETTE[i % len(PALETTE)]
-            color = PAPER.get(color, color)
-            x, y = visible(s.x, s.y, logx, logy)
-            ax.plot(x, y, label=s.label, color=color, linewidth=1.4)
-            for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
-                if step > 0 or not logx:
-                    ax.axvline(step, color=color, linestyle="--" if name == "grokked" else ":",
-                               linewidth=1.0, alpha=0.8,
-                               label=f"{s.label}: {name} @ {step}" if len(all_series) > 1 else f"{name} @ {step}")
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        if all_series:
-            ax.legend(fontsize="small")
-        try:
-            fig.savefig(path, dpi=150)
-        except OSError as e:
-            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
-    finally:
-        plt.close(fig)
-    return path
-

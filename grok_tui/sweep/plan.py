@@ -28,14 +28,14 @@ from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import Config
 from grok_tui.spec.ops import get_op
-from grok_tui.store.files import atomic_write_text, read_json
+from grok_tui.store.files import atomic_write_text
 from grok_tui.store.runs import new_id
+from grok_tui.store.sweeps import SWEEPS_DIR
 from grok_tui.train import model, vecoptim
 from grok_tui.train.device import resolve_device as device_of
 
 MAX_MEMBERS = 4096
 SEED_FIELDS = ("seed", "data_seed")  # averaged over in the summary
-SWEEPS_DIR = "sweeps"
 
 
 # --- grid values ------------------------------------------------------------------------------
@@ -313,19 +313,3 @@ def save_summary(runs_dir: str | Path, summary: dict) -> Path:
     atomic_write_text(path, json.dumps(summary, indent=1))
     atomic_write_text(d / f"{summary['sweep_id']}.csv", summary_csv(summary))
     return path
-
-
-def list_sweeps(runs_dir: str | Path) -> list[Path]:
-    """Summary files of the sweeps under runs_dir, newest first."""
-    d = Path(runs_dir) / SWEEPS_DIR
-    if not d.is_dir():
-        return []
-    return sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def load_summary(path: str | Path) -> dict:
-    """A saved sweep summary; ConfigError when it is missing or not a sweep summary."""
-    s = read_json(Path(path))
-    if "points" not in s or "sweep_id" not in s:
-        raise ConfigError(f"{path} is not a sweep summary.")
-    return s

@@ -19,7 +19,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from grok_tui.figures.export import ExportError, save_figure, write_csv
+from grok_tui.figures.export import ExportError, write_csv
+from grok_tui.figures.panels import save_figure
 from grok_tui.spec.config import Config
 from grok_tui.store import runs as store
 from grok_tui.tui.live import Launch, LiveRun, try_control
@@ -47,6 +48,7 @@ class GrokApp(App):
         Binding("r", "switch_mode('runs')", "Runs"),
         Binding("c", "switch_mode('connect')", "Connect"),
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys", show=False),  # the views' hint lines say "? keys"
     ]
 
     child_threads = 0  # --threads of the connectivity and landscape children (0: one per core)
@@ -67,6 +69,12 @@ class GrokApp(App):
             return bool(parameters) and parameters[0] in self.MODES
         return True
 
+    def action_help(self) -> None:
+        from grok_tui.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode in self.MODES:
@@ -81,6 +89,8 @@ class GrokApp(App):
             yield SystemCommand("Runs: open details", "details of the run under the cursor (o)", screen.action_details)
             yield SystemCommand("Runs: follow in Train", "show the run under the cursor live (a)", screen.action_attach)
             yield SystemCommand("Runs: export", "export the overlay chart (e)", screen.action_export)
+            yield SystemCommand("Runs: filter", "filter the runs with a query (/)", screen.action_filter)
+            yield SystemCommand("Runs: phase diagram", "steps to grok over a sweep's two fields (P)", screen.action_phase)
 
     def on_mount(self) -> None:
         self._follower = threading.Thread(target=self._follow_loop, name="grok-tui run follower", daemon=True)
@@ -191,28 +201,42 @@ class GrokApp(App):
     def _export_requested(self, msg: MetricChart.ExportRequested) -> None:
         chart = msg.chart
         all_series = [s for s in chart.series if s.x]
-        if not all_series:
+        bands = [b for b in chart.bands if b.x]
+        if not all_series and not bands:
             self.notify("this chart has no data yet.", severity="warning")
             return
         metric, logx, logy, title = chart.metric, chart.logx, chart.logy, chart.title
         stem = f"grok-{metric.replace(' ', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if chart.export_dir is not None:  # the run's figures/ directory; the toast says where
+            stem = str(Path(chart.export_dir) / stem)
 
         def chosen(result: tuple[str, str] | None) -> None:
             if result is not None:
-                self._export(result[0], result[1], all_series, metric, title, logx, logy)
+                self._export(result[0], result[1], all_series, metric, title, logx, logy, bands)
 
         self.push_screen(ExportScreen(stem, title), chosen)
 
     @work(thread=True, exit_on_error=False, group="export", description="export chart")
-    def _export(self, stem: str, fmt: str, all_series, metric: str, title: str, logx: bool, logy: bool) -> None:
-        base = Path(stem).expanduser()
+    def _export(self, stem: str, fmt: str, all_series, metric: str, title: str, logx: bool, logy: bool,
+                bands=()) -> None:
+        from grok_tui.figures.panels import Panel, write_panels_csv
+
+        base = Path(stem).expanduser().resolve()
         if base.suffix.lower() in (".png", ".svg", ".pdf", ".csv"):
             base = base.with_suffix("")
         paths: list[str] = []
         error = None
         try:
-            paths.append(str(write_csv(base.with_suffix(".csv"), all_series, metric)))
-            paths.append(str(save_figure(base.with_suffix("." + fmt), all_series, title, title, logx, logy)))
+            base.parent.mkdir(parents=True, exist_ok=True)
+            if bands:
+                paths.append(str(write_panels_csv(base.with_suffix(".csv"), [Panel(title, title, list(all_series),
+                                                                                   list(bands))])))
+            else:
+                paths.append(str(write_csv(base.with_suffix(".csv"), all_series, metric)))
+            paths.append(str(save_figure(base.with_suffix("." + fmt), all_series, title, title, logx, logy,
+                                         bands=bands)))
+        except OSError as e:
+            error = f"cannot write {base.parent}: {e.strerror or e}."
         except ExportError as e:
             error = str(e)
         self.post_message(ExportDone(paths, error))

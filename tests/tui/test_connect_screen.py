@@ -77,16 +77,16 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         assert grad.display and len(grad.lines[0].y) == 5
         assert not screen.query_one("#heat-train", LandscapeHeatmap).display
         result = connect.load_result(saved)
-        assert loss.lines[0].y == result["data"]["train_loss_l2"]
+        assert loss.lines[0].y == result["data"]["train_loss"]
         sel = screen.query_one("#results", Select)
         await wait_for(pilot, lambda: sel.value == str(saved), 10, "the result listed and picked")
         assert not list((root / "a" / "connect").glob(".jobs/*"))  # the child's progress file and log are gone
         # reopen: draw something else, then pick the saved result again (read in a worker)
-        screen.draw([{**result, "data": {**result["data"], "train_loss_l2": [0.0] * 5}}])
+        screen.draw([{**result, "data": {**result["data"], "train_loss": [0.0] * 5}}])
         sel.clear()
         await pilot.pause()
         sel.value = str(saved)
-        await wait_for(pilot, lambda: loss.lines[0].y == result["data"]["train_loss_l2"], 10, "the reopened result")
+        await wait_for(pilot, lambda: loss.lines[0].y == result["data"]["train_loss"], 10, "the reopened result")
 
 
 async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_pair, tmp_path):

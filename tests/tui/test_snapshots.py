@@ -39,3 +39,69 @@ def test_runs_compare_80x24(snap_compare, fixture_runs):
 
 def test_runs_compare_200x50(snap_compare, fixture_runs):
     assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_compare_two())
+
+
+def _grouped_smoothed():
+    async def run_before(pilot) -> None:
+        await pilot.press("r")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.query_one(RunTable).row_count == 3, 20, "the runs table")
+        await pilot.press("space", "down", "space", "down", "space")
+        chart = screen.query_one("#overlay", MetricChart)
+        await wait_for(pilot, lambda: len(chart.series) == 3, 20, "three series")
+        await pilot.press("s", "s", "s", "g")  # smoothing 0.9, grouped by weight_decay
+        await wait_for(pilot, lambda: len(chart.bands) == 2, 20, "two groups")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def _smoothed():
+    async def run_before(pilot) -> None:
+        await pilot.press("r")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.query_one(RunTable).row_count == 3, 20, "the runs table")
+        await pilot.press("down", "space", "down", "space", "m", "s", "s", "s")  # train_acc, smoothing 0.9
+        chart = screen.query_one("#overlay", MetricChart)
+        await wait_for(pilot, lambda: len(chart.series) == 2 and chart.series[0].raw is not None, 20, "smoothed")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def _phase():
+    async def run_before(pilot) -> None:
+        await pilot.press("r")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.query_one(RunTable).row_count == 3, 20, "the runs table")
+        await pilot.press("P")
+        await wait_for(pilot, lambda: getattr(pilot.app.screen, "grid", None) is not None, 20, "the phase grid")
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_runs_grouped_smoothed_80x24(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(80, 24), run_before=_grouped_smoothed())
+
+
+def test_runs_grouped_smoothed_200x50(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_grouped_smoothed())
+
+
+def test_runs_smoothed_80x24(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(80, 24), run_before=_smoothed())
+
+
+def test_runs_smoothed_200x50(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_smoothed())
+
+
+def test_phase_diagram_80x24(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(80, 24), run_before=_phase())
+
+
+def test_phase_diagram_200x50(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_phase())

@@ -57,6 +57,8 @@ class ConnectScreen(Screen):
         Binding("L", "landscape", "Landscape"),
         Binding("x", "cancel", "Cancel"),
         Binding("f5", "rescan", "Rescan"),
+        Binding("w", "l2", "CE / CE+L2"),
+        Binding("e", "export", "Export"),
     ]
 
     @dataclass
@@ -101,6 +103,7 @@ class ConnectScreen(Screen):
         self.infos: dict[str, store.RunInfo] = {}
         self.ckpt_options: dict[str, list[tuple[str, str]]] = {}
         self.shown: list[dict] = []
+        self.with_l2 = False  # the loss panel: cross-entropy alone (the barrier shows), or with the L2 term
         self.last_progress: tuple[str, int, int] | None = None
         self.jobs: list[ConnectJob] = []  # the child processes of the job running now (or last)
 
@@ -350,7 +353,7 @@ class ConnectScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="connect-load", description="load a result")
     def _load(self, path: Path) -> None:
         try:
-            self.post_message(self.Loaded([load_result(path)]))
+            self.post_message(self.Loaded([{**load_result(path), "path": str(path)}]))  # the path: for the export
         except GrokError as e:
             self.post_message(self.Loaded([], str(e)))
 
@@ -383,8 +386,9 @@ class ConnectScreen(Screen):
             if r["kind"] == "curve":
                 self._layout("curve")
                 marks = r.get("knots", [])[1:-1]
-                loss.show("loss + L2", [Line("train", d["t"], d["train_loss_l2"]), Line("val", d["t"], d["val_loss_l2"])],
-                          marks=marks)
+                key = "_loss_l2" if self.with_l2 or "train_loss" not in d else "_loss"
+                loss.show("cross-entropy + L2 (w)" if key == "_loss_l2" else "cross-entropy (w: + L2)",
+                          [Line("train", d["t"], d["train" + key]), Line("val", d["t"], d["val" + key])], marks=marks)
                 err.show("error", [Line("train", d["t"], d["train_err"]), Line("val", d["t"], d["val_err"])], marks=marks)
                 grad.show("grad norm", [Line("train", d["t"], d["grad_norm"])] if "grad_norm" in d else [], marks=marks)
                 s = r["summary"]["train_err"]
@@ -403,6 +407,41 @@ class ConnectScreen(Screen):
                     self._layout("grid")
                 self._heat(r)
         self.refresh_bindings()
+
+    def action_l2(self) -> None:
+        self.with_l2 = not self.with_l2
+        if any(r["kind"] == "curve" for r in self.shown):
+            self.draw(self.shown)
+        else:
+            self.notify(f"the loss panel will show {'CE + L2' if self.with_l2 else 'CE alone'} for the next curve.",
+                        timeout=3)
+
+    def action_export(self) -> None:
+        curves = [r for r in self.shown if r["kind"] in ("curve", "landscape1d")]
+        if not curves:
+            self.notify("nothing to export: run or reopen a curve first (g, or earlier results)."
+                        if not self.shown else "a 2-D landscape is saved as JSON + CSV already; "
+                        "figures are for curves and 1-D lines.", severity="warning")
+            return
+        self._export_figures(curves)
+
+    @work(thread=True, exit_on_error=False, group="export", description="export connectivity figure")
+    def _export_figures(self, results: list[dict]) -> None:
+        from grok_tui.figures.panels import connect_panels, save_panels, write_panels_csv
+        from grok_tui.tui.messages import ExportDone
+
+        base = Path(results[0]["path"]).resolve().with_suffix("")
+        base = base.with_name(base.name + "-figure")
+        paths, error = [], None
+        try:
+            panels = connect_panels(results)
+            paths.append(str(write_panels_csv(base.with_suffix(".csv"), panels, label="result")))
+            paths.append(str(save_panels(base.with_suffix(".png"), panels, " vs ".join(r["name"] for r in results))))
+        except GrokError as e:
+            error = str(e)
+        except OSError as e:
+            error = f"cannot write {base.parent}: {e.strerror or e}."
+        self.app.post_message(ExportDone(paths, error))
 
     def _heat(self, r: dict) -> None:
         d, grid = r["data"], r["grid"]

@@ -2,12 +2,15 @@
 
 A thread worker rescans the directory about once a second (runs started headless in another terminal
 appear, running ones update) and reads the new rows of the selected runs with `store.files.JsonlTail`.
+Like a lab notebook: `/` filters the table with a query (store/query.py), `O` sorts it, `s` smooths
+the chart (TensorBoard's debiased EMA, the raw curve dim behind), `g` groups the selected runs by a
+config field (mean line and band, figures/compare.py), `P` opens the phase diagram of a sweep.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,50 +18,28 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
+from grok_tui.figures import compare
 from grok_tui.figures.export import (
     METRIC_NAMES,
     PALETTE,
-    Series,
     default_log_y,
     metric_keys,
     metric_name,
     milestones_of,
-    series,
 )
+from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.files import JsonlTail
+from grok_tui.tui.overlay import GROUP_FIELDS, SORT_COLUMNS, Followed, OverlayView, overlay, partner
 from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
+from grok_tui.tui.screens.phase import PhaseScreen
 from grok_tui.tui.widgets.chart import MetricChart
-from grok_tui.tui.widgets.run_table import RunTable, short_id
+from grok_tui.tui.widgets.run_table import RunTable
 
 SCAN_S = 1.0  # seconds between scans of the runs directory
 DEFAULT_METRICS = tuple(METRIC_NAMES)
-
-
-@dataclass
-class Followed:
-    """The rows of one selected run read so far (its files are tailed, not re-read)."""
-
-    metrics: JsonlTail
-    events: JsonlTail
-    rows: dict[int, dict] = field(default_factory=dict)
-    milestones: dict[str, int] = field(default_factory=dict)
-
-    def read(self) -> bool:
-        new = self.metrics.read()
-        evs = self.events.read()
-        if new:  # swap in a new dict: the UI thread may be reading the old one
-            rows = dict(self.rows)
-            rows.update({r["step"]: r for r in new if isinstance(r.get("step"), int)})
-            self.rows = rows
-        if evs:
-            self.milestones = {**milestones_of(evs), **self.milestones}
-        return bool(new or evs)
-
-    def sorted_rows(self) -> list[dict]:
-        return [self.rows[s] for s in sorted(self.rows)]
 
 
 class RunsScreen(Screen):
@@ -75,6 +56,15 @@ class RunsScreen(Screen):
         Binding("a", "attach", "Follow", show=False),  # in the palette; the footer keeps Export at 80 columns
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
+        Binding("s", "smooth(1)", "Smooth"),
+        Binding("S", "smooth(-1)", "Smooth less", show=False),
+        Binding("g", "group", "Group"),
+        Binding("b", "band", "Band", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("O", "sort", "Sort"),
+        Binding("P", "phase", "Phase"),
+        Binding("v", "pair", "Train+val"),
+        Binding("F", "summary_figure", "Summary fig"),
     ]
 
     @dataclass
@@ -87,16 +77,26 @@ class RunsScreen(Screen):
         self.selected: list[str] = []  # in selection order; colours follow it
         self.followed: dict[str, Followed] = {}
         self.metric = "val_acc"
-        self.infos: dict[str, store.RunInfo] = {}
+        self.infos: dict[str, store.RunInfo] = {}  # every run in the directory
+        self.shown: list[store.RunInfo] = []  # the table's runs: filtered and sorted
+        self.smoothing = 0.0
+        self.group_by: str | None = None
+        self.band = "minmax"
+        self.where: query.Query | None = None
+        self.sort: str | None = None
+        self.paired = False  # the metric's other split too (train_acc with val_acc), dotted
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-body"):
+            yield Input(placeholder="query, e.g. optimizer=adamw train_frac>=0.5 grokked (enter; empty: all)",
+                        id="runs-filter", compact=True)
             yield RunTable(id="run-table")
             yield Static("", id="runs-hint")
             yield MetricChart(metric_name(self.metric), self.metric, logx=True, logy=False, id="overlay")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(RunTable).focus()
         self.scan()
         self.set_interval(SCAN_S, self._maybe_scan)
         self._update_hint()
@@ -134,31 +134,40 @@ class RunsScreen(Screen):
     def _scanned(self, msg: Scanned) -> None:
         self.infos = {r.id: r for r in msg.runs}
         self.selected = [rid for rid in self.selected if rid in self.infos]
-        self.query_one(RunTable).sync(msg.runs, self.colors)
+        self._sync_table()
         self.redraw()
 
+    def _sync_table(self) -> None:
+        runs = list(self.infos.values())
+        if self.where is not None:
+            runs = self.where.filter(runs)
+        if self.sort is not None:
+            runs = query.sort_runs(runs, self.sort)
+        self.shown = runs
+        self.query_one(RunTable).sync(runs, self.colors)
+
     def redraw(self) -> None:
-        colors = self.colors
-        out: list[Series] = []
-        for rid in self.selected:
-            f = self.followed.get(rid)
-            if f is None:
-                continue
-            info = self.infos.get(rid)
-            ms = dict(f.milestones)
-            if info is not None:
-                ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
-            s = series(f.sorted_rows(), self.metric, label=short_id(rid), milestones=ms, color=colors[rid])
-            out.append(s)
-        chart = self.query_one("#overlay", MetricChart)
-        chart.show(out, title=f"{metric_name(self.metric)} ({self.metric})", metric=self.metric)
+        view = OverlayView(self.metric, self.paired, self.smoothing, self.group_by, self.band)
+        out, bands, title = overlay(view, self.selected, self.followed, self.infos, self.colors)
+        self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
         n = len(self.selected)
-        self.query_one("#runs-hint", Static).update(
-            f"[b]{n}[/] selected · metric [b]{self.metric}[/] (m) · log x {'on' if self.chart.logx else 'off'} (l) · "
-            f"log y {'on' if self.chart.logy else 'off'} (L)" if n else
-            "space: select runs to overlay · m: metric · o: details · d: delete · e: export")
+        parts = [f"[b]{n}[/] selected" if n else "space: select runs",
+                 f"[b]{self.metric}[/]{' + ' + str(partner(self.metric)) if self.paired and partner(self.metric) else ''} (m, v)"]
+        parts.append(f"smooth [b]{self.smoothing:g}[/] (s)")
+        if self.group_by:
+            parts.append(f"by [b]{self.group_by}[/] (g) {'min-max' if self.band == 'minmax' else '±std'} (b)")
+        else:
+            parts.append("group (g)")
+        if self.where is not None and self.where.text:
+            parts.append(f"[b]{len(self.shown)}[/]/{len(self.infos)} where [b]{self.where.text}[/] (/)")
+        else:
+            parts.append("filter (/)")
+        if self.sort:
+            parts.append(f"sort [b]{self.sort}[/] (O)")
+        parts.append("? keys")
+        self.query_one("#runs-hint", Static).update(" · ".join(parts))
 
     @property
     def chart(self) -> MetricChart:
@@ -168,14 +177,18 @@ class RunsScreen(Screen):
     def action_toggle_select(self) -> None:
         rid = self.query_one(RunTable).current_id
         if rid is None:
+            self.notify("no run to select: the table is empty" + (" for this filter (/)." if self.where else "."),
+                        severity="warning")
             return
         if rid in self.selected:
             self.selected.remove(rid)
             self.followed.pop(rid, None)
         else:
             self.selected.append(rid)
+        if self.group_by is not None and self.group_by not in self._group_choices():
+            self.group_by = None
         self._update_hint()
-        self.query_one(RunTable).sync(list(self.infos.values()), self.colors)
+        self._sync_table()
         self.redraw()
         self.scan()
 
@@ -204,6 +217,8 @@ class RunsScreen(Screen):
         rid = self.query_one(RunTable).current_id
         if rid is not None and rid in self.infos:
             self._load_details(rid)
+        else:
+            self.notify("no run under the cursor.", severity="warning")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-details", description="read a run")
     def _load_details(self, rid: str) -> None:
@@ -215,12 +230,128 @@ class RunsScreen(Screen):
         """Show the run under the cursor live in the Train view."""
         rid = self.query_one(RunTable).current_id
         if rid is None:
+            self.notify("no run under the cursor to follow.", severity="warning")
             return
         run = self.app.attach(rid)
         self.app.switch_mode("train")
         screen = self.app.screen
         if hasattr(screen, "show_run"):
             screen.show_run(run)
+
+    def action_smooth(self, step: int) -> None:
+        levels = compare.SMOOTH_LEVELS
+        i = min(range(len(levels)), key=lambda k: abs(levels[k] - self.smoothing))
+        self.smoothing = levels[(i + step) % len(levels)]
+        self._update_hint()
+        self.redraw()
+
+    def _group_choices(self) -> list[str]:
+        values = [query.run_fields(self.infos[rid]) for rid in self.selected if rid in self.infos]
+        return compare.varying_fields(values, GROUP_FIELDS) if len(values) > 1 else []
+
+    def action_group(self) -> None:
+        choices = self._group_choices()
+        if not choices:
+            self.group_by = None
+            self.notify("select two or more runs that differ in a config field to group them (space)."
+                        if len(self.selected) < 2 else "the selected runs share every config field: nothing to group by.",
+                        severity="warning")
+        else:
+            cycle = [*choices, None]
+            self.group_by = cycle[(cycle.index(self.group_by) + 1) % len(cycle)] if self.group_by in cycle else cycle[0]
+        self._update_hint()
+        self.redraw()
+
+    def action_band(self) -> None:
+        if self.group_by is None:
+            self.notify("the band belongs to groups: group the selected runs first (g).", severity="warning")
+            return
+        self.band = "std" if self.band == "minmax" else "minmax"
+        self._update_hint()
+        self.redraw()
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        inp.display = True
+        inp.focus()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        try:
+            self.where = query.parse(text) if text else None
+        except query.QueryError as e:
+            self.query_one("#runs-hint", Static).update(f"[red]{e}[/]")
+            self.notify(str(e), title="query", severity="error", markup=False)
+            return
+        event.input.display = bool(text)
+        self.query_one(RunTable).focus()
+        self._sync_table()
+        self._update_hint()
+
+    def key_escape(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        if inp.has_focus:
+            self.query_one(RunTable).focus()
+            inp.display = self.where is not None
+
+    def action_sort(self) -> None:
+        cols = [None, *SORT_COLUMNS]
+        i = cols.index(self.sort) if self.sort in cols else 0
+        self.sort = cols[(i + 1) % len(cols)]
+        self._sync_table()
+        self._update_hint()
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in ("sel",):
+            return
+        self.sort = f"-{key}" if self.sort == key else key
+        self._sync_table()
+        self._update_hint()
+
+    def action_pair(self) -> None:
+        if partner(self.metric) is None:
+            self.notify(f"{self.metric} has no train/val counterpart; pick an accuracy or a loss (m).",
+                        severity="warning")
+            return
+        self.paired = not self.paired
+        self._update_hint()
+        self.redraw()
+
+    def action_summary_figure(self) -> None:
+        rid = self.query_one(RunTable).current_id
+        info = self.infos.get(rid) if rid else None
+        if info is None:
+            self.notify("no run under the cursor.", severity="warning")
+            return
+        self._summary_figure(info)
+
+    @work(thread=True, exit_on_error=False, group="export", description="summary figure")
+    def _summary_figure(self, info: store.RunInfo) -> None:
+        from grok_tui.errors import GrokError
+        from grok_tui.figures.panels import save_panels, summary_panels
+        from grok_tui.tui.messages import ExportDone
+
+        path = (info.path / "figures" / "summary.png").resolve()
+        rows = info.metrics()
+        if not rows:
+            self.app.post_message(ExportDone([], f"{info.id} has no metric rows yet: nothing to draw."))
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_panels(path, summary_panels(info.id, rows, milestones_of(info.events(), info.summary)), info.id)
+        except GrokError as e:
+            self.app.post_message(ExportDone([], str(e)))
+            return
+        except OSError as e:
+            self.app.post_message(ExportDone([], f"cannot write {path}: {e.strerror or e}."))
+            return
+        self.app.post_message(ExportDone([str(path)], None))
+
+    def action_phase(self) -> None:
+        self.app.push_screen(PhaseScreen(self.runs_dir))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -230,12 +361,14 @@ class RunsScreen(Screen):
         if not self.selected:
             self.notify("select runs to export first (space).", severity="warning")
             return
+        self.chart.export_dir = self.runs_dir / self.selected[0] / "figures"
         self.chart.action_export()
 
     def action_delete(self) -> None:
         rid = self.query_one(RunTable).current_id
         info = self.infos.get(rid) if rid else None
         if info is None:
+            self.notify("no run under the cursor.", severity="warning")
             return
         if info.active:
             self.notify(f"{rid} is still training; stop it before deleting it.", severity="warning")

@@ -20,14 +20,16 @@ from textual.binding import Binding
 from textual.message import Message
 from textual_plotext import PlotextPlot
 
+from grok_tui.figures.compare import Band
 from grok_tui.figures.export import PALETTE, Series, downsample, log_ticks, visible
 
 MARKS = {"memorized": "M", "grokked": "G"}
 
 
-def _signature(series: list[Series]) -> tuple:
-    return tuple((s.label, len(s.x), s.x[-1] if s.x else None, s.y[-1] if s.y else None,
-                  tuple(sorted(s.milestones.items())), s.color) for s in series)
+def _signature(series: list[Series], bands: list[Band] = ()) -> tuple:
+    return (tuple((s.label, len(s.x), s.x[-1] if s.x else None, s.y[-1] if s.y else None,
+                   tuple(sorted(s.milestones.items())), s.color, s.raw is not None and s.y[-1]) for s in series),
+            tuple((b.label, len(b.x), b.mean[-1] if b.mean else None, b.color) for b in bands))
 
 
 _SGR = re.compile("\x1b\\[([0-9;]*)m")
@@ -100,6 +102,8 @@ class MetricChart(PlotextPlot):
         self.metric = metric  # the metric name written in an exported CSV
         self.logx, self.logy = logx, logy
         self.series: list[Series] = []
+        self.bands: list[Band] = []
+        self.export_dir = None  # where an export goes by default (a run's figures/); None: the current directory  # groups of runs: a mean line between dim min/max (or +-std) lines
         self._drawn: tuple | None = None
         self.redraws = 0
         self.redraw_s = 0.0  # time spent building plots (re-plot + render), for the tests and the note
@@ -109,14 +113,19 @@ class MetricChart(PlotextPlot):
         self.replot()  # the title and an empty frame until data comes
 
     # -- data -----------------------------------------------------------------------------------
-    def show(self, series: list[Series], title: str | None = None, metric: str | None = None) -> bool:
-        """Store the series; re-plot and refresh only when something changed. True when it did."""
+    def show(self, series: list[Series], title: str | None = None, metric: str | None = None,
+             bands: list[Band] | None = None) -> bool:
+        """Store the series (and group bands); re-plot and refresh only when something changed. True when it did.
+
+        A smoothed series (its `raw` kept) is drawn over its raw values in a dim line."""
         self.series = series
+        if bands is not None:
+            self.bands = bands
         if title is not None:
             self.title = title
         if metric is not None:
             self.metric = metric
-        sig = (_signature(series), self.logx, self.logy, self.title, self.size.width)
+        sig = (_signature(series, self.bands), self.logx, self.logy, self.title, self.size.width)
         if sig == self._drawn:
             return False
         self._drawn = sig
@@ -125,7 +134,17 @@ class MetricChart(PlotextPlot):
 
     @property
     def points(self) -> int:
-        return sum(len(s.x) for s in self.series)
+        return sum(len(s.x) for s in self.series) + sum(len(b.x) for b in self.bands)
+
+    def _line(self, x: list[float], y: list[float], n: int, **kw) -> tuple[list[float], list[float]]:
+        x, y = visible(x, y, self.logx, self.logy)
+        x, y = downsample(x, y, n, self.logx)
+        if not x:
+            return [], []
+        px = [math.log10(v) for v in x] if self.logx else x
+        py = [math.log10(v) for v in y] if self.logy else y
+        self.plt.plot(px, py, **{"marker": "braille", **kw})
+        return px, py
 
     def replot(self) -> None:
         t0 = time.perf_counter()
@@ -135,17 +154,24 @@ class MetricChart(PlotextPlot):
         xs_all: list[float] = []
         ys_all: list[float] = []
         marks: list[str] = []  # per series, in legend order
-        for i, s in enumerate(self.series):
+        lines = [(b.as_series(), b) for b in self.bands] + [(s, None) for s in self.series]
+        for i, (s, band) in enumerate(lines):
             color = s.color or PALETTE[i % len(PALETTE)]
-            x, y = visible(s.x, s.y, self.logx, self.logy)
-            x, y = downsample(x, y, n, self.logx)
-            if not x:
+            if band is not None:  # the band's edges, dim, behind its mean
+                for edge in (band.lo, band.hi):
+                    ex, ey = self._line(band.x, edge, n, color=color, style="dim")
+                    xs_all += ex
+                    ys_all += ey
+            if s.raw is not None:  # the raw curve, dim, behind the smoothed one
+                rx, ry = self._line(s.x, s.raw, n, color=color, style="dim")
+                xs_all += rx
+                ys_all += ry
+            px, py = self._line(s.x, s.y, n, label=s.label, color=color,
+                                **({"marker": "dot"} if s.style != "-" else {}))
+            if not px:
                 continue
-            px = [math.log10(v) for v in x] if self.logx else x
-            py = [math.log10(v) for v in y] if self.logy else y
             xs_all += px
             ys_all += py
-            plt.plot(px, py, label=s.label, color=color, marker="braille")
             own = []
             for name, step in sorted(s.milestones.items(), key=lambda kv: kv[1]):
                 if step <= 0 and self.logx:

@@ -10,9 +10,10 @@ from textual.widgets import DataTable
 
 from grok_tui.store.runs import RunInfo, fmt
 
-COLUMNS = (("sel", " "), ("op", "op"), ("p", "p"), ("ratio", "ratio"), ("opt", "optim"), ("lr", "lr"),
-           ("wd", "wd"), ("steps", "steps"), ("mem", "mem"), ("grok", "grok"), ("status", "status"),
-           ("run", "run"))
+# The run id comes first and whole (ids are readable at 80 columns; the rest scrolls sideways).
+COLUMNS = (("sel", " "), ("run", "run"), ("status", "status"), ("grok", "grok"), ("mem", "mem"),
+           ("best_val", "best"), ("ratio", "ratio"), ("opt", "optim"), ("lr", "lr"), ("wd", "wd"),
+           ("steps", "steps"), ("op", "op"), ("p", "p"))
 STATUS_STYLE = {"running": "green", "finished": "", "stopped": "yellow", "failed": "red",
                 "interrupted": "red", "paused": "yellow"}
 
@@ -29,7 +30,7 @@ def row_cells(r: RunInfo, color: str | None) -> dict[str, Any]:
     cells: dict[str, Any] = {key: fmt(row[key]) for key, _ in COLUMNS if key in row}
     cells.update(sel=Text("●", style=color) if color else Text(" "),
                  status=Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
-                 run=short_id(r.id))  # the label the overlay's legend uses
+                 run=r.id)
     return cells
 
 
@@ -45,6 +46,18 @@ class RunTable(DataTable):
             self.add_column(label, key=key)
 
     def sync(self, runs: list[RunInfo], colors: dict[str, str]) -> None:
+        """Rows for these runs, in this order (a new order re-adds the rows; the cursor stays on its run)."""
+        order = [r.id for r in runs]
+        wanted = set(order)
+        after = [rid for rid in self._cells if rid in wanted] + [rid for rid in order if rid not in self._cells]
+        if after != order:
+            current = self.current_id
+            self.clear()
+            self._cells = {}
+            self.sync(runs, colors)
+            if current in self._cells:
+                self.move_cursor(row=order.index(current))
+            return
         seen = set()
         for r in runs:
             seen.add(r.id)

@@ -1,0 +1,155 @@
+"""Series math for comparing runs: TensorBoard's debiased EMA smoothing, and groups of runs reduced to
+a mean line with a min-max or +-std band. Pure Python on lists (no torch, no UI imports); the TUI's
+charts and `grok-tui plot` draw what these return.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from grok_tui.figures.export import Series
+
+SMOOTH_LEVELS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)  # the app's `s` key steps through these
+BANDS = ("minmax", "std")
+
+
+def ema(y: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average debiased like Adam's moments.
+
+    s_i = w s_{i-1} + (1 - w) y_i from s_0 = 0, divided by 1 - w^n (n finite values so far), so the
+    first value is y_0 itself rather than pulled towards 0. Non-finite values pass through unchanged
+    and do not enter the average. weight 0 returns y; it must be in [0, 1).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"the smoothing weight must be in [0, 1), got {weight}.")
+    if weight == 0.0:
+        return list(y)
+    out, last, n = [], 0.0, 0
+    for v in y:
+        if not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * weight + (1.0 - weight) * v
+        n += 1
+        out.append(last / (1.0 - weight ** n))
+    return out
+
+
+def smooth(s: Series, weight: float) -> Series:
+    """The series smoothed, its raw values kept in `raw` (drawn faint behind the smoothed line)."""
+    if weight <= 0.0 or not s.y:
+        return s
+    return replace(s, y=ema(s.y, weight), raw=list(s.y))
+
+
+def parse_smooth(text: str | float) -> float:
+    """A smoothing weight from a flag: a weight in [0, 1) such as 0.9, or a window in steps of the
+    average (>= 1, e.g. 10 -> weight 1 - 1/10)."""
+    try:
+        w = float(text)
+    except ValueError:
+        raise ValueError(f"the smoothing must be a weight in [0, 1) or a window >= 1, got '{text}'.") from None
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"the smoothing must be a weight in [0, 1) or a window >= 1, got '{text}'.")
+    return w if w < 1 else 1.0 - 1.0 / w
+
+
+# --- groups ----------------------------------------------------------------------------------------
+
+@dataclass
+class Band:
+    """A group of runs reduced to one line: the mean at each step with a band (min-max or +-std)."""
+
+    label: str
+    x: list[float]
+    mean: list[float]
+    lo: list[float]
+    hi: list[float]
+    n: list[int]  # runs that cover each step
+    members: list[str] = field(default_factory=list)
+    milestones: dict[str, int] = field(default_factory=dict)  # mean step over the members that reached it
+    reached: dict[str, int] = field(default_factory=dict)  # how many members reached each milestone
+    color: str | None = None
+    style: str = "-"
+    metric: str | None = None
+
+    def as_series(self) -> Series:
+        return Series(self.label, self.x, self.mean, dict(self.milestones), self.color, style=self.style,
+                      metric=self.metric)
+
+
+def _at(s: Series, x: float) -> float | None:
+    """The series' value at x, linear between its points; None outside its range."""
+    if not s.x or x < s.x[0] or x > s.x[-1]:
+        return None
+    i = bisect_left(s.x, x)
+    if s.x[i] == x:
+        return s.y[i]
+    x0, x1, y0, y1 = s.x[i - 1], s.x[i], s.y[i - 1], s.y[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def aggregate(members: Sequence[Series], label: str, band: str = "minmax", color: str | None = None) -> Band:
+    """The mean of the members at every step any of them has (each member counts only inside its own
+    range, so a run stopped early does not pull the mean towards its last value), and the band."""
+    if band not in BANDS:
+        raise ValueError(f"the band must be {' or '.join(BANDS)}, got '{band}'.")
+    xs = sorted({x for s in members for x in s.x})
+    out = Band(label, [], [], [], [], [], [s.label for s in members], color=color)
+    for x in xs:
+        vals = [v for v in (_at(s, x) for s in members) if v is not None and math.isfinite(v)]
+        if not vals:
+            continue
+        m = statistics.fmean(vals)
+        if band == "std":
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            lo, hi = m - sd, m + sd
+        else:
+            lo, hi = min(vals), max(vals)
+        out.x.append(x)
+        out.mean.append(m)
+        out.lo.append(lo)
+        out.hi.append(hi)
+        out.n.append(len(vals))
+    for name in ("memorized", "grokked"):
+        steps = [s.milestones[name] for s in members if name in s.milestones]
+        out.reached[name] = len(steps)
+        if steps:
+            out.milestones[name] = round(statistics.fmean(steps))
+    return out
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "-" if v is None else str(v)
+
+
+def group(items: Sequence[tuple[Series, Any]], field_name: str, band: str = "minmax",
+          palette: Sequence[str] = ()) -> list[Band]:
+    """Series grouped by a field's value (items: (series, value)), one Band per value in sorted order,
+    labelled `field=value (n runs)`; colours from the palette in that order."""
+    by_value: dict[Any, list[Series]] = {}
+    for s, v in items:
+        by_value.setdefault(v, []).append(s)
+
+    def order(v: Any) -> tuple:
+        return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+
+    bands = []
+    for i, v in enumerate(sorted(by_value, key=order)):
+        members = by_value[v]
+        color = palette[i % len(palette)] if palette else None
+        bands.append(aggregate(members, f"{field_name}={fmt_value(v)} ({len(members)} run{'s' * (len(members) > 1)})",
+                               band, color))
+    return bands
+
+
+def varying_fields(values: Sequence[dict[str, Any]], candidates: Sequence[str]) -> list[str]:
+    """The candidate fields whose value differs between the given runs' field dicts."""
+    return [f for f in candidates if len({repr(v.get(f)) for v in values}) > 1]
