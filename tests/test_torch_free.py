@@ -90,13 +90,14 @@ def test_tui_first_frame_without_torch(plain_runs):
     assert not result["torch"], "the TUI's first frame imported torch"
 
 
-def test_openmp_threads_wait_passively_in_every_command():
-    """The CLI sets OMP_WAIT_POLICY=PASSIVE before torch loads (kept when the user set another)."""
+def test_openmp_threads_spin_briefly_in_every_command():
+    """The CLI sets GOMP_SPINCOUNT=1000 before torch loads, unless the user set a wait policy of their own."""
     code = ("import os, sys; sys.argv = ['grok-tui', 'ops']; from grok_tui.cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['OMP_WAIT_POLICY'])")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
-    assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for extra, expect in (({}, "1000 None"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "None ACTIVE"),
+                          ({"GOMP_SPINCOUNT": "50"}, "50 None")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**env, **extra})
+        assert out.stdout.strip().splitlines()[-1] == expect

@@ -76,11 +76,14 @@ app.command("stop")(control.stop_cmd)
 
 
 def main() -> None:
-    # OpenMP threads that sleep while they wait instead of spinning: with the cores shared (another run, a
-    # sweep worker, the app), spinning threads made a 2-thread smoke run 4.8x slower than one thread;
-    # sleeping ones 0.96x (docs/benchmarks.md). Read by OpenMP when torch loads, so set before any import of
-    # torch; a value the user set is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP threads spin briefly, then sleep, while they wait at the end of a parallel region. libgomp's
+    # default spins for long: with the cores shared (another run, a sweep worker), a 2-thread canonical run
+    # went 1.8x slower than one thread; sleeping at once (OMP_WAIT_POLICY=PASSIVE) fixed that but cost 1.8x
+    # on an idle machine. 1000 spins: 1.17x below the default idle, 1.45-1.5x below one thread when shared
+    # (docs/benchmarks.md). Read when torch loads OpenMP, so set before any import of torch; kept when the
+    # user set either variable.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "1000"
     try:
         app()
     except KeyboardInterrupt:

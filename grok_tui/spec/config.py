@@ -87,8 +87,8 @@ class TrainConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints (0: only milestones and the end)")
     seed: int = _f(0, "seed of initialisation and data order (and of the split unless data_seed is set)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = _f(0, "CPU threads of the training process (0: torch's default, one per core; they wait "
-                         "passively, so a shared machine does not stall them); the same curve needs the same number")
+    threads: int = _f(0, "CPU threads of the training process (0: torch's default, one per core; they spin "
+                         "briefly, then sleep); the same curve needs the same number")
     compile: bool = _f(False, "torch.compile the training forward pass (pays off on CUDA for long runs; "
                               "falls back to eager if compiling fails)")
     precision: str = _f("fp32", "training matmuls: fp32, tf32 (CUDA's TensorFloat-32) or bf16 (autocast, on CUDA "

@@ -158,7 +158,7 @@ class GrokApp(App):
         thread; a runs directory that cannot be written ends the run as failed with one sentence."""
         run_id = store.new_run_id(self.runs_dir, cfg)
         # the config as the form gave it, threads included: the child is `grok-tui run --config` of exactly
-        # this (threads 0 means one per core there too; OpenMP's threads wait passively, cli/main.py)
+        # this (threads 0 means one per core there too; OpenMP's threads spin only briefly, cli/main.py)
         launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
         run = LiveRun(self.runs_dir / run_id, launch)
         self.followed[run_id] = run

@@ -195,8 +195,8 @@ async def test_crashing_child_shows_the_error_and_the_app_keeps_working(tmp_path
 
 async def test_the_apps_child_gets_the_config_grok_tui_run_would(tmp_path, monkeypatch):
     """The form on a preset, started: the config file the app hands its child is what `grok-tui run
-    --preset smoke` saves, threads included (0: one per core in both; the CLI's OpenMP threads wait
-    passively), and the status line says how many threads that is."""
+    --preset smoke` saves, threads included (0: one per core in both; the CLI's OpenMP threads spin
+    briefly), and the status line says how many threads that is."""
     from grok_tui.spec.config import usable_cpus
     from grok_tui.train.prepare import prepare_run
 
