@@ -282,6 +282,13 @@ def list_runs(root: Path) -> list[RunInfo]:
     return runs
 
 
+def active_run_ids(root: Path) -> list[str]:
+    """The runs some process is training now, the most recently started first."""
+    runs = [r for r in list_runs(root) if r.active]
+    runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
+    return [r.id for r in runs]
+
+
 def resolve_checkpoint(ref: str, root: Path) -> Path:
     """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
     if ref.endswith(".safetensors") and "@" not in ref:

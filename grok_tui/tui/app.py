@@ -137,11 +137,10 @@ class GrokApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan-active", description="scan active runs")
     def scan_active(self, attach: bool = False) -> None:
-        runs = [r for r in store.list_runs(self.runs_dir) if r.active]
-        runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
-        self.post_message(ActiveRuns([r.id for r in runs]))
-        if attach and runs:
-            self.call_from_thread(self._attach_first, [r.id for r in runs])
+        ids = store.active_run_ids(self.runs_dir)
+        self.post_message(ActiveRuns(ids))
+        if attach and ids:
+            self.call_from_thread(self._attach_first, ids)
 
     def _attach_first(self, ids: list[str]) -> None:
         if self.live is None or not self.live.active:

@@ -97,6 +97,7 @@ async def test_phase_view_and_key_help(fixture_runs):
         await pilot.pause()
         phase = app.screen
         assert isinstance(phase, PhaseScreen)
+        await wait_for(pilot, lambda: phase.grid is not None, 20, "the sweep summaries read off the UI thread")
         grid = phase.grid
         assert grid is not None and (grid.x, grid.y) == ("train_frac", "weight_decay")
         rendered = str(phase.query_one(PhaseMap).render())

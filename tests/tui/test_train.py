@@ -137,7 +137,8 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
             assert screen.query_one(f"#chart-{cid}", MetricChart).points > 0, cid
         await wait_for(pilot, lambda: f"grokked {child.milestones['grokked']}"
                        in str(screen.query_one("#status", Static).render()), 5, "the status line to say grokked")
-        assert "steps/s" in str(screen.query_one("#status", Static).render())
+        await wait_for(pilot, lambda: "steps/s" in str(screen.query_one("#status", Static).render()), 30,
+                       "the status line to show the speed again after the resume")
         await pilot.press("x")
         await wait_for(pilot, lambda: not child.active, 60, "the stop")
         assert child.state in ("stopped", "finished")

@@ -51,15 +51,25 @@ class PhaseScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#phase-hint", Static).update("reading the sweep summaries...")
+        self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="phase-load", description="read sweep summaries")
+    def _load(self) -> None:
+        summaries = []
         for p in list_sweeps(self.runs_dir):
             try:
                 s = load_summary(p)
             except GrokError:
                 continue
             if len(s.get("grid", {})) >= 2:
-                self.summaries.append(s)
+                summaries.append(s)
         # sweeps over two fields other than the seeds first (the phase diagram proper), newest first
-        self.summaries.sort(key=lambda s: len([f for f in s["grid"] if f not in ("seed", "data_seed")]) < 2)
+        summaries.sort(key=lambda s: len([f for f in s["grid"] if f not in ("seed", "data_seed")]) < 2)
+        self.app.call_from_thread(self._loaded, summaries)
+
+    def _loaded(self, summaries: list[dict]) -> None:
+        self.summaries = summaries
         self._pick_fields()
         self.redraw()
 

@@ -256,9 +256,7 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="attach", description="list active runs")
     def _list_active(self) -> None:
-        runs = [r for r in store.list_runs(self.app.runs_dir) if r.active]
-        runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
-        self.app.call_from_thread(self._choose, [r.id for r in runs])
+        self.app.call_from_thread(self._choose, store.active_run_ids(self.app.runs_dir))
 
     def _choose(self, ids: list[str]) -> None:
         if not ids:
