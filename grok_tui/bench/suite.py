@@ -6,7 +6,8 @@
 3. a K-member sweep (seeds 0..K-1) against the same runs one after another: the sweep is run whole,
    the one-by-one side is timed on a few runs and extrapolated to K (each run alike: same config, other
    seed), and the table says so;
-4. a 41-point segment between two checkpoints of a short canonical run: evaluation with gradient norms.
+4. a 41-point segment between two checkpoints of a short canonical run: evaluation with gradient norms;
+5. where an fp32 step's time goes, by kind of work (bench.profile).
 
 Every row is measured in this process, alternating where two sides are compared (bench.runner).
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import torch
 
+from grok_tui.bench.profile import step_profile
 from grok_tui.bench.runner import _timed, bench, engine_loop
 from grok_tui.connect import curves
 from grok_tui.connect.evaluate import evaluate_curve, load_problem
@@ -134,4 +136,5 @@ def suite(cfg: Config | None = None, steps: int = 300, repeat: int = 3, members:
                            "grok_step": grok["grokked_step"], "grok_s": grok_s if grok["grokked_step"] else None}
     out.update(sweep_rows(cfg, members, sample, sweep_steps, say))
     out.update(connect_row(cfg, points, say))
+    out["profile"] = step_profile(_with(cfg, precision="fp32"))
     return out

@@ -43,6 +43,9 @@ def bench_cmd(
                                                help="members of the suite's sweep")] = 64,
     suite_sample: Annotated[int, typer.Option("--suite-sample", min=1, help="single runs timed and extrapolated "
                                               "to --suite-members for the one-after-another side")] = 4,
+    profile: Annotated[bool, typer.Option("--profile/--no-profile",
+                                          help="only where a training step's time goes, by kind of work (matrix "
+                                          "products, element-wise, copies, ...), instead of the comparison")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON result here")] = None,
     json_out: JsonOut = False,
     overrides: dict[str, Any] | None = None,
@@ -56,6 +59,19 @@ def bench_cmd(
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
+        if profile:
+            from grok_tui.bench.profile import step_profile
+
+            if say:
+                say("timing steps, then each op of 20 steps ...")
+            result = step_profile(cfg)
+            if out is not None:
+                out.write_text(json.dumps(result, indent=1))
+            if json_out:
+                print(json.dumps(result))
+            else:
+                print_profile(result)
+            return
         if suite:
             from grok_tui.bench.suite import suite as run_suite
 
@@ -98,6 +114,22 @@ def bench_cmd(
         console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")
 
 
+def print_profile(r: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"where a step goes: {r['device']} ({r['threads']} threads), {r['precision']}, "
+                  f"{r['method']}, {r['steps']} steps")
+    console.print(f"  a step {r['step_ms']:.2f} ms un-instrumented; {r['ops_ms']:.2f} ms inside "
+                  f"{r['ops_per_step']:.0f} ops per step when timed op by op")
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("kind of work", "share", "ms/step", "calls/step", "main ops"):
+        t.add_column(col, justify="left" if col in ("kind of work", "main ops") else "right")
+    for row in r["kinds"]:
+        t.add_row(row["kind"], f"{100 * row['share']:.1f} %", f"{row['ms_per_step']:.2f}",
+                  f"{row['calls_per_step']:.0f}", ", ".join(row["ops"]))
+    console.print(t)
+
+
 def print_suite(r: dict) -> None:
     from rich.table import Table
 
@@ -117,3 +149,4 @@ def print_suite(r: dict) -> None:
     t.add_row(f"{r['connect_points']}-point segment", f"{r['connect_s']:,.2f} s", "-", "-")
     console.print(t)
     console.print(f"* the runs one after another: {r['sweep_sample']} timed, extrapolated to {r['sweep_members']}")
+    print_profile(r["profile"])
