@@ -168,6 +168,32 @@ def test_resume_state_with_list_scalars(done):
     assert snapshot(done) == before
 
 
+@pytest.mark.parametrize("how", ["recorded", "older state: told by the generator's size"])
+def test_resume_on_another_kind_of_device_says_which_device(done, how):
+    """A run whose data order was drawn on CUDA cannot continue on the CPU (the generators differ)."""
+    state = _state(done)
+    info = json.loads(state.read_text())
+    assert info["order_device"] == "cpu"
+    if how == "recorded":
+        info["order_device"] = "cuda"
+        state.write_text(json.dumps(info))
+    else:
+        del info["order_device"]
+        state.write_text(json.dumps(info))
+        import torch
+        from safetensors.torch import load_file, save_file
+
+        tensors_file = state.with_name(state.name.removesuffix(".json") + ".safetensors")
+        tensors = load_file(tensors_file)
+        tensors["rng.data"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA (Philox) state's size
+        save_file(tensors, tensors_file)
+    before = snapshot(done)
+    one_sentence(invoke("run", "--resume", "done", "--steps", "60"), 2, "drawn on cuda")
+    r = invoke("run", "--resume", "done", "--steps", "60")
+    assert "resume it with --device cuda" in r.output
+    assert snapshot(done) == before
+
+
 def test_stray_files_in_checkpoints_are_ignored(done):
     (done / "checkpoints" / "step-abc.state.json").write_text("{}")
     (done / "checkpoints" / "step-²³.state.json").write_text("{}")

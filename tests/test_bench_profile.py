@@ -12,6 +12,7 @@ from tests.test_cli import invoke
                                           ("threshold_backward", "ReLU, GELU"), ("aten::_fused_adamw_", "optimizer"),
                                           ("slice_backward", "copies, fills"),
                                           ("embedding_dense_backward", "gathers"),
+                                          ("aten::_efficient_attention_backward", "fused attention"),
                                           ("aten::no_such_op", "other ops")])
 def test_ops_fall_into_their_kind(op, kind):
     assert profile.kind_of(op) == kind

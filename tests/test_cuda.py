@@ -13,6 +13,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 class Rows(train.Callback):
     def __init__(self):
         self.rows = []
+        self.info = {}
+
+    def on_start(self, info):
+        self.info = info
 
     def on_eval(self, row):
         self.rows.append(row)
@@ -23,7 +27,7 @@ def test_cuda_run_trains_and_is_deterministic(tiny_cfg):
     a, b = Rows(), Rows()
     s = train.run_training(cfg, None, [a])
     train.run_training(cfg, None, [b])
-    assert s["status"] == "finished" and s["device"].startswith("cuda")
+    assert s["status"] == "finished" and a.info["device"].startswith("cuda") and "gpu" in a.info
     assert a.rows[-1]["train_loss"] < a.rows[0]["train_loss"]
     assert [r["step"] for r in a.rows] == [r["step"] for r in b.rows]
     assert a.rows[0]["train_loss"] == pytest.approx(b.rows[0]["train_loss"], rel=1e-4)

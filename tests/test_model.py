@@ -57,3 +57,22 @@ def test_attention_broadcasts_equal_the_fused_kernel(tq, t, offset):
     torch.testing.assert_close(model.attend(q, [k], [v], offset, fused=False), whole, rtol=1e-5, atol=1e-6)
     parts = [k[..., :1, :, :], k[..., 1:, :, :]], [v[..., :1, :, :], v[..., 1:, :, :]]
     torch.testing.assert_close(model.attend(q, *parts, offset, fused=False), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_attention_in_chunks_of_sequences_equals_one_call(monkeypatch):
+    """Above SDPA_MAX_BATCH sequences the fused path calls the kernel chunk by chunk: same values and
+    gradients as one call."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 7, 2, 4, 8, generator=g, requires_grad=True) for _ in range(3))
+    one = model.attend(q, [k], [v], 0, fused=True)
+    grads = torch.autograd.grad(one.square().sum(), (q, k, v))
+    monkeypatch.setattr(model, "SDPA_MAX_BATCH", 4)  # 21 sequences: 6 calls
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **kw: calls.append(a[0].shape[0]) or real(*a, **kw))
+    chunked = model.attend(q, [k], [v], 0, fused=True)
+    assert calls == [4, 4, 4, 4, 4, 1]
+    torch.testing.assert_close(chunked, one)
+    for a, b in zip(torch.autograd.grad(chunked.square().sum(), (q, k, v)), grads, strict=True):
+        torch.testing.assert_close(a, b)

@@ -2,7 +2,9 @@
 
 A TorchDispatchMode counts the ops that would make a GPU wait for the host: reading a value out
 (`.item()`, `bool(t)`, `int(t)`: `_local_scalar_dense`, `is_nonzero`, `equal`), data-dependent
-shapes (`nonzero`, `masked_select`, boolean indexing), and copies to the CPU from another device. On
+shapes (`nonzero`, `masked_select`, boolean indexing), copies to the CPU from another device, and
+tensors built from host data (`torch.tensor([...], device=...)`: `lift_fresh`, a blocking host-to-device
+copy on CUDA). On
 the CPU these cost nothing, so a sync that slipped into the hot loop would only show on a GPU; here
 it fails the test.
 """
@@ -17,7 +19,7 @@ from grok_tui.train.ensemble import Ensemble
 from grok_tui.train.trainer import Trainer
 
 SYNCING = ("aten._local_scalar_dense", "aten.is_nonzero", "aten.equal", "aten.nonzero", "aten.masked_select",
-           "aten.item", "aten.unique")
+           "aten.item", "aten.unique", "aten.lift_fresh")
 
 
 class SyncCounter(TorchDispatchMode):

@@ -210,10 +210,25 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
     assert resume_paths(info.path)[0] == path
 
 
-def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatch):
+class _FailingBackward(torch.autograd.Function):
+    """Identity forward whose backward raises, as a compiled graph's lazily built backward can."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("backward compiler failed")
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatch, where):
     def broken_compile(model, **kw):
         def fn(x):
-            raise RuntimeError("no compiler here")
+            if where == "forward":
+                raise RuntimeError("no compiler here")
+            return _FailingBackward.apply(model(x))
         return fn
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -225,6 +240,19 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_cfg, monkeypatc
     warnings = [e for e in fallback.events if e["event"] == "warning"]
     assert len(warnings) == 1 and "torch.compile failed (RuntimeError)" in warnings[0]["message"]
     assert [r["train_loss"] for r in fallback.rows] == [r["train_loss"] for r in eager.rows]
+
+
+def test_out_of_memory_in_a_compiled_step_is_not_a_compile_failure(tiny_cfg, monkeypatch):
+    def oom_compile(model, **kw):
+        def fn(x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return fn
+
+    monkeypatch.setattr(torch, "compile", oom_compile)
+    rows = Rows()
+    with pytest.raises(TrainingError, match="out of memory at step 0"):
+        train.run_training(config.apply_overrides(tiny_cfg, {"compile": True}), None, [rows])
+    assert not [e for e in rows.events if e["event"] == "warning"]
 
 
 def test_full_disk_fails_with_one_sentence_and_keeps_earlier_rows(tiny_cfg, runs_dir, monkeypatch):

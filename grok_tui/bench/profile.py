@@ -28,12 +28,16 @@ from grok_tui.train.trainer import Trainer, build_trainer
 # Kinds of work, in the order of the table; an op not named here is "other ops".
 KINDS: dict[str, tuple[str, ...]] = {
     "matrix products": ("mm", "addmm", "bmm", "baddbmm", "matmul", "addmv", "mv", "dot", "linear",
-                        "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+                        "_mkldnn_linear", "mkldnn_linear"),
+    # scaled_dot_product_attention's kernels (on CUDA the time sits in the inner ops that launch them)
+    "fused attention": ("_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
                         "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu",
                         "_scaled_dot_product_flash_attention_backward",
                         "_scaled_dot_product_efficient_attention_backward",
                         "_scaled_dot_product_cudnn_attention_backward",
-                        "_scaled_dot_product_flash_attention_for_cpu_backward", "_mkldnn_linear", "mkldnn_linear"),
+                        "_scaled_dot_product_flash_attention_for_cpu_backward", "_efficient_attention_forward",
+                        "_efficient_attention_backward", "_flash_attention_forward", "_flash_attention_backward",
+                        "_cudnn_attention_forward", "_cudnn_attention_backward", "_scaled_dot_product_attention_math"),
     "element-wise": ("mul", "add", "sub", "div", "sum", "mean", "neg", "addcmul", "addcdiv",
                                                "pow", "sqrt", "rsqrt", "exp", "where", "clamp", "amax", "max",
                                                "mul_", "add_", "sub_", "div_", "sum_", "norm", "linalg_vector_norm"),

@@ -4,7 +4,10 @@ The reference is the seed-004 notebook's loop on a model that computes every pos
 notebook's Grokformer does): the data as one (a, b, c) tensor on the device, a
 per-epoch shuffle, ``torch.split`` batches, ``loss.item()`` and ``acc.item()`` per batch, a full
 validation pass every epoch, ``LambdaLR`` warm-up. Both sides train the same model from the same
-initialisation on the same split and device for the same number of optimizer steps.
+initialisation on the same split and device for the same number of optimizer steps, at the config's
+precision: with ``bf16`` the notebook's forward and loss run under the same autocast as the engine's,
+with ``tf32`` both use TensorFloat-32 matmuls, so the ratio measures the loop and the model's pass,
+not the number format.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from grok_tui.store.runs import RunWriter
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
 from grok_tui.train import data, model
+from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.trainer import Callback, Control, resolve_device, run_training
 
 
@@ -36,6 +40,8 @@ def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked:
     the first epoch whose validation accuracy reaches the grokked threshold)."""
     split = data.build_from_config(cfg, device)
     net = model.build(model.arch_from_config(cfg), seed=cfg.train.seed, device=device)
+    precision = cfg.train.precision
+    apply_precision(precision, device)
     o = cfg.optim
     if o.optimizer == "sgd":
         optimizer = torch.optim.SGD(net.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
@@ -55,7 +61,7 @@ def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked:
             total_loss = total_acc = 0.0
             net.train(is_train)
             for batch in torch.split(dset, batch_size, dim=0):
-                with torch.set_grad_enabled(is_train):
+                with torch.set_grad_enabled(is_train), autocast(precision, device):
                     logits = net.forward_all_positions(batch[:, :-1])
                     loss = cross_entropy(logits, batch[:, -1].flatten().to(torch.long))
                     total_loss += loss.item() * batch.shape[0]

@@ -40,6 +40,15 @@ def orthogonal_init_(p: torch.Tensor, scale: float) -> None:
 class AGD(torch.optim.Optimizer):
     def __init__(self, params, scales: list[float], gain: float = 1.0):
         super().__init__([{"params": list(params), "scales": list(scales)}], {"lr": gain})
+        # the scales as device tensors, made once per set of parameters that have gradients: building
+        # them at every step would be a blocking host-to-device copy (a sync on CUDA)
+        self._scale_tensors: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+
+    def _scales(self, gi: int, group: dict, present: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        key = (gi, present)
+        if key not in self._scale_tensors:
+            self._scale_tensors[key] = torch.tensor([group["scales"][i] for i in present], device=device)
+        return self._scale_tensors[key]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -47,12 +56,12 @@ class AGD(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            pairs = [(p, s) for p, s in zip(group["params"], group["scales"], strict=True) if p.grad is not None]
-            if not pairs:
+        for gi, group in enumerate(self.param_groups):
+            present = tuple(i for i, p in enumerate(group["params"]) if p.grad is not None)
+            if not present:
                 continue
-            params = [p for p, _ in pairs]
-            scales = torch.tensor([s for _, s in pairs], device=params[0].device)
+            params = [group["params"][i] for i in present]
+            scales = self._scales(gi, group, present, params[0].device)
             norms = torch.stack(torch._foreach_norm([p.grad for p in params])).float()
             n_layers = len(group["params"])
             g_summary = (norms * scales).sum() / n_layers

@@ -32,7 +32,7 @@ from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.train import data, losses, metrics, model
-from grok_tui.train.device import autocast
+from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.loop import save_member
 from grok_tui.train.order import DataOrder
 from grok_tui.train.vecoptim import VecOptimizer
@@ -103,6 +103,7 @@ class Ensemble:
             raise ConfigError("ensemble members must share the table shape (x/y excludes b = 0).")
         self.batch = t0.batch_size
         self.loss_fn = losses.get(t0.loss)
+        apply_precision(t0.precision, device)  # tf32 on CUDA (process-wide), before the self-check below
         self._build_data(cfgs, ops)
         self._build_params(cfgs)
         self.opt = VecOptimizer(cfgs, self.flat)

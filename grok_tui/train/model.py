@@ -172,6 +172,11 @@ class Weights:
         return F.linear(h, F.normalize(self["head.weight"], dim=-1))
 
 
+# Sequences per call of the fused attention kernels: their CUDA grids cap the batch dimension at 65,535
+# (pytorch#146704), which an ensemble's training batch (members x batch size) can pass.
+SDPA_MAX_BATCH = 32768
+
+
 def attend(q: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor], offset: int | None,
            fused: bool | None = None) -> torch.Tensor:
     """Softmax attention of (..., Tq, H, hd) queries over keys and values given in consecutive parts
@@ -188,7 +193,10 @@ def attend(q: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor], offs
         shape = q.shape
         k, v = torch.cat(ks, dim=-3), torch.cat(vs, dim=-3)
         q, k, v = (t.reshape(-1, *t.shape[-3:]).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask)
+        m, n = None if mask is None else ~mask, SDPA_MAX_BATCH
+        ys = [F.scaled_dot_product_attention(q[i:i + n], k[i:i + n], v[i:i + n], attn_mask=m)
+              for i in range(0, q.shape[0], n)]
+        y = ys[0] if len(ys) == 1 else torch.cat(ys)
         return y.transpose(1, 2).reshape(shape)
     qq = q.unsqueeze(-3)
     scores = torch.cat([(qq * k.unsqueeze(-4)).sum(-1) for k in ks], dim=-2) * (q.shape[-1] ** -0.5)

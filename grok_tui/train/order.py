@@ -67,7 +67,8 @@ class DataOrder:
         right after drawing it, the position in it and the permutations drawn."""
         pos, epoch = self._position(steps)
         ep = self._epoch(epoch - 1)
-        return {"rng.data": ep.rng_state, "data.perm": ep.perm}, {"pos": pos, "epoch": epoch, "order": "wrap"}
+        return ({"rng.data": ep.rng_state, "data.perm": ep.perm},
+                {"pos": pos, "epoch": epoch, "order": "wrap", "order_device": self.device.type})
 
     def restore(self, steps: int, tensors: dict[str, torch.Tensor], extra: dict) -> None:
         """Continue after `steps` steps from what state_after(steps) saved; ValueError if it does not fit."""
@@ -76,6 +77,15 @@ class DataOrder:
             raise ValueError("it was saved by an older version whose epochs ended in a partial batch")
         if perm.shape != (self.n,) or (pos, epoch) != self._position(steps):
             raise ValueError("the saved data order does not fit this run's split and step")
-        self.gen.set_state(tensors["rng.data"])
+        state = tensors["rng.data"]
+        # a generator's state is the device's own kind (CPU: 5,056 bytes of Mersenne Twister; CUDA: 16 of
+        # Philox) and does not carry over; states saved before the device was recorded tell by their size
+        saved_on = extra.get("order_device") or (
+            self.device.type if state.numel() == self.gen.get_state().numel() else
+            ("cpu" if self.device.type != "cpu" else "cuda"))
+        if saved_on != self.device.type:
+            raise ValueError(f"its data order was drawn on {saved_on}, and a random generator's state does not "
+                             f"carry over to {self.device.type}: resume it with --device {saved_on}")
+        self.gen.set_state(state)
         self.epochs = {epoch - 1: _Epoch(perm, self.gen.get_state())}
         self.drawn = epoch

@@ -93,22 +93,29 @@ class Trainer:
         if self.two_modes:
             self.opt.train()  # a no-op unless the last call was eval()
         x, y = self._next_batch()
-        with autocast(self.precision, self.device):
-            try:
-                logits = self.forward(x)
-            except Exception as e:  # a failed torch.compile: go on eagerly, say so once
-                if self.forward is self.model:
-                    raise
-                self.forward = self.model
-                self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
-                logits = self.model(x)
-            loss = self.loss_fn(logits, y)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            self._forward_backward(self.forward, x, y)
+        except (torch.OutOfMemoryError, MemoryError):
+            raise  # the loop's one sentence, not a compile failure
+        except Exception as e:
+            # a failed torch.compile (in the forward, or in the backward it builds lazily): go on eagerly
+            # from the same batch, and say so once
+            if self.forward is self.model:
+                raise
+            self.forward = self.model
+            self.warnings.append(f"torch.compile failed ({type(e).__name__}); training goes on without it.")
+            self.opt.zero_grad(set_to_none=True)
+            self._forward_backward(self.model, x, y)
         out = metrics.grad_norms(self.model) if want_grads else {}
         self.opt.step()
         self.step += 1
         return out
+
+    def _forward_backward(self, forward, x: torch.Tensor, y: torch.Tensor) -> None:
+        with autocast(self.precision, self.device):
+            loss = self.loss_fn(forward(x), y)
+        loss.backward()
 
     def eval_row(self, grads: dict[str, torch.Tensor], wall: float) -> dict[str, Any]:
         if self.two_modes:
