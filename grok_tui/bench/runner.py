@@ -54,9 +54,11 @@ def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked:
     training_set = torch.cat([split.train_x, split.train_y[:, None]], dim=1)
     validation_set = torch.cat([split.val_x, split.val_y[:, None]], dim=1)
     batch_size, done, grokked = cfg.train.batch_size, 0, None
+    shuffle = torch.Generator(device=device)  # the notebook's global-RNG shuffle, seeded: the same
+    shuffle.manual_seed(cfg.train.seed)  # order at every invocation, so its grokked step is repeatable
     history: dict[str, list[float]] = {"train_acc": [], "val_acc": [], "train_loss": [], "val_loss": []}
     while done < steps and grokked is None:
-        training_set = training_set[torch.randperm(training_set.shape[0], device=device), :]
+        training_set = training_set[torch.randperm(training_set.shape[0], device=device, generator=shuffle), :]
         for dset, is_train in [(training_set, True), (validation_set, False)]:
             total_loss = total_acc = 0.0
             net.train(is_train)
