@@ -133,6 +133,7 @@ def run(
         job = prepare_run(runs_dir, resume=resume, preset=preset, config_file=config, name=name, overrides=overrides)
         if log:
             to_log(job.writer.path / "runner.log")
+            store.drop_start_files(job.writer.path.parent, job.writer.run_id, config)
         if job.note:
             err_console.print(f"note: {escape(job.note)}")
         control = Control()

@@ -27,6 +27,9 @@ from grok_tui.store.files import read_json, read_jsonl
 from grok_tui.store.names import check_name, name_error
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
+# <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
+# its run directory exists (tui/live.py); the runner removes them itself once that directory exists
+START_DIR = ".start"
 MILESTONES = ("memorized", "grokked")
 
 
@@ -146,6 +149,24 @@ class RunWriter:
             except OSError:
                 pass
         self.lock.release()
+
+
+def drop_start_files(root: Path, run_id: str, config_file: Path | None) -> None:
+    """Remove `<root>/.start/<run_id>.toml` and `.log` when this run was launched from them (its config
+    file is that .toml): from here on its run directory holds its config and output. Files of other
+    runs, and a config file elsewhere, are left alone; a file already gone is fine."""
+    start = Path(root) / START_DIR
+    own = start / f"{run_id}.toml"
+    try:
+        if config_file is None or Path(config_file).resolve() != own.resolve():
+            return
+    except OSError:
+        return
+    for p in (own, start / f"{run_id}.log"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def create_writer(root: Path, cfg: Config, name: str | None = None, attempts: int = 1000) -> RunWriter:

@@ -20,8 +20,7 @@ from grok_tui.spec.config import Config, load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
 from grok_tui.store.follow import ACTIVE, RunFollower
-
-START_DIR = ".start"  # <runs>/.start/<id>.toml and .log: a launched run's config and its first output
+from grok_tui.store.runs import START_DIR
 
 
 class Launch:

@@ -418,3 +418,22 @@ async def test_a_runs_directory_that_is_a_file_is_one_sentence(tmp_path):
                        str(screen.query_one("#status", Static).render()), 10, "the status line")
         await pilot.press("q")  # nothing training: quits at once
     assert app.return_code == 0
+
+
+def test_a_launched_runner_removes_its_start_files_once_its_run_directory_exists(tmp_path):
+    """The app may be gone by then (closed terminal, kill -9): the runner cleans `.start/` itself; a
+    runner that fails before its run directory exists keeps its log there for the app to read."""
+    cfg = config.apply_overrides(config.preset("smoke"), {"steps": 20, "eval_every": 10, "checkpoint_every": 0,
+                                                         "threads": 1, "device": "cpu"})
+    other = tmp_path / "runs" / ".start" / "other.toml"
+    other.parent.mkdir(parents=True)
+    other.write_text(cfg.to_toml())  # another launch's file stays
+    ok = Launch(tmp_path / "runs", "ok", cfg)
+    ok.start()
+    assert ok.proc.wait(timeout=120) == 0
+    assert (tmp_path / "runs" / "ok" / "runner.log").exists()
+    assert not ok.config_file.exists() and not ok.log_file.exists() and other.exists()
+    bad = Launch(tmp_path / "runs", "bad", config.apply_overrides(cfg, {"p": 12, "op": "x/y"}))
+    bad.start()
+    assert bad.proc.wait(timeout=120) == 2
+    assert not (tmp_path / "runs" / "bad").exists() and "must be prime" in (bad.error_line() or "")
