@@ -235,3 +235,30 @@ def test_pause_continue_and_stop_from_the_command_line(runs_dir):
     assert [e["event"] for e in info.events()].count("resumed") == 1
     r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
     assert r.exit_code == 2 and "not training" in r.output
+
+
+def test_control_names_the_other_runs_a_signal_reaches(tmp_path, tiny_cfg):
+    """A sweep's members share the process that takes their signals: `pause`/`stop` of one says which
+    other runs pause or stop with it (runs of another process and ended runs are not named)."""
+    from grok_tui.cli.control import _with_others
+    from grok_tui.store import control
+
+    root = tmp_path / "runs"
+    writers = [runs.RunWriter(root / f"m{i}", tiny_cfg) for i in range(3)]
+    for w in writers:
+        w.write_summary(status="running")
+    elsewhere = runs.RunWriter(root / "other", tiny_cfg)
+    parent = os.getppid()
+    elsewhere.write_summary(status="running", control_pid=parent, control_pid_start=control.proc_start_time(parent))
+    ended = runs.RunWriter(root / "ended", tiny_cfg)
+    ended.write_summary(status="running")
+    ended.close()
+    try:
+        assert runs.controlled_with(root, "m0") == ["m1", "m2"]
+        assert runs.controlled_with(root, "other") == []
+        assert _with_others(root, "m1", "pause") == "; the same process trains 2 other runs (m0, m2), which pause with it"
+        assert _with_others(root, "other", "stop") == ""
+    finally:
+        for w in (*writers, elsewhere):
+            w.close()
+    assert runs.controlled_with(root, "m0") == []  # nothing trains them any more

@@ -13,10 +13,23 @@ from typing import Annotated
 import typer
 
 from grok_tui.cli.common import RunsDir, console, user_errors
+from grok_tui.errors import GrokError
 from grok_tui.store import control
 from grok_tui.store import runs as store
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run id under the runs directory")]
+
+
+def _with_others(runs_dir: Path, run_id: str, verb: str) -> str:
+    """'' or '; the same process trains N other runs (a, b, ...), which VERB with it'."""
+    try:
+        others = store.controlled_with(runs_dir, run_id)
+    except (OSError, ValueError, GrokError):
+        return ""
+    if not others:
+        return ""
+    shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+    return f"; the same process trains {len(others)} other run{'s' if len(others) > 1 else ''} ({shown}), which {verb} with it"
 
 
 def pause_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
@@ -24,7 +37,7 @@ def pause_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
     with user_errors():
         info = store.open_run(runs_dir, run_id)
         pid = control.pause_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to pause")
+    console.print(f"asked {run_id} (pid {pid}) to pause{_with_others(runs_dir, run_id, 'pause')}")
 
 
 def continue_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
@@ -32,7 +45,7 @@ def continue_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
     with user_errors():
         info = store.open_run(runs_dir, run_id)
         pid = control.resume_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to continue")
+    console.print(f"asked {run_id} (pid {pid}) to continue{_with_others(runs_dir, run_id, 'continue')}")
 
 
 def stop_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs"),
@@ -41,8 +54,9 @@ def stop_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs"),
     """Stop a run with a final checkpoint (resumable with `grok-tui run --resume RUN`)."""
     with user_errors():
         info = store.open_run(runs_dir, run_id)
+        others = _with_others(runs_dir, run_id, "stop")
         pid = control.stop_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to stop")
+    console.print(f"asked {run_id} (pid {pid}) to stop{others}")
     deadline = time.monotonic() + wait
     while wait and control.runner_alive(info.path):
         if time.monotonic() > deadline:

@@ -310,6 +310,19 @@ def active_run_ids(root: Path) -> list[str]:
     return [r.id for r in runs]
 
 
+def controlled_with(root: Path, run_id: str) -> list[str]:
+    """The other runs being trained now that a pause, continue or stop of `run_id` reaches too: those whose
+    signals go to the same process (a sweep's members: its coordinating process, or one worker)."""
+    def key(summary: dict) -> tuple[Any, Any]:
+        return (summary.get("control_pid", summary.get("pid")), summary.get("control_pid_start", summary.get("pid_start")))
+
+    me = open_run(root, run_id)
+    mine = key(me.summary)
+    if mine[0] is None:
+        return []
+    return sorted(r.id for r in list_runs(root) if r.id != run_id and r.active and key(r.summary) == mine)
+
+
 def resolve_checkpoint(ref: str, root: Path) -> Path:
     """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
     if ref.endswith(".safetensors") and "@" not in ref:

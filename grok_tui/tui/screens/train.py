@@ -240,8 +240,20 @@ class TrainScreen(Screen):
         why = try_control(child, what)
         if why:
             self.notify(why, severity="warning", markup=False)
-        elif what == "stop":
+            return
+        if what == "stop":
             self.notify(f"stopping {child.run_id} (a final checkpoint is written)", timeout=3, markup=False)
+        self._tell_others(child.run_id, {"resume": "continue"}.get(what, what))
+
+    @work(thread=True, group="others", exit_on_error=False, description="runs controlled with this one")
+    def _tell_others(self, run_id: str, verb: str) -> None:
+        """A sweep member shares its process with the other members: say that they {verb} too."""
+        others = store.controlled_with(self.app.runs_dir, run_id)
+        if others:
+            shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+            self.app.call_from_thread(
+                self.notify, f"{len(others)} other run{'s' if len(others) > 1 else ''} of the same process "
+                f"({shown}) {verb} with {run_id}.", timeout=6, markup=False)
 
     def action_pause_resume(self) -> None:
         if not self._refused("pause_resume"):
