@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -64,51 +65,49 @@ def bench_cmd(
 
             if say:
                 say("timing steps, then each op of 20 steps ...")
-            result = step_profile(cfg)
-            if out is not None:
-                out.write_text(json.dumps(result, indent=1))
-            if json_out:
-                print(json.dumps(result))
-            else:
-                print_profile(result)
+            _report(step_profile(cfg), out, json_out, print_profile)
             return
         if suite:
             from grok_tui.bench.suite import suite as run_suite
 
-            result = run_suite(cfg, steps=bench_steps, repeat=repeat, members=suite_members,
-                               sample=min(suite_sample, suite_members), say=say)
-            if out is not None:
-                out.write_text(json.dumps(result, indent=1))
-            if json_out:
-                print(json.dumps(result))
-            else:
-                print_suite(result)
+            _report(run_suite(cfg, steps=bench_steps, repeat=repeat, members=suite_members,
+                              sample=min(suite_sample, suite_members), say=say), out, json_out, print_suite)
             return
         result = bench(cfg, steps=bench_steps, repeat=repeat, progress=say)
         if grok:
             result.update(time_to_grok(cfg, progress=say))
         if sweep:
             result.update(sweep_bench(cfg, sweep, bench_steps, repeat, workers, progress=say, processes=processes))
-        if out is not None:
-            out.write_text(json.dumps(result, indent=1))
+        _report(result, out, json_out, print_bench)
+
+
+def _report(result: dict, out: Path | None, json_out: bool, show: Callable[[dict], None]) -> None:
+    """Write the result to --out (when given), then print it as JSON or as `show` lays it out."""
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1))
     if json_out:
         print(json.dumps(result))
-        return
+    else:
+        show(result)
+
+
+def print_bench(result: dict) -> None:
     console.print(f"device {result['device']} ({result['threads']} threads), {result['steps']} steps x "
                   f"{result['repeat']}, torch {result['torch']}")
     console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
     console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
     console.print(f"  ratio      {result['ratio']:10.2f}x")
-    if grok:
+    if "engine_grok_s" in result:
         for side in ("engine", "reference"):
             secs = result[f"{side}_grok_s"]
             console.print(f"  {side:<10} " + (f"grokked at step {result[f'{side}_grok_step']} in {secs:,.1f} s"
                                                if secs is not None else "did not grok within --steps"))
         if result["grok_ratio"]:
             console.print(f"  time-to-grok ratio {result['grok_ratio']:.2f}x")
-    if sweep:
+    if "sweep_s" in result:
+        processes = result["sweep_mode"] == "processes"
         how = "grok-tui run processes" if processes else "runs"
-        console.print(f"  {sweep} {how} one after another {result['one_by_one_s']:8,.1f} s")
+        console.print(f"  {result['members']} {how} one after another {result['one_by_one_s']:8,.1f} s")
         console.print(f"  as one {'grok-tui ' if processes else ''}sweep ({result['workers']} worker(s)) "
                       f"{result['sweep_s']:8,.1f} s")
         console.print(f"  sweep ratio {result['sweep_ratio']:.2f}x")

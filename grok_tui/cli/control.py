@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from grok_tui.cli.common import RunsDir, console, user_errors
-from grok_tui.errors import GrokError
 from grok_tui.store import control
 from grok_tui.store import runs as store
 
@@ -22,14 +21,8 @@ RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run id under the run
 
 def _with_others(runs_dir: Path, run_id: str, verb: str) -> str:
     """'' or '; the same process trains N other runs (a, b, ...), which VERB with it'."""
-    try:
-        others = store.controlled_with(runs_dir, run_id)
-    except (OSError, ValueError, GrokError):
-        return ""
-    if not others:
-        return ""
-    shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-    return f"; the same process trains {len(others)} other run{'s' if len(others) > 1 else ''} ({shown}), which {verb} with it"
+    text = store.controlled_with_text(runs_dir, run_id, verb)
+    return f"; {text}" if text else ""
 
 
 def pause_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:

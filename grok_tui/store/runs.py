@@ -323,6 +323,20 @@ def controlled_with(root: Path, run_id: str) -> list[str]:
     return sorted(r.id for r in list_runs(root) if r.id != run_id and r.active and key(r.summary) == mine)
 
 
+def controlled_with_text(root: Path, run_id: str, verb: str) -> str | None:
+    """'the same process trains 2 other runs (a, b), which pause with it' (verb: pause, continue, stop),
+    or None when the signal reaches this run alone or the runs cannot be read."""
+    try:
+        others = controlled_with(root, run_id)
+    except (OSError, ValueError, GrokError):
+        return None
+    if not others:
+        return None
+    shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+    return f"the same process trains {len(others)} other run{'s' if len(others) > 1 else ''} ({shown}), " \
+           f"which {verb} with it"
+
+
 def resolve_checkpoint(ref: str, root: Path) -> Path:
     """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
     if ref.endswith(".safetensors") and "@" not in ref:

@@ -248,12 +248,9 @@ class TrainScreen(Screen):
     @work(thread=True, group="others", exit_on_error=False, description="runs controlled with this one")
     def _tell_others(self, run_id: str, verb: str) -> None:
         """A sweep member shares its process with the other members: say that they {verb} too."""
-        others = store.controlled_with(self.app.runs_dir, run_id)
-        if others:
-            shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-            self.app.call_from_thread(
-                self.notify, f"{len(others)} other run{'s' if len(others) > 1 else ''} of the same process "
-                f"({shown}) {verb} with {run_id}.", timeout=6, markup=False)
+        text = store.controlled_with_text(self.app.runs_dir, run_id, verb)
+        if text:
+            self.app.call_from_thread(self.notify, f"{run_id}: {text}.", timeout=6, markup=False)
 
     def action_pause_resume(self) -> None:
         if not self._refused("pause_resume"):
