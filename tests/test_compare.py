@@ -65,6 +65,18 @@ def test_aggregate_mean_and_bands_over_each_members_range():
     assert compare.aggregate([a, c], "g").mean == [0.0, 1.125, 0.5, 1.0]
 
 
+def test_a_smoothed_band_keeps_its_mean_inside_and_the_raw_mean():
+    a = Series("a", [1, 2, 3, 4], [0.0, 1.0, 0.0, 1.0])
+    b = Series("b", [1, 2, 3, 4], [0.2, 0.4, 0.9, 0.1])
+    for kind in compare.BANDS:
+        raw = compare.aggregate([a, b], "g", band=kind)
+        band = compare.smooth_band(raw, 0.8)
+        assert band.raw == raw.mean and band.mean == compare.ema(raw.mean, 0.8)
+        assert all(lo <= m <= hi for lo, m, hi in zip(band.lo, band.mean, band.hi, strict=True))
+        assert band.lo != raw.lo and band.hi != raw.hi  # the edges are smoothed with the mean
+    assert compare.smooth_band(raw, 0.0) is raw
+
+
 def test_group_by_value_one_colour_and_label_each():
     items = [(Series("r1", [1], [1.0]), 0.5), (Series("r2", [1], [3.0]), 0.5), (Series("r3", [1], [0.0]), 0.3)]
     bands = compare.group(items, "train_frac", palette=("cyan", "magenta"))

@@ -127,6 +127,12 @@ def test_cli_plot_group_by_a_config_field_with_bands(tmp_path):
     labels = {row["run"] for row in csv.DictReader(open(tmp_path / "g.csv"))}
     assert labels == {"weight_decay=0.3 (1 run)", "weight_decay=1 (1 run)"}  # the diverged run has no rows
     assert "left out diverged-lr1e4: no values of val_acc" in r.output
+    r = _plot("--where", "run~^smoke", "--group-by", "optimizer", "--smooth", "0.9", "--csv",
+              str(tmp_path / "s.csv"), "-o", str(tmp_path / "s.png"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert rows and all(float(row["lo"]) <= float(row["value"]) <= float(row["hi"]) for row in rows)
+    assert all(row["raw"] for row in rows) and any(row["raw"] != row["value"] for row in rows)
     r = _plot("--where", "grokked", "--group-by", "colour", "--runs-dir", str(runs))
     assert r.exit_code == 2 and "cannot group by 'colour'" in r.output
     r = _plot("--where", "optimizer=lion", "--runs-dir", str(runs))

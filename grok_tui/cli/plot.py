@@ -174,8 +174,7 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
             for b in compare.group(items, field, band, PALETTE):
                 if len(metrics) > 1:
                     b.label = f"{b.label}: {metric_name(m)}"
-                if weight:
-                    b.mean = compare.ema(b.mean, weight)
+                b = compare.smooth_band(b, weight)
                 b.metric = m
                 b.style = panels.STYLES[k % len(panels.STYLES)]  # a group keeps its colour, each metric its style
                 p.bands.append(b)

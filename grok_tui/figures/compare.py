@@ -77,6 +77,7 @@ class Band:
     color: str | None = None
     style: str = "-"
     metric: str | None = None
+    raw: list[float] | None = None  # the mean before smoothing (smooth_band)
 
     def as_series(self) -> Series:
         return Series(self.label, self.x, self.mean, dict(self.milestones), self.color, style=self.style,
@@ -122,6 +123,14 @@ def aggregate(members: Sequence[Series], label: str, band: str = "minmax", color
         if steps:
             out.milestones[name] = round(statistics.fmean(steps))
     return out
+
+
+def smooth_band(b: Band, weight: float) -> Band:
+    """The band smoothed as a whole: its mean and both edges with the same EMA (a positive linear
+    average, so the smoothed mean stays inside the smoothed band), the raw mean kept in `raw`."""
+    if weight <= 0.0 or not b.mean:
+        return b
+    return replace(b, mean=ema(b.mean, weight), lo=ema(b.lo, weight), hi=ema(b.hi, weight), raw=list(b.mean))
 
 
 def fmt_value(v: Any) -> str:

@@ -140,7 +140,7 @@ def write_panels_csv(path: str | Path, panels: Sequence[Panel], label: str = "ru
                 for b in p.bands:
                     for i, x in enumerate(b.x):
                         w.writerow([b.label, int(x) if xname == "step" else repr(x), b.metric or p.ylabel,
-                                    repr(b.mean[i]), "",
+                                    repr(b.mean[i]), repr(b.raw[i]) if b.raw is not None else "",
                                     repr(b.lo[i]), repr(b.hi[i]), b.n[i]])
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None

@@ -102,9 +102,7 @@ def overlay(view: OverlayView, selected: list[str], followed: dict[str, Followed
                 b.style, b.metric = style, metric
                 if split:
                     b.label = f"{b.label} {split}"
-                if view.smoothing:
-                    b.mean = compare.ema(b.mean, view.smoothing)
-                bands.append(b)
+                bands.append(compare.smooth_band(b, view.smoothing))
         else:
             out += [compare.smooth(s, view.smoothing) for _, s in got]
     metrics = [m for m, _ in view.metrics()]
