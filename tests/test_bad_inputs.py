@@ -158,6 +158,16 @@ def test_resume_of_a_mangled_state_is_one_sentence_and_changes_nothing(done, run
     assert snapshot(done) == before
 
 
+def test_a_truncated_state_tensor_file_is_named(done):
+    tensors = type(done)(str(_state(done)).removesuffix(".json") + ".safetensors")
+    tensors.write_bytes(tensors.read_bytes()[:500])
+    before = snapshot(done)
+    result = invoke("run", "--resume", "done", "--steps", "60")
+    one_sentence(result, 2, "is corrupt or does not fit this run")
+    assert f"{tensors.name} is corrupt" in result.output.replace("\n", "")
+    assert snapshot(done) == before
+
+
 def test_resume_state_with_list_scalars(done):
     state = _state(done)
     info = json.loads(state.read_text())

@@ -236,7 +236,11 @@ def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
     toml.write_text(toml.read_text().replace('op = "x+y"', 'op = "x-y"'))
     with pytest.raises(ConfigError, match="different tasks"):
         connect.load_problem(["a@300", "b@300"], other_runs)
-    toml.write_text(toml.read_text().replace('op = "x-y"', 'op = "x+y"').replace("train_frac = 0.6", "train_frac = 0.5"))
+    toml.write_text(toml.read_text().replace('op = "x-y"', 'op = "x+y"').replace('tokens = "ab"', 'tokens = "aob="'))
+    with pytest.raises(ConfigError, match=r"\(tokens aob=\), but the first checkpoint's run learns .*\(tokens ab\)"):
+        connect.load_problem(["a@300", "b@300"], other_runs)
+    toml.write_text(toml.read_text().replace('tokens = "aob="', 'tokens = "ab"'))
+    toml.write_text(toml.read_text().replace("train_frac = 0.6", "train_frac = 0.5"))
     assert "another train/val split" in connect.load_problem(["a@300", "b@300"], other_runs).notes[0]
 
 

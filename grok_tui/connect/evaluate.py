@@ -123,6 +123,11 @@ def _step_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _task(cfg: config_mod.Config) -> str:
+    """'x+y mod 31 (tokens ab)': what a run learns, as two runs must share it to be connected."""
+    return f"{cfg.data.op} mod {cfg.data.p} (tokens {cfg.data.tokens})"
+
+
 def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: config_mod.Config | None = None,
                  device: str = "auto") -> Problem:
     """Resolve and load checkpoints (same architecture, same task) and the split they are evaluated on.
@@ -149,8 +154,8 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: conf
         if c is None or c is base:
             continue
         if (c.data.op, c.data.p, c.data.tokens) != (base.data.op, base.data.p, base.data.tokens):
-            raise ConfigError(f"run '{i.id}' learns {c.data.op} mod {c.data.p}, but the first checkpoint's run "
-                              f"learns {base.data.op} mod {base.data.p}: they are different tasks.")
+            raise ConfigError(f"run '{i.id}' learns {_task(c)}, but the first checkpoint's run learns "
+                              f"{_task(base)}: they are different tasks.")
         if (c.data.train_frac, c.split_seed) != (base.data.train_frac, base.split_seed):
             notes.append(f"run '{i.id}' has another train/val split; every point is evaluated on the split "
                          "of the first run.")

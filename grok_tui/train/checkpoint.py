@@ -130,15 +130,18 @@ def save_state(directory: Path, step: int, optimizer: torch.optim.Optimizer, ext
 
 def load_state(json_path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Restore the optimizer; return the other saved tensors and the JSON extras."""
+    where = Path(json_path)  # the file the error is about
     try:
-        info = json.loads(Path(json_path).read_text())
+        info = json.loads(where.read_text())
         if not isinstance(info, dict) or not isinstance(info.get("optimizer"), dict):
             raise ValueError("not an object with an 'optimizer' object")
-        tensors = load_file(str(json_path).removesuffix(".json") + ".safetensors")
+        where = Path(str(json_path).removesuffix(".json") + ".safetensors")
+        tensors = load_file(str(where))
+        where = Path(json_path)
         optimizer.load_state_dict(_unflatten_optimizer(tensors, info.pop("optimizer"), optimizer.state_dict()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, SafetensorError,
             RuntimeError) as e:
         why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"resume state {json_path} is corrupt or does not fit this run ({why}); "
+        raise CheckpointError(f"resume state {where} is corrupt or does not fit this run ({why}); "
                               "it cannot be resumed.") from None
     return {k: v for k, v in tensors.items() if not k.startswith("optim.")}, info
