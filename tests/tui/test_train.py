@@ -77,6 +77,21 @@ async def test_bad_values_are_flagged_at_the_field(tmp_path):
         assert not (tmp_path / "runs").exists()  # nothing was written: not even the runs directory
 
 
+async def test_key_help_of_the_train_view_names_every_key_by_its_action(tmp_path):
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#chart-acc").focus()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = str(app.screen.query_one("#help-text").render())
+        assert "refuse" not in text  # no internal action names
+        lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+        assert "Pause/Resume" in lines["p"] and "not now" in lines["p"]  # no run to pause
+        assert "Stop" in lines["x"] and "not now" in lines["x"]
+        assert "Start" in lines["s"] and "not now" not in lines["s"]
+
+
 async def test_presets_load_and_optimizer_fields_follow_the_choice(tmp_path):
     app = make_app(tmp_path / "runs")
     async with app.run_test(size=(100, 40)) as pilot:

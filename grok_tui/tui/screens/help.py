@@ -22,8 +22,11 @@ def key_lines(screen: Screen) -> list[str]:
         if b.action in seen and not b.show:
             continue
         seen.add(b.action)
-        desc = b.description or b.action
-        state = "" if active.enabled else "  [dim](not now)[/]"
+        # a key's hidden stand-in for when its action cannot act (it says why): the action's own words
+        twin = None if b.description else next(
+            (o for o in active.node._bindings.get_bindings_for_key(b.key) if o.description), None)
+        desc = b.description or (twin.description if twin else b.action)
+        state = "" if active.enabled and twin is None else "  [dim](not now)[/]"
         lines.append(f"[b]{escape(b.key_display or screen.app.get_key_display(b))}[/]  {escape(desc)}{state}")
     return lines
 
