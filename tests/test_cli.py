@@ -303,3 +303,19 @@ def test_bench_suite_one_table_and_json(tmp_path):
     assert res["bench"][0]["precision"] == "fp32" and all(b["ratio"] > 0 for b in res["bench"])
     assert res["sweep_members"] == 3 and res["sweep_s"] > 0 and res["connect_points"] == 41 and res["connect_s"] > 0
     assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"])
+
+
+def test_the_console_says_when_a_run_is_paused_and_resumed():
+    from grok_tui.cli.common import console
+    from grok_tui.cli.run import RichProgress
+
+    p = RichProgress()
+    with console.capture() as cap:
+        p.on_start({"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5, "steps": 100,
+                    "start_step": 0})
+        p.on_event({"event": "paused", "step": 40})
+        assert p.progress.tasks[0].fields["rate"] == "paused"
+        p.on_event({"event": "resumed", "step": 40})
+        p.on_end({"status": "finished", "steps_run": 100, "last": {}})
+    out = cap.get()
+    assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out

@@ -44,6 +44,7 @@ class RichProgress:
                                  TextColumn("train [cyan]{task.fields[train]}[/] val [magenta]{task.fields[val]}[/]"),
                                  TextColumn("{task.fields[gpu]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
         self.task = None
+        self.run_id = None
         self._t = (0.0, 0)
         self._start = 0
 
@@ -56,6 +57,7 @@ class RichProgress:
                                            completed=info["start_step"], rate="-", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
         self._start = info["start_step"]
+        self.run_id = info["run_id"]
 
     def on_eval(self, row: dict) -> None:
         t, s = self._t
@@ -69,6 +71,13 @@ class RichProgress:
         if event["event"] in store.MILESTONES:
             self.progress.console.print(f"[green]{event['event']}[/] at step {event['step']} "
                                         f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
+        elif event["event"] == "paused":
+            self.progress.console.print(f"[yellow]paused[/] at step {event['step']} "
+                                        f"(grok-tui continue {self.run_id or 'RUN'} resumes it)")
+            self.progress.update(self.task, rate="paused")
+        elif event["event"] == "resumed":
+            self.progress.console.print(f"resumed at step {event['step']}")
+            self._t = (time.perf_counter(), event["step"])  # the pause does not count in the next rate
 
     def on_end(self, summary: dict) -> None:
         self.progress.stop()
@@ -94,6 +103,10 @@ def to_log(path: Path) -> None:
         stream.flush()
         os.dup2(fd, stream.fileno())
     os.close(fd)
+    console.width = LOG_WIDTH  # a file has no width: rich would cut the progress line at 80 columns
+
+
+LOG_WIDTH = 160
 
 
 class RunJson(JsonLines):

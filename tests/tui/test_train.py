@@ -446,7 +446,8 @@ def test_a_launched_runner_removes_its_start_files_once_its_run_directory_exists
     ok = Launch(tmp_path / "runs", "ok", cfg)
     ok.start()
     assert ok.proc.wait(timeout=120) == 0
-    assert (tmp_path / "runs" / "ok" / "runner.log").exists()
+    log = (tmp_path / "runs" / "ok" / "runner.log").read_text()
+    assert "20/20" in log and "…" not in log  # the progress line whole, not cut at 80 columns
     assert not ok.config_file.exists() and not ok.log_file.exists() and other.exists()
     bad = Launch(tmp_path / "runs", "bad", config.apply_overrides(cfg, {"p": 12, "op": "x/y"}))
     bad.start()
