@@ -443,10 +443,10 @@ def test_a_launched_runner_removes_its_start_files_once_its_run_directory_exists
     other = tmp_path / "runs" / ".start" / "other.toml"
     other.parent.mkdir(parents=True)
     other.write_text(cfg.to_toml())  # another launch's file stays
-    ok = Launch(tmp_path / "runs", "ok", cfg)
+    ok = Launch(tmp_path / "runs", "20261203-101631-add-p31-adamw", cfg)  # the app's long ids
     ok.start()
     assert ok.proc.wait(timeout=120) == 0
-    log = (tmp_path / "runs" / "ok" / "runner.log").read_text()
+    log = (tmp_path / "runs" / ok.run_id / "runner.log").read_text()
     assert "20/20" in log and "…" not in log  # the progress line whole, not cut at 80 columns
     assert not ok.config_file.exists() and not ok.log_file.exists() and other.exists()
     bad = Launch(tmp_path / "runs", "bad", config.apply_overrides(cfg, {"p": 12, "op": "x/y"}))
