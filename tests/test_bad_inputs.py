@@ -240,6 +240,28 @@ def test_temp_files_of_interrupted_writes_are_cleaned_on_resume(done):
     assert files.is_temp_file(".step-00000001.json.q.tmp") and not files.is_temp_file("step-00000001.json")
 
 
+def test_a_killed_runs_headline_comes_from_its_metrics_when_its_summary_lags(done, runs_dir):
+    """The summary of a running run is rewritten at most once a second; after a SIGKILL the runs table
+    and queries read steps and best val from the metric rows written after it."""
+    from grok_tui.store import query
+
+    rows = runs.read_jsonl(done / "metrics.jsonl")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    summary = json.loads((done / "summary.json").read_text())
+    summary.update(status="running", pid=dead.pid, steps_run=rows[0]["step"], best_val_acc=-1.0)
+    (done / "summary.json").write_text(json.dumps(summary))
+    info = runs.open_run(runs_dir, "done")
+    assert info.status == "interrupted"
+    best = max(r["val_acc"] for r in rows)
+    assert info.row()["steps"].startswith(f"{rows[-1]['step']}/") and info.row()["best_val"] == best
+    f = query.run_fields(info)
+    assert f["steps_run"] == rows[-1]["step"] and f["best_val_acc"] == best
+    summary.update(status="finished", steps_run=rows[0]["step"])  # an ended run: its summary is the truth
+    (done / "summary.json").write_text(json.dumps(summary))
+    assert runs.open_run(runs_dir, "done").row()["steps"].startswith(f"{rows[0]['step']}/")
+
+
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(done, runs_dir):
     """A run with rows but no checkpoint (SIGKILLed early): --resume starts it from step 0 with its own
     config, says so, and clears the old rows (no step twice); a finished process's pid is surely dead."""

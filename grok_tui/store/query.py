@@ -55,8 +55,9 @@ def run_fields(info: RunInfo) -> dict[str, Any]:
             out["data_seed"] = out.get("seed")
     s = info.summary
     mem, grok = s.get("memorized_step"), s.get("grokked_step")
-    out.update(run=info.id, status=info.status, steps_run=s.get("steps_run"), memorized_step=mem,
-               grokked_step=grok, best_val_acc=s.get("best_val_acc"),
+    steps, best = info.reached()
+    out.update(run=info.id, status=info.status, steps_run=steps, memorized_step=mem,
+               grokked_step=grok, best_val_acc=best,
                gap=grok - mem if isinstance(mem, int) and isinstance(grok, int) else None,
                memorized=isinstance(mem, int), grokked=isinstance(grok, int))
     return out

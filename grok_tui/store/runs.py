@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -257,15 +258,31 @@ class RunInfo:
     def checkpoints(self) -> list[tuple[int, Path]]:
         return files.checkpoints(self.path / "checkpoints")
 
+    def reached(self) -> tuple[Any, Any]:
+        """Steps run and best validation accuracy: the summary's, or for an interrupted run the newer of
+        those and its metric rows (a running summary is rewritten at most once a second, so a killed
+        run's can lag its last evaluations)."""
+        steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
+        if self.status == "interrupted":
+            rows = self.metrics()
+            if rows:
+                steps = max(steps, rows[-1]["step"]) if isinstance(steps, int) else rows[-1]["step"]
+                vals = [v for r in rows if isinstance(v := r.get("val_acc"), (int, float)) and math.isfinite(v)]
+                if isinstance(best, (int, float)):
+                    vals.append(best)
+                best = max(vals) if vals else best
+        return steps, best
+
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
         c, s = self.config, self.summary
+        steps, best = self.reached()
         return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
                 "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
                 "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
-                "steps": f"{s.get('steps_run', 0)}/{c.train.steps if c else '?'}",
+                "steps": f"{steps if steps is not None else 0}/{c.train.steps if c else '?'}",
                 "mem": s.get("memorized_step"), "grok": s.get("grokked_step"),
-                "best_val": s.get("best_val_acc"), "status": self.status}
+                "best_val": best, "status": self.status}
 
     def milestone_step(self, name: str) -> int | None:
         v = self.summary.get(f"{name}_step")
