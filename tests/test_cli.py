@@ -136,6 +136,8 @@ def test_bench_reports_both_sides_and_ratio(tmp_path):
     assert (engine - half) / (reference + half) <= res["ratio"] <= (engine + half) / (reference - half)
     assert res["steps"] == 20 and res["repeat"] == 3
     assert re.search(rf"^\s*ratio\s+{res['ratio']:.2f}x$", r.output, re.M), r.output
+    n = res["threads"]
+    assert f"device cpu ({n} thread{'' if n == 1 else 's'})," in r.output  # '1 thread', not '1 threads'
 
 
 def test_bench_time_to_grok_for_both_sides():

@@ -291,6 +291,7 @@ def test_connect_command_errors_exit_2(pair, args, needle):
     res = invoke("connect", *args, "--runs-dir", pair)
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
+    assert res.output.startswith("error:")  # one sentence, no blank line of a progress bar before it
 
 
 def test_connect_command_mismatch_and_corrupt(pair, tmp_path):

@@ -15,6 +15,7 @@ from grok_tui.cli.common import (
     Preset,
     console,
     err_console,
+    plural,
     user_errors,
     with_config_flags,
 )
@@ -92,7 +93,7 @@ def _report(result: dict, out: Path | None, json_out: bool, show: Callable[[dict
 
 
 def print_bench(result: dict) -> None:
-    console.print(f"device {result['device']} ({result['threads']} threads), {result['steps']} steps x "
+    console.print(f"device {result['device']} ({plural(result['threads'], 'thread')}), {result['steps']} steps x "
                   f"{result['repeat']}, torch {result['torch']}")
     console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
     console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
@@ -116,7 +117,7 @@ def print_bench(result: dict) -> None:
 def print_profile(r: dict) -> None:
     from rich.table import Table
 
-    console.print(f"where a step goes: {r['device']} ({r['threads']} threads), {r['precision']}, "
+    console.print(f"where a step goes: {r['device']} ({plural(r['threads'], 'thread')}), {r['precision']}, "
                   f"{r['method']}, {r['steps']} steps")
     console.print(f"  a step {r['step_ms']:.2f} ms un-instrumented; {r['ops_ms']:.2f} ms inside "
                   f"{r['ops_per_step']:.0f} ops per step when timed op by op")
@@ -132,7 +133,7 @@ def print_profile(r: dict) -> None:
 def print_suite(r: dict) -> None:
     from rich.table import Table
 
-    console.print(f"{r['device_name']} ({r['device']}, {r['threads']} threads), torch {r['torch']}, "
+    console.print(f"{r['device_name']} ({r['device']}, {plural(r['threads'], 'thread')}), torch {r['torch']}, "
                   f"{r['steps']} steps x {r['repeat']} alternating")
     t = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("what", "engine", "reference", "ratio"):

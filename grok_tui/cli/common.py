@@ -61,6 +61,11 @@ ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML file 
 JsonOut = Annotated[bool, typer.Option("--json", help="print JSON (one object per line) instead of tables")]
 
 
+def plural(n: int, word: str) -> str:
+    """'1 thread', '2 threads'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code=code)

@@ -63,7 +63,7 @@ class _Bar:
     """Renders the engine's (stage, done, total) progress calls, throttled to a few per second."""
 
     def __init__(self, quiet: bool, file: ProgressFile | None = None):
-        self.quiet = quiet
+        self.quiet = quiet or not err_console.is_terminal  # a transient bar leaves only a blank line in a file
         self.file = file
         self.progress = Progress(TextColumn("[bold]{task.description:>4}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
@@ -76,7 +76,8 @@ class _Bar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if not self.quiet:  # rich's stop() of a bar never started still prints a newline off a terminal
+            self.progress.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.file is not None:

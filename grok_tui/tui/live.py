@@ -113,6 +113,18 @@ class LiveRun:
         return self.follower.last
 
     @property
+    def step(self) -> int:
+        """The step to show: the last evaluation's while it trains; once paused or ended, the step it
+        stopped at (its last event's or its summary's, after the last evaluation)."""
+        s = self.last.get("step", 0)
+        if self.state != "running":
+            f = self.follower
+            for v in (f.events[-1].get("step") if f.events else None, f.summary.get("steps_run")):
+                if isinstance(v, int) and not isinstance(v, bool) and v > s:
+                    s = v
+        return s
+
+    @property
     def device(self) -> str:
         return self.follower.device
 

@@ -31,3 +31,21 @@ async def test_mode_keys_palette_commands_and_unknown_modes(tmp_path):
         await pilot.pause()
         assert app.return_code == 0 and isinstance(app.screen, TrainScreen)
     assert app.return_code == 0
+
+
+async def test_the_quit_question_speaks_of_one_run_or_several(tmp_path):
+    from textual.widgets import Button, Label
+
+    from grok_tui.tui.screens.dialogs import QuitScreen
+
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        for ids, words, button in ((["r1"], "r1 is training. It goes on without the app unless you stop it", "Stop it"),
+                                   (["r1", "r2"], "r1, r2 are training. They go on without the app unless you stop "
+                                                  "them", "Stop them")):
+            app.push_screen(QuitScreen(ids))
+            await pilot.pause()
+            assert words in str(app.screen.query_one(Label).render())
+            assert button in str(app.screen.query_one("#stop", Button).label)
+            app.pop_screen()
+            await pilot.pause()

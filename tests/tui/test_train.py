@@ -139,6 +139,10 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         await wait_for(pilot, lambda: "paused" in str(screen.query_one("#status", Static).render()), 5,
                        "the status line to say paused")
         step = child.last["step"]
+        at = next(e["step"] for e in reversed(child.follower.events) if e["event"] == "paused")
+        # the status line names the step it paused at, not its last evaluation's
+        await wait_for(pilot, lambda: f"step {at}/" in str(screen.query_one("#status", Static).render()), 5,
+                       f"the status line to say step {at}")
         await pilot.pause(1.0)
         assert child.last["step"] == step  # no rows come while paused (however long the wait)
         await pilot.press("p")

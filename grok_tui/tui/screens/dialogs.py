@@ -50,13 +50,14 @@ class QuitScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         names = ", ".join(self.run_ids[:3]) + (f" and {len(self.run_ids) - 3} more" if len(self.run_ids) > 3 else "")
+        one = len(self.run_ids) == 1
         with Vertical(classes="dialog-box"):
-            yield Label(escape(f"{names} {'is' if len(self.run_ids) == 1 else 'are'} training. They go on "
-                               "without the app unless you stop them (with a final checkpoint)."),
-                        classes="dialog-text")
+            yield Label(escape(f"{names} {'is' if one else 'are'} training. {'It goes' if one else 'They go'} on "
+                               f"without the app unless you stop {'it' if one else 'them'} (with a final "
+                               "checkpoint)."), classes="dialog-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Leave training (l)", id="leave", variant="primary", compact=True)
-                yield Button("Stop them (s)", id="stop", variant="error", compact=True)
+                yield Button(f"Stop {'it' if one else 'them'} (s)", id="stop", variant="error", compact=True)
                 yield Button("Cancel (c)", id="cancel", compact=True)
 
     def on_mount(self) -> None:

@@ -157,7 +157,7 @@ class TrainScreen(Screen):
         rate_s = (f"{rate:,.0f} steps/s  " if rate else "- steps/s  ") if c.state == "running" else ""
         device = escape(device_text(c.device, c.gpu))
         threads = threads_text(c.threads, usable_cpus())
-        line1 = (f"{icon} [b]{c.state}[/]  step {last.get('step', 0)}/{c.total_steps}  {rate_s}{device}"
+        line1 = (f"{icon} [b]{c.state}[/]  step {c.step}/{c.total_steps}  {rate_s}{device}"
                  f"{', ' + threads if threads else ''}  {c.run_id}")
         gpu = gpu_text(last)
         line2 = (f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/]  val [magenta]{_fmt_acc(last.get('val_acc'))}[/]  "
