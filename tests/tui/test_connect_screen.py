@@ -137,3 +137,17 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         assert [Path(r["path"]) for r in screen.shown] == [root / "a" / "connect" / n for n in names]
         assert all((root / "a" / "connect" / n).is_file() for n in names)
         assert _notified(messages, "saved " + ", ".join(names))
+
+
+async def test_a_jobs_threads_follow_run_a_else_the_apps_setting(smoke_pair, tmp_path):
+    root = _copy(smoke_pair, tmp_path)
+    toml = root / "b" / "config.toml"
+    toml.write_text(toml.read_text().replace("threads = 0", "threads = 2"))
+    app = make_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(app, pilot)  # the app's setting: one thread
+        for run, threads in (("a", "1"), ("b", "2")):  # a: threads 0 in its config (auto); b: 2
+            screen.query_one("#run-a", Select).value = run
+            await pilot.pause()
+            argv = screen._job(["connect", f"{run}@last", "a@last"], "segment").argv
+            assert argv[argv.index("--threads") + 1] == threads, argv

@@ -232,7 +232,8 @@ class ConnectScreen(Screen):
         run = self.query_one("#run-a", Select).value
         info = self.infos.get(run) if isinstance(run, str) else None
         home = (info.path if info else self.runs_dir) / "connect"
-        threads = getattr(self.app, "child_threads", 0)
+        # the threads run A was set to train with (one on a shared machine: its curves too), else the app's
+        threads = (info.config.train.threads if info and info.config else 0) or getattr(self.app, "child_threads", 0)
         return ConnectJob([*args, "--runs-dir", str(self.runs_dir), "--threads", str(threads)], home, new_job_id(),
                           getattr(self.app, "python", None), label)
 
