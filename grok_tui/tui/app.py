@@ -205,7 +205,10 @@ class GrokApp(App):
             self.notify("this chart has no data yet.", severity="warning")
             return
         metric, logx, logy, title = chart.metric, chart.logx, chart.logy, chart.title
-        stem = f"grok-{metric.replace(' ', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # the metrics drawn, in order (train and val together: both), else the chart's own
+        shown = list(dict.fromkeys(m for m in [*(s.metric for s in all_series), *(b.metric for b in bands)] if m))
+        name = "+".join(shown) if len(shown) > 1 else metric
+        stem = f"grok-{name.replace(' ', '-').replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
         if chart.export_dir is not None:  # the run's figures/ directory; the toast says where
             stem = str(Path(chart.export_dir) / stem)
 

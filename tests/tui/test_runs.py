@@ -119,6 +119,7 @@ async def test_export_from_the_overlay_writes_figure_and_csv(fixture_runs, tmp_p
         await pilot.pause()
         assert isinstance(app.screen, ExportScreen)
         inp = app.screen.query_one("#export-path")
+        assert "/grok-val_acc-" in inp.value  # named after the metric drawn
         inp.value = str(tmp_path / "out" / "fig")
         (tmp_path / "out").mkdir()
         await pilot.press("enter")
@@ -127,3 +128,10 @@ async def test_export_from_the_overlay_writes_figure_and_csv(fixture_runs, tmp_p
         assert (tmp_path / "out" / "fig.png").stat().st_size > 1000
         lines = (tmp_path / "out" / "fig.csv").read_text().splitlines()
         assert lines[0] == "run,step,metric,value" and len(lines) > 5 and ",val_acc," in lines[1]
+        await pilot.press("v")  # train and val together: the file is named after both
+        await wait_for(pilot, lambda: len(screen.query_one("#overlay", MetricChart).series) == 4, 10, "4 series")
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        assert "/grok-train_acc+val_acc-" in app.screen.query_one("#export-path").value
+        await pilot.press("escape")
