@@ -151,3 +151,15 @@ async def test_a_jobs_threads_follow_run_a_else_the_apps_setting(smoke_pair, tmp
             await pilot.pause()
             argv = screen._job(["connect", f"{run}@last", "a@last"], "segment").argv
             assert argv[argv.index("--threads") + 1] == threads, argv
+
+
+async def test_an_open_picker_has_a_border(smoke_pair, tmp_path):
+    from textual.widgets._select import SelectOverlay
+
+    app = make_app(_copy(smoke_pair, tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(app, pilot)
+        pick = screen.query_one("#ckpt-a", Select)
+        pick.expanded = True
+        await pilot.pause()
+        assert pick.query_one(SelectOverlay).styles.border_top[0] == "round"  # apart from the chart below
