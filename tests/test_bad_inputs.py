@@ -257,6 +257,8 @@ def test_a_killed_runs_headline_comes_from_its_metrics_when_its_summary_lags(don
     assert info.row()["steps"].startswith(f"{rows[-1]['step']}/") and info.row()["best_val"] == best
     f = query.run_fields(info)
     assert f["steps_run"] == rows[-1]["step"] and f["best_val_acc"] == best
+    shown = json.loads(invoke("runs", "show", "done", "--json").output)  # `runs show` says the same
+    assert shown["steps_run"] == rows[-1]["step"] and shown["best_val_acc"] == best
     summary.update(status="finished", steps_run=rows[0]["step"])  # an ended run: its summary is the truth
     (done / "summary.json").write_text(json.dumps(summary))
     assert runs.open_run(runs_dir, "done").row()["steps"].startswith(f"{rows[0]['step']}/")

@@ -262,3 +262,20 @@ def test_control_names_the_other_runs_a_signal_reaches(tmp_path, tiny_cfg):
         for w in (*writers, elsewhere):
             w.close()
     assert runs.controlled_with(root, "m0") == []  # nothing trains them any more
+
+
+def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir):
+    from grok_tui.train.loop import Control
+
+    control = Control()
+
+    class PauseThenStop(train.Callback):
+        def on_eval(self, row: dict) -> None:
+            if row["step"] == 20:
+                control.pause.set()
+                threading.Timer(0.3, control.stop.set).start()
+
+    s = _train(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+    assert s["status"] == "stopped" and s["steps_run"] == 20
+    events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
+    assert "paused" in events and "resumed" not in events and events[-1] == "stopped"

@@ -40,11 +40,11 @@ class RichProgress:
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]:>7} it/s"),
+                                 TextColumn("{task.fields[rate]:>11}"),
                                  TextColumn("train [cyan]{task.fields[train]}[/] val [magenta]{task.fields[val]}[/]"),
                                  TextColumn("{task.fields[gpu]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4)
         self.task = None
-        self.run_id = None
+        self.resume_args = "RUN"
         self._t = (0.0, 0)
         self._start = 0
 
@@ -54,17 +54,19 @@ class RichProgress:
                       f"{info['n_train']} train / {info['n_val']} val examples")
         self.progress.start()
         self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
-                                           completed=info["start_step"], rate="-", train="-", val="-", gpu="")
+                                           completed=info["start_step"], rate="- it/s", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
         self._start = info["start_step"]
-        self.run_id = info["run_id"]
+        path = Path(info["path"]) if info.get("path") else None  # `continue` finds it in its runs directory
+        self.resume_args = (f"{path.name} --runs-dir {path.parent}" if path is not None and path.parent != Path("runs")
+                            else info["run_id"] or "RUN")
 
     def on_eval(self, row: dict) -> None:
         t, s = self._t
         now = time.perf_counter()
         rate = (row["step"] - s) / max(now - t, 1e-9)
         self._t = (now, row["step"])
-        self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f}",
+        self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f} it/s",
                              train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}", gpu=gpu_text(row))
 
     def on_event(self, event: dict) -> None:
@@ -73,7 +75,7 @@ class RichProgress:
                                         f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
         elif event["event"] == "paused":
             self.progress.console.print(f"[yellow]paused[/] at step {event['step']} "
-                                        f"(grok-tui continue {self.run_id or 'RUN'} resumes it)")
+                                        f"(grok-tui continue {self.resume_args} resumes it)")
             self.progress.update(self.task, rate="paused")
         elif event["event"] == "resumed":
             self.progress.console.print(f"resumed at step {event['step']}")

@@ -86,7 +86,9 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")], runs_dir: R
     metrics = r.metrics()
     ckpts = r.checkpoints()
     if json_out:
-        print(json.dumps({"run": r.id, "status": r.status, "summary": r.summary,
+        steps_run, best_val = r.reached()  # a killed run's: from its metric rows
+        print(json.dumps({"run": r.id, "status": r.status, "summary": r.summary, "steps_run": steps_run,
+                          "best_val_acc": best_val,
                           "config": r.config.to_dict() if r.config else None,
                           "checkpoints": [s for s, _ in ckpts], "last": metrics[-1] if metrics else None}))
         return
@@ -95,7 +97,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")], runs_dir: R
         for section, values in r.config.to_dict().items():
             console.print(f"  [bold]{section}[/] " + "  ".join(f"{k}={v}" for k, v in values.items()))
     console.print(f"  memorized at {fmt(r.summary.get('memorized_step'))}, grokked at "
-                  f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.summary.get('best_val_acc'))}")
+                  f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.reached()[1])}")
     if r.summary.get("error"):
         console.print(f"  [red]error:[/] {r.summary['error']}")
     console.print(f"  {len(metrics)} metric rows; checkpoints at steps: "

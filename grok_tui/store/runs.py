@@ -228,12 +228,17 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 @dataclass
 class RunInfo:
     id: str
     path: Path
     config: Config | None
     summary: dict = field(default_factory=dict)
+    _reached: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -261,17 +266,19 @@ class RunInfo:
     def reached(self) -> tuple[Any, Any]:
         """Steps run and best validation accuracy: the summary's, or for an interrupted run the newer of
         those and its metric rows (a running summary is rewritten at most once a second, so a killed
-        run's can lag its last evaluations)."""
-        steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
-        if self.status == "interrupted":
-            rows = self.metrics()
-            if rows:
-                steps = max(steps, rows[-1]["step"]) if isinstance(steps, int) else rows[-1]["step"]
-                vals = [v for r in rows if isinstance(v := r.get("val_acc"), (int, float)) and math.isfinite(v)]
-                if isinstance(best, (int, float)):
-                    vals.append(best)
-                best = max(vals) if vals else best
-        return steps, best
+        run's can lag its last evaluations). Read once per RunInfo (the runs view reads it in its scan worker)."""
+        if self._reached is None:
+            steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
+            if self.status == "interrupted":
+                rows = self.metrics()
+                if rows:
+                    steps = max(steps, rows[-1]["step"]) if _number(steps) else rows[-1]["step"]
+                    vals = [v for r in rows if _number(v := r.get("val_acc")) and math.isfinite(v)]
+                    if _number(best):
+                        vals.append(best)
+                    best = max(vals) if vals else best
+            self._reached = (steps, best)
+        return self._reached
 
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""

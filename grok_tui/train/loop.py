@@ -254,6 +254,8 @@ def _wait_paused(control: Control, recorders: list[Recorder]) -> None:
         r.summary(status="paused")
     while control.pause.is_set() and not control.stop.is_set():
         time.sleep(0.05)
+    if control.stop.is_set():  # stopped while paused: the loop's stop follows, not a resume
+        return
     for r in recorders:
         r.emit({"event": "resumed"})
         r.summary()

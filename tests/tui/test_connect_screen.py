@@ -163,3 +163,18 @@ async def test_an_open_picker_has_a_border(smoke_pair, tmp_path):
         pick.expanded = True
         await pilot.pause()
         assert pick.query_one(SelectOverlay).styles.border_top[0] == "round"  # apart from the chart below
+
+
+async def test_a_runs_threads_beyond_this_machines_cpus_are_clipped(smoke_pair, tmp_path):
+    from grok_tui.spec.config import usable_cpus
+
+    root = _copy(smoke_pair, tmp_path)
+    toml = root / "b" / "config.toml"
+    toml.write_text(toml.read_text().replace("threads = 0", "threads = 4096"))  # set on a bigger machine
+    app = make_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(app, pilot)
+        screen.query_one("#run-a", Select).value = "b"
+        await pilot.pause()
+        argv = screen._job(["connect", "b@last", "a@last"], "segment").argv
+        assert argv[argv.index("--threads") + 1] == str(usable_cpus()), argv

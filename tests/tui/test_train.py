@@ -139,6 +139,8 @@ async def test_smoke_run_live_pause_resume_stop(tmp_path):
         await wait_for(pilot, lambda: "paused" in str(screen.query_one("#status", Static).render()), 5,
                        "the status line to say paused")
         step = child.last["step"]
+        await wait_for(pilot, lambda: any(e["event"] == "paused" for e in child.follower.events), 5,
+                       "the paused event read")  # events.jsonl may be read a poll after summary.json
         at = next(e["step"] for e in reversed(child.follower.events) if e["event"] == "paused")
         # the status line names the step it paused at, not its last evaluation's
         await wait_for(pilot, lambda: f"step {at}/" in str(screen.query_one("#status", Static).render()), 5,

@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from grok_tui.connect.files import list_results, load_result
 from grok_tui.errors import GrokError
+from grok_tui.spec.config import usable_cpus
 from grok_tui.store import runs as store
 from grok_tui.tui.jobs import ConnectJob, eta_text, new_job_id
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
@@ -234,6 +235,7 @@ class ConnectScreen(Screen):
         home = (info.path if info else self.runs_dir) / "connect"
         # the threads run A was set to train with (one on a shared machine: its curves too), else the app's
         threads = (info.config.train.threads if info and info.config else 0) or getattr(self.app, "child_threads", 0)
+        threads = min(threads, usable_cpus())  # a run from a bigger machine: the CPUs this one has
         return ConnectJob([*args, "--runs-dir", str(self.runs_dir), "--threads", str(threads)], home, new_job_id(),
                           getattr(self.app, "python", None), label)
 

@@ -41,7 +41,7 @@ class QuitScreen(ModalScreen[str | None]):
     """Quit while runs train: leave them training (the default), stop them, or cancel.
     Dismisses with "leave", "stop" or None."""
 
-    BINDINGS = [Binding("l,enter", "answer('leave')", "Leave training"), Binding("s", "answer('stop')", "Stop them"),
+    BINDINGS = [Binding("l,enter", "answer('leave')", "Leave training"), Binding("s", "answer('stop')", "Stop"),
                 Binding("c,escape", "answer(None)", "Cancel")]
 
     def __init__(self, run_ids: list[str]):
@@ -149,7 +149,8 @@ class RunDetailsScreen(ModalScreen[None]):
         if r.config:
             for section, values in r.config.to_dict().items():
                 lines.append(f"[b]{section}[/]  " + escape("  ".join(f"{k}={v}" for k, v in values.items())))
-        s = r.summary
+        steps_run, best_val = r.reached()  # a killed run's: from its metric rows
+        s = {**r.summary, "steps_run": steps_run, "best_val_acc": best_val}
 
         def val(key: str) -> str:
             v = s.get(key)

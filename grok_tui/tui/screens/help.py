@@ -24,7 +24,7 @@ def key_lines(screen: Screen) -> list[str]:
         seen.add(b.action)
         # a key's hidden stand-in for when its action cannot act (it says why): the action's own words
         twin = None if b.description else next(
-            (o for o in active.node._bindings.get_bindings_for_key(b.key) if o.description), None)
+            (o for o in active.node._bindings.key_to_bindings.get(b.key, []) if o.description), None)
         desc = b.description or (twin.description if twin else b.action)
         state = "" if active.enabled and twin is None else "  [dim](not now)[/]"
         lines.append(f"[b]{escape(b.key_display or screen.app.get_key_display(b))}[/]  {escape(desc)}{state}")

@@ -120,6 +120,8 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-scan", description="scan runs")
     def scan(self) -> None:
         runs = store.list_runs(self.runs_dir)
+        for r in runs:  # a killed run's headline reads its metrics file: here, not on the UI thread
+            r.reached()
         changed = False
         for rid in list(self.selected):
             f = self.followed.get(rid)
@@ -224,6 +226,7 @@ class RunsScreen(Screen):
     def _load_details(self, rid: str) -> None:
         info = store.open_run(self.runs_dir, rid)
         checkpoints = [step for step, _ in info.checkpoints()]
+        info.reached()  # read here, not in the dialog on the UI thread
         self.app.call_from_thread(self.app.push_screen, RunDetailsScreen(info, checkpoints))
 
     def action_attach(self) -> None:
