@@ -76,3 +76,42 @@ def test_fused_attention_in_chunks_of_sequences_equals_one_call(monkeypatch):
     torch.testing.assert_close(chunked, one)
     for a, b in zip(torch.autograd.grad(chunked.square().sum(), (q, k, v)), grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def _traced_ops(cfg) -> tuple[torch.Tensor, list, set[str]]:
+    """Logits, gradients and the ops of the forward and backward graphs AOTAutograd builds when the
+    training forward is compiled on the CPU (no inductor: the graphs as the compiler receives them)."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    seen: set[str] = set()
+
+    def record(gm, example_inputs):
+        seen.update(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return make_boxed_func(gm.forward)
+
+    m = model.build(model.arch_from_config(cfg), seed=0)
+    split = data.build_from_config(cfg)
+    x = torch.cat([split.train_x, split.val_x])
+    torch._dynamo.reset()
+    out = torch.compile(m, backend=aot_autograd(fw_compiler=record, bw_compiler=record))(x)
+    out.sum().backward()
+    return out, [p.grad.clone() for p in m.parameters()], seen
+
+
+@pytest.mark.parametrize("si", [False, True])
+def test_a_compiled_cpu_graph_keeps_relu_and_gathers_whole_with_the_eager_values(si):
+    """In a compiled CPU graph ReLU and the row gathers (and the gathers' backward) are opaque ops
+    (train/opaque.py: inductor's code for them was the slowest of the step), with eager's values."""
+    cfg = config.apply_overrides(config.Config(), {"p": 13, "tokens": "aob=", "d_model": 32, "heads": 4,
+                                                   "scale_invariant": si})
+    out, grads, ops = _traced_ops(cfg)
+    assert {"grok_tui.relu.default", "grok_tui.take_rows.default", "grok_tui.take_rows_grad.default"} <= ops
+    assert not {o for o in ops if "embedding" in o or o.startswith("aten.relu")}, ops
+    m = model.build(model.arch_from_config(cfg), seed=0)
+    split = data.build_from_config(cfg)
+    eager = m(torch.cat([split.train_x, split.val_x]))
+    eager.sum().backward()
+    torch.testing.assert_close(out, eager)
+    for g, p in zip(grads, m.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad)

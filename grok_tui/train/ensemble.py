@@ -64,7 +64,9 @@ class StackedWeights:
         return h + self.P["pos_emb.weight"][:, pos].unsqueeze(1)
 
     def lin(self, t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
-        w, b = self.P[name + ".weight"][:, rows], self.P[name + ".bias"][:, rows]
+        w, b = self.P[name + ".weight"], self.P[name + ".bias"]
+        if rows != slice(None):  # a full slice would still cost a zero-filled gradient in backward
+            w, b = w[:, rows], b[:, rows]
         flat = torch.baddbmm(b.unsqueeze(1), t.reshape(self.K, -1, t.shape[-1]), w.transpose(1, 2))
         return flat.view(*t.shape[:-1], w.shape[1])
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grok_tui.spec import ops
+from grok_tui.train.opaque import embedding, relu
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,12 @@ class Weights:
         return reduce(getattr, name.split("."), self.m)
 
     def embed(self, tokens: torch.Tensor, pos: slice) -> torch.Tensor:
-        return F.embedding(tokens, self["tok_emb.weight"]) + self["pos_emb.weight"][pos]
+        return embedding(tokens, self["tok_emb.weight"]) + self["pos_emb.weight"][pos]
 
     def lin(self, t: torch.Tensor, name: str, rows: slice = slice(None)) -> torch.Tensor:
         mod = self[name]
+        if rows == slice(None):  # a full slice still costs a zero-filled weight-sized gradient in backward
+            return F.linear(t, mod.weight, mod.bias)
         return F.linear(t, mod.weight[rows], None if mod.bias is None else mod.bias[rows])
 
     def norm(self, t: torch.Tensor, name: str) -> torch.Tensor:
@@ -166,7 +169,7 @@ class Weights:
 
     def take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Rows idx (B,) of t (P, ...) (as an embedding lookup: its backward is the faster one)."""
-        return F.embedding(idx, t.flatten(1)).view(idx.shape + t.shape[1:])
+        return embedding(idx, t.flatten(1)).view(idx.shape + t.shape[1:])
 
     def cosine_head(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, F.normalize(self["head.weight"], dim=-1))
@@ -237,8 +240,8 @@ def forward_pass(arch: Arch, W, x: torch.Tensor) -> torch.Tensor:
 
     def mlp(t: torch.Tensor, pre: str) -> torch.Tensor:
         if si:
-            return si_norm(W.lin(F.relu(si_norm(W.lin(t, pre + "mlp.fc"))), pre + "mlp.proj"))
-        return W.lin(F.relu(W.lin(ln(t, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
+            return si_norm(W.lin(relu(si_norm(W.lin(t, pre + "mlp.fc"))), pre + "mlp.proj"))
+        return W.lin(relu(W.lin(ln(t, pre + "ln2"), pre + "mlp.fc")), pre + "mlp.proj")
 
     def embed_suffix() -> torch.Tensor:
         h = W.embed(x[..., ib:], slice(ib, T))
