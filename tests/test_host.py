@@ -18,7 +18,8 @@ import torch
 from grok_tui.spec.config import preset
 from grok_tui.train.trainer import build_trainer
 torch.set_num_threads(1)
-tr = build_trainer(preset("canonical"))
+from grok_tui.spec import config
+tr = build_trainer(config.apply_overrides(preset("canonical"), {{"device": "cpu"}}))
 for _ in range(4):
     tr.train_step()
 r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -43,7 +44,8 @@ def _glibc() -> bool:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "True"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _glibc(), reason="glibc's malloc only")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "LD_PRELOAD" in os.environ or not _glibc(),
+                    reason="glibc's malloc only (not another allocator preloaded)")
 def test_cli_keeps_freed_memory_so_a_step_faults_no_pages_in():
     plain = _faults_per_step("")
     tuned = _faults_per_step(THROUGH_MAIN)

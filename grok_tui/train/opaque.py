@@ -10,8 +10,8 @@ around them: a compiled canonical step went from 1.2x slower than eager to 1.2x 
 fuses these well) take the plain functions.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: torch.library.custom_op reads these signatures' annotations,
+# and torch before 2.5 cannot read them as strings.
 import torch
 import torch.nn.functional as F
 
