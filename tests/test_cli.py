@@ -321,3 +321,29 @@ def test_the_console_says_when_a_run_is_paused_and_resumed():
         p.on_end({"status": "finished", "steps_run": 100, "last": {}})
     out = cap.get()
     assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out
+
+
+def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkeypatch):
+    import functools
+
+    import torch
+
+    from grok_tui.cli.common import console
+    from grok_tui.cli.run import RichProgress
+    from grok_tui.spec import config
+    from grok_tui.train.trainer import Callback, run_training
+
+    class Start(Callback):
+        def on_start(self, info: dict) -> None:
+            self.info = info
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # no inductor
+    for compile_ in (False, True):
+        cb = Start()
+        run_training(config.apply_overrides(tiny_cfg, {"steps": 2, "compile": compile_}), None, [cb])
+        p = RichProgress()
+        with console.capture() as cap:
+            p.on_start(cb.info)
+            p.on_end({"status": "finished", "steps_run": 2, "last": {}})
+        assert cb.info["compile"] is compile_
+        assert ("compiling the training step" in cap.get()) is compile_

@@ -52,6 +52,9 @@ class RichProgress:
         device = device_text(info["device"], info.get("gpu"))
         console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
+        if info.get("compile"):
+            console.print("compiling the training step: the first step waits for torch.compile (about half a "
+                          "minute on a CPU, seconds once its cache holds this model)")
         self.progress.start()
         self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
                                            completed=info["start_step"], rate="- it/s", train="-", val="-", gpu="")

@@ -191,7 +191,8 @@ def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Call
     """
     trainer = trainer or build_trainer(cfg, resume_from)
     info = {"n_train": trainer.split.n_train, "n_val": trainer.split.n_val,
-            "params": sum(p.numel() for p in trainer.model.parameters())}
+            "params": sum(p.numel() for p in trainer.model.parameters()),
+            "compile": trainer.forward is not trainer.model}  # the first step waits for the compiler
     rec = Recorder(run, cfg, [_SingleRun(cb) for cb in callbacks], info, trainer.milestones, trainer.best_val_acc)
     out = run_loop(trainer, [rec], cfg.train, control, wall_offset=trainer.wall_offset,
                    resumed=resume_from is not None)
