@@ -125,6 +125,18 @@ class LiveRun:
         return s
 
     @property
+    def compiling(self) -> bool:
+        """Running a compiled step that has made no evaluation since it started: the first steps wait
+        for torch.compile (half a minute on a CPU with a cold cache)."""
+        if self.state != "running":
+            return False
+        started = next((e for e in reversed(self.follower.events) if e.get("event") == "started"), None)
+        if started is None or not started.get("compile"):
+            return False
+        rows = self.rows
+        return not rows or rows[-1].get("step", 0) <= started.get("step", 0)
+
+    @property
     def device(self) -> str:
         return self.follower.device
 

@@ -459,3 +459,28 @@ def test_a_launched_runner_removes_its_start_files_once_its_run_directory_exists
     bad.start()
     assert bad.proc.wait(timeout=120) == 2
     assert not (tmp_path / "runs" / "bad").exists() and "must be prime" in (bad.error_line() or "")
+
+
+def test_status_line_says_a_compiled_run_waits_for_the_compiler_until_its_first_evaluation(fixture_runs):
+    """A run whose started event says its step is compiled shows "compiling the step…" in place of
+    "- steps/s" until an evaluation arrives after that start (a resume of a compiled run too)."""
+    run = fixture_runs / "smoke-lr2e-3"
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "started"
+    screen = TrainScreen()
+
+    def status(started: dict, n_rows: int) -> str:
+        (run / "events.jsonl").write_text(json.dumps(started) + "\n")
+        (run / "metrics.jsonl").write_text("".join(ln + "\n" for ln in rows[:n_rows]))
+        live = LiveRun(run)
+        live.update()
+        live.state = "running"
+        return screen.status_text(live)
+
+    compiled = {**events[0], "compile": True}
+    assert "compiling the step" in status(compiled, 0)
+    assert "compiling the step" not in status(compiled, 2)  # its evaluations arrive: a speed
+    assert "compiling the step" not in status({**events[0], "compile": False}, 0)
+    last = json.loads(rows[1])["step"]
+    assert "compiling the step" in status({**compiled, "step": last}, 2)  # resumed there, compiling again

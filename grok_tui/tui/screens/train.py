@@ -155,6 +155,8 @@ class TrainScreen(Screen):
         m, g = c.milestones.get("memorized"), c.milestones.get("grokked")
         # a speed only while it trains: paused, stopped or finished, the last rows' rate would be stale
         rate_s = (f"{rate:,.0f} steps/s  " if rate else "- steps/s  ") if c.state == "running" else ""
+        if c.compiling:
+            rate_s = "compiling the step…  "
         device = escape(device_text(c.device, c.gpu))
         threads = threads_text(c.threads, usable_cpus())
         line1 = (f"{icon} [b]{c.state}[/]  step {c.step}/{c.total_steps}  {rate_s}{device}"
