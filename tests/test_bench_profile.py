@@ -34,8 +34,14 @@ def test_bench_profile_prints_a_table_and_json(tmp_path):
     args = ["bench", "--profile", "--preset", "smoke", "--device", "cpu", "--threads", "1"]
     r = invoke(*args, "--out", str(tmp_path / "p.json"))
     assert r.exit_code == 0, r.output
-    assert "where a step goes" in r.output and "matrix products" in r.output and "ms un-instrumented" in r.output
+    assert "where an eager step goes" in r.output and "matrix products" in r.output and "ms un-instrumented" in r.output
     saved = json.loads((tmp_path / "p.json").read_text())
     assert saved["kinds"][0]["share"] >= saved["kinds"][-1]["share"] and saved["method"] == "wall clock per op"
     j = invoke(*args, "--json")
     assert j.exit_code == 0 and json.loads(j.output)["device"] == "cpu"
+
+
+def test_bench_profile_with_compile_says_it_profiles_the_eager_step():
+    r = invoke("bench", "--profile", "--compile", "--preset", "smoke", "--device", "cpu", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert "the eager step: a compiled step is one graph" in r.output and "where an eager step goes" in r.output

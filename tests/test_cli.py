@@ -299,7 +299,7 @@ def test_bench_suite_one_table_and_json(tmp_path):
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     assert "steps/s fp32" in r.output and "time to grok" in r.output and "41-point segment" in r.output
-    assert "1 timed, extrapolated to 3" in r.output and "where a step goes" in r.output
+    assert "1 timed, extrapolated to 3" in r.output and "where an eager step goes" in r.output
     res = json.loads((tmp_path / "suite.json").read_text())
     assert res["profile"]["precision"] == "fp32" and res["profile"]["kinds"][0]["share"] > 0
     assert res["bench"][0]["precision"] == "fp32" and all(b["ratio"] > 0 for b in res["bench"])

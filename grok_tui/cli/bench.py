@@ -66,6 +66,8 @@ def bench_cmd(
 
             if say:
                 say("timing steps, then each op of 20 steps ...")
+                if cfg.train.compile:
+                    say("the eager step: a compiled step is one graph, not split into ops here")
             _report(step_profile(cfg), out, json_out, print_profile)
             return
         if suite:
@@ -117,7 +119,7 @@ def print_bench(result: dict) -> None:
 def print_profile(r: dict) -> None:
     from rich.table import Table
 
-    console.print(f"where a step goes: {r['device']} ({plural(r['threads'], 'thread')}), {r['precision']}, "
+    console.print(f"where an eager step goes: {r['device']} ({plural(r['threads'], 'thread')}), {r['precision']}, "
                   f"{r['method']}, {r['steps']} steps")
     console.print(f"  a step {r['step_ms']:.2f} ms un-instrumented; {r['ops_ms']:.2f} ms inside "
                   f"{r['ops_per_step']:.0f} ops per step when timed op by op")
