@@ -537,7 +537,7 @@ def test_result_out_that_cannot_be_a_directory_is_refused_first(done, tmp_path, 
 @pytest.mark.parametrize("args,needle", [
     (["run", *TINY, "--lr", "nan"], "lr must be a positive number"),
     (["run", *TINY, "--weight-decay", "nan"], "weight decay must be >= 0"),
-    (["run", *TINY, "--train-frac", "nan"], "train ratio must be in (0, 1)"),
+    (["run", *TINY, "--train-frac", "nan"], "train_frac (the train ratio) must be in (0, 1)"),
     (["run", *TINY, "--memorized-threshold", "nan"], "memorized threshold must be in (0, 1]"),
     (["run", *TINY, "--eval-every", "-1"], "eval every must be at least 1"),
     (["run", *TINY, "--p", "99999999999999999999999999"], "p must be at most 1000"),

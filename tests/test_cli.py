@@ -24,8 +24,8 @@ def one_sentence_exit_2(result, needle):
 
 @pytest.mark.parametrize("args,needle", [
     (["--op", "x/y", "--p", "12"], "p must be prime for x/y"),
-    (["--train-frac", "1.5"], "train ratio must be in (0, 1)"),
-    (["--train-frac", "0"], "train ratio must be in (0, 1)"),
+    (["--train-frac", "1.5"], "train_frac (the train ratio) must be in (0, 1)"),
+    (["--train-frac", "0"], "train_frac (the train ratio) must be in (0, 1)"),
     (["--op", "x%y"], "unknown operation 'x%y'"),
     (["--heads", "5"], "heads (5) must divide d_model (64)"),
     (["--norm", "batch"], "norm must be 'layernorm' or 'none'"),

@@ -90,7 +90,7 @@ def test_plan_groups_what_must_be_shared(base, tmp_path):
 
 
 def test_plan_errors(base, tmp_path):
-    with pytest.raises(ConfigError, match=r"grid point train_frac=1.5: train ratio must be in \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"grid point train_frac=1.5: train_frac \(the train ratio\) must be in \(0, 1\)"):
         sweep.plan(base, {"train_frac": [0.5, 1.5]}, tmp_path)
     (tmp_path / "x-001").mkdir()
     with pytest.raises(ConfigError, match="already exists"):
@@ -163,7 +163,7 @@ def test_cli_sweep_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("args,msg", [
     (["--seed", "0..x"], "not an integer"),
-    (["--train-frac", "0.5,1.5"], "train ratio must be in (0, 1)"),
+    (["--train-frac", "0.5,1.5"], "train_frac (the train ratio) must be in (0, 1)"),
     (["--backend", "spark"], "--backend must be local or ray"),
     (["--grid", "missing.toml"], "does not exist"),
     (["--optimizer", "adamw,nosuch"], "unknown optimizer 'nosuch'"),

@@ -346,11 +346,11 @@ def validate(cfg: Config) -> list[str]:
     elif op is not None and op.needs_prime and not ops.is_prime(d.p):
         errs.append(f"p must be prime for {op.formula} (it needs an inverse mod p), got {d.p}.")
     if not 0.0 < d.train_frac < 1.0 or math.isnan(d.train_frac):
-        errs.append(f"train ratio must be in (0, 1), got {d.train_frac}.")
+        errs.append(f"train_frac (the train ratio) must be in (0, 1), got {d.train_frac}.")
     elif op is not None and 2 <= d.p <= 1000:
         rows = d.p * (d.p - 1 if op.b_nonzero else d.p)
         if ops.train_count(rows, d.train_frac) == 0:
-            errs.append(f"train ratio {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
+            errs.append(f"train_frac (the train ratio) {d.train_frac} leaves no train examples in the {rows}-row table of p={d.p}.")
     for name, seed in (("seed", t.seed), ("data seed", d.data_seed)):
         bad = seed_error(name, seed)
         if bad:

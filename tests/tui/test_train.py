@@ -37,6 +37,7 @@ def test_field_for_error_maps_sentences_to_fields():
     names = list(config.field_specs())
     assert field_for_error("p must be prime for x/y (it needs an inverse mod p), got 12.", names) == "p"
     assert field_for_error("train ratio must be in (0, 1), got 1.5.", names) == "train_frac"
+    assert field_for_error("train_frac (the train ratio) must be in (0, 1), got 1.5.", names) == "train_frac"
     assert field_for_error("heads (3) must divide d_model (64).", names) == "heads"
     assert field_for_error("weight decay must be >= 0, got -1.0.", names) == "weight_decay"
     assert field_for_error("batch size must be at least 1, got 0.", names) == "batch_size"
