@@ -307,7 +307,7 @@ def test_bench_suite_one_table_and_json(tmp_path):
     assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"])
 
 
-def test_the_console_says_when_a_run_is_paused_and_resumed():
+def test_the_console_says_when_a_run_is_paused_and_resumed_and_warns():
     from grok_tui.cli.common import console
     from grok_tui.cli.run import RichProgress
 
@@ -318,9 +318,12 @@ def test_the_console_says_when_a_run_is_paused_and_resumed():
         p.on_event({"event": "paused", "step": 40})
         assert p.progress.tasks[0].fields["rate"] == "paused"
         p.on_event({"event": "resumed", "step": 40})
+        p.on_event({"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); training "
+                                                                "goes on without it."})
         p.on_end({"status": "finished", "steps_run": 100, "last": {}})
     out = cap.get()
     assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out
+    assert "warning at step 41: torch.compile failed (InductorError); training goes on" in out
 
 
 def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkeypatch):

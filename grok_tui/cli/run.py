@@ -80,6 +80,8 @@ class RichProgress:
             self.progress.console.print(f"[yellow]paused[/] at step {event['step']} "
                                         f"(grok-tui continue {self.resume_args} resumes it)")
             self.progress.update(self.task, rate="paused")
+        elif event["event"] == "warning":
+            self.progress.console.print(f"[yellow]warning[/] at step {event['step']}: {event['message']}")
         elif event["event"] == "resumed":
             self.progress.console.print(f"resumed at step {event['step']}")
             self._t = (time.perf_counter(), event["step"])  # the pause does not count in the next rate

@@ -32,7 +32,7 @@ from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
 
 FOLLOW_S = 0.25  # the follower's poll interval (slower while the UI's message queue is long)
-NOTIFY_EVENTS = ("memorized", "grokked")
+NOTIFY_EVENTS = ("memorized", "grokked", "warning")  # a warning: e.g. torch.compile failed, eager goes on
 
 
 class GrokApp(App):
@@ -184,6 +184,10 @@ class GrokApp(App):
     @on(RunEvent)
     def _run_event(self, msg: RunEvent) -> None:
         name = msg.event.get("event")
+        if name == "warning":
+            self.notify(f"{msg.run_id}: {msg.event.get('message')}", title="warning", severity="warning", timeout=8,
+                        markup=False)
+            return
         self.notify(f"{msg.run_id}: {name} at step {msg.event.get('step')}", title=name, timeout=4, markup=False)
 
     @on(RunEnded)

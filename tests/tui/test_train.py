@@ -485,3 +485,20 @@ def test_status_line_says_a_compiled_run_waits_for_the_compiler_until_its_first_
     assert "compiling the step" not in status({**events[0], "compile": False}, 0)
     last = json.loads(rows[1])["step"]
     assert "compiling the step" in status({**compiled, "step": last}, 2)  # resumed there, compiling again
+
+
+async def test_a_runs_warning_becomes_a_warning_notification(fixture_runs):
+    """A child's warning event (e.g. torch.compile failed and training went on eagerly) is said in the app."""
+    from grok_tui.tui.app import NOTIFY_EVENTS
+    from grok_tui.tui.messages import RunEvent
+
+    assert "warning" in NOTIFY_EVENTS  # the follower posts it as a RunEvent
+    app = make_app(fixture_runs, attach_on_start=False)
+    messages: list = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        app.post_message(RunEvent("r1", {"event": "warning", "step": 20,
+                                         "message": "torch.compile failed (InductorError); training goes on without it."}))
+        await pilot.pause()
+        notes = [m.notification for m in messages if isinstance(m, Notify)]
+        assert any(n.message == "r1: torch.compile failed (InductorError); training goes on without it."
+                   and n.severity == "warning" for n in notes), [n.message for n in notes]
