@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
-from grok_tui.spec.config import usable_cpus
+from grok_tui.host import usable_cpus
 from grok_tui.store import files, runs
 
 runner = CliRunner()
@@ -347,7 +347,7 @@ def test_connect_sizes_are_bounded(done, args, needle):
 
 
 def test_out_of_memory_is_one_sentence_everywhere(done, runs_dir, monkeypatch):
-    from grok_tui.connect import evaluate, landscape
+    from grok_tui.connect import job, landscape
     from grok_tui.train import trainer
 
     def no_memory(*a, **k):
@@ -357,7 +357,7 @@ def test_out_of_memory_is_one_sentence_everywhere(done, runs_dir, monkeypatch):
     one_sentence(invoke("run", *TINY, "--name", "oom"), 1, "out of memory")
     one_sentence(invoke("bench", *TINY, "--bench-steps", "1", "--repeat", "1"), 1, "out of memory")
     assert not (runs_dir / "oom").exists()
-    monkeypatch.setattr(evaluate, "load_problem", no_memory)
+    monkeypatch.setattr(job, "load_problem", no_memory)
     monkeypatch.setattr(landscape, "load_problem", no_memory)
     before = snapshot(done)
     one_sentence(invoke("connect", "done@20", "done@40", "--device", "cpu"), 1, "out of memory")

@@ -15,10 +15,10 @@ STEPS = r"""
 import resource, sys
 {setup}
 import torch
-from grok_tui.spec.config import preset
 from grok_tui.train.trainer import build_trainer
 torch.set_num_threads(1)
 from grok_tui.spec import config
+from grok_tui.spec.presets import preset
 tr = build_trainer(config.apply_overrides(preset("canonical"), {{"device": "cpu"}}))
 for _ in range(4):
     tr.train_step()

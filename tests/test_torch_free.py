@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grok_tui.spec import config
+from grok_tui.spec.presets import preset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def plain_runs(tmp_path) -> Path:
     """One finished run, written as plain files (no engine): config, summary, rows, events, a checkpoint."""
     d = tmp_path / "runs" / "plain"
     (d / "checkpoints").mkdir(parents=True)
-    cfg = config.preset("smoke")
+    cfg = preset("smoke")
     (d / "config.toml").write_text(cfg.to_toml())
     (d / "summary.json").write_text(json.dumps({"status": "finished", "steps_run": 40, "memorized_step": 20,
                                                 "grokked_step": 40, "best_val_acc": 1.0}))

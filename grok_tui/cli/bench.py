@@ -20,7 +20,7 @@ from grok_tui.cli.common import (
     with_config_flags,
 )
 from grok_tui.errors import ConfigError
-from grok_tui.spec import config as config_mod
+from grok_tui.spec.resolve import resolve
 
 
 @with_config_flags
@@ -57,7 +57,7 @@ def bench_cmd(
     from grok_tui.bench.runner import bench, sweep_bench, time_to_grok
 
     with user_errors():
-        cfg = config_mod.resolve(preset, config, overrides)
+        cfg = resolve(preset, config, overrides)
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))

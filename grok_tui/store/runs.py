@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.errors import CheckpointError, ConfigError, GrokError
-from grok_tui.spec.config import Config, load_toml
+from grok_tui.spec.config import Config
 from grok_tui.spec.ops import get_op
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
 from grok_tui.store.names import check_name, name_error

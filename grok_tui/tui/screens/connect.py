@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from grok_tui.connect.files import list_results, load_result
+from grok_tui.connect.results import list_results, load_result
 from grok_tui.errors import GrokError
-from grok_tui.spec.config import usable_cpus
+from grok_tui.host import usable_cpus
 from grok_tui.store import runs as store
 from grok_tui.tui.jobs import ConnectJob, eta_text, new_job_id
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
