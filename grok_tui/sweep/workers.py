@@ -46,9 +46,9 @@ def _init(threads: int, q, stop, pause) -> None:
 
     from grok_tui.store.control import proc_start_time
     from grok_tui.sweep import group
-    from grok_tui.train import host
+    from grok_tui.train import malloc
 
-    host.keep_freed_memory()  # spawned, not started through the CLI's main
+    malloc.keep_freed_memory()  # spawned, not started through the CLI's main
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets `stop`
     if hasattr(signal, "SIGHUP"):
