@@ -161,13 +161,33 @@ def number_rows(op: str | ops.Op, p: int) -> np.ndarray:
 def embedding_spectrum(embedding: torch.Tensor, op: str | ops.Op, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(spectrum (K,), const_norm ()) of the token embedding table (rows 0..p−1 are the numbers; more
     rows, such as the operation and '=' tokens, are ignored): module doc. K = ⌊n/2⌋."""
-    rows = torch.from_numpy(number_rows(op, p)).to(embedding.device)
+    rows, basis, freq = _spectrum_tables(basis_of(op, p), p, embedding.device)
     w = embedding.detach()[rows].float()  # (n, d)
-    n = w.shape[0]
-    energy = (fourier_basis(n, w.device) @ w).square().sum(-1)  # per basis row
-    freq = torch.from_numpy(_freq_of_row(n)).to(w.device)
-    per_freq = torch.zeros(n // 2 + 1, device=w.device).index_add_(0, freq, energy)
+    energy = (basis @ w).square().sum(-1)  # per basis row
+    per_freq = torch.zeros(basis.shape[0] // 2 + 1, device=w.device).index_add_(0, freq, energy)
     return per_freq[1:].sqrt(), per_freq[0].sqrt()
+
+
+_TABLES: dict[tuple, tuple] = {}
+
+
+def _cached(key: tuple, build):
+    """Small constant tensors, built once per key (so a call copies nothing to the device again)."""
+    if key not in _TABLES:
+        if len(_TABLES) >= 32:
+            _TABLES.clear()
+        _TABLES[key] = build()
+    return _TABLES[key]
+
+
+def _spectrum_tables(basis: str, p: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The number tokens in the group's order, the group's Fourier basis and each row's frequency."""
+    def build():
+        rows = number_rows("x*y" if basis == MULTIPLICATIVE else "x+y", p)
+        n = len(rows)
+        return (torch.from_numpy(rows.copy()).to(device), fourier_basis(n, device),
+                torch.from_numpy(_freq_of_row(n)).to(device))
+    return _cached(("spectrum", basis, p, str(device)), build)
 
 
 def gini(x: torch.Tensor) -> torch.Tensor:
@@ -275,16 +295,8 @@ class _Directions:
         self.n = n
 
 
-_DIRS: dict[tuple, _Directions] = {}
-
-
 def _directions(op_name: str, p: int, device: torch.device, dtype: torch.dtype) -> _Directions:
-    key = (op_name, p, str(device), dtype)
-    if key not in _DIRS:
-        if len(_DIRS) >= 16:
-            _DIRS.clear()
-        _DIRS[key] = _Directions(layout(op_name, p), device, dtype)
-    return _DIRS[key]
+    return _cached(("directions", op_name, p, str(device), dtype), lambda: _Directions(layout(op_name, p), device, dtype))
 
 
 def key_projection(logits: torch.Tensor, op: str | ops.Op, p: int, key: torch.Tensor) -> torch.Tensor:
