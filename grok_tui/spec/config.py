@@ -92,6 +92,9 @@ class TrainConfig:
                    ("ce", "stablemax"))
     sgn_every: int = setting(10, "evaluations between measurements of the mean stochastic-gradient norm "
                             "(sgn; one gradient per training minibatch; 0: never)")
+    measure_every: int = setting(1, "evaluations between progress measurements (the embedding's Fourier spectrum, "
+                                "Gini, IPR, key frequencies, restricted/excluded loss: docs/metrics.md), "
+                                "written to metrics.jsonl and progress.jsonl; 0: never")
     memorized_threshold: float = setting(0.99, "train accuracy that marks the 'memorized' milestone")
     grokked_threshold: float = setting(0.99, "val accuracy that marks the 'grokked' milestone")
 

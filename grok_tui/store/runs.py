@@ -27,6 +27,7 @@ from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
 from grok_tui.store.names import check_name, name_error
+from grok_tui.store.progress import PROGRESS_FILE, append_progress
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
@@ -91,7 +92,7 @@ class RunWriter:
                 files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
             else:
                 keep = _step_at_most(resume_step) if resume_step is not None else (lambda obj: True)
-                for name in ("metrics.jsonl", "events.jsonl"):
+                for name in ("metrics.jsonl", "events.jsonl", PROGRESS_FILE):
                     files.rewrite_jsonl(self.path / name, keep)
             files.remove_temp_files(self.path)
             self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
@@ -128,6 +129,10 @@ class RunWriter:
 
     def event(self, event: dict) -> None:
         self._append(self._events, event)
+
+    def progress(self, row: dict) -> None:
+        """One row of progress.jsonl (store/progress.py)."""
+        append_progress(self.path, row)
 
     def write_summary(self, force: bool = True, **fields: Any) -> None:
         self.summary.update(fields)

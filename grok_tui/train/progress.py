@@ -430,3 +430,14 @@ def measure(model: torch.nn.Module, cfg, train: torch.Tensor | None = None, key_
         train = train_rows(cfg)
     m = measures_from(model.tok_emb.weight, logits, cfg.data.op, cfg.data.p, train, key_freqs, share)
     return to_host(m)
+
+
+def measure_checkpoint(path, cfg, device: torch.device | str = "cpu") -> dict:
+    """``measure`` of the model saved in a checkpoint file of a run with config ``cfg``: plain numbers.
+    Raises CheckpointError with one sentence when the file does not hold this config's model."""
+    from grok_tui.train import checkpoint, model
+
+    arch = model.arch_from_config(cfg)
+    net = model.build(arch, seed=0, device=device)
+    checkpoint.load_into(net, path, arch)
+    return measure(net, cfg)
