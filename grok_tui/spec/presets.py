@@ -44,6 +44,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "steps": 30_000, "sgn_every": 5},
 }
 
+# One line per preset for `grok-tui presets`.
+DESCRIPTIONS: dict[str, str] = {
+    "canonical": "the canonical experiment (Power et al.): x/y mod 97",
+    "seed004": "the seed-004 notebook",
+    "seed001": "mode connectivity (seed 001)",
+    "smoke": "memorizes, then groks, in seconds on a CPU",
+    "nanda": "Nanda et al. 2023's progress-measures setting: x+y mod 113, 1 layer, full batch",
+    "seed000-sgd": "periodic behaviour (seed 000), SGD",
+    "seed000-lion": "periodic behaviour (seed 000), Lion",
+}
+
 
 def preset(name: str) -> Config:
     if name not in PRESETS:
