@@ -5,6 +5,7 @@ lists them with what each gets."""
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -269,6 +270,8 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(done
     config, says so, and clears the old rows (no step twice); a finished process's pid is surely dead."""
     shutil.rmtree(done / "checkpoints")
     (done / "checkpoints").mkdir()
+    events = [e for e in runs.read_jsonl(done / "events.jsonl") if e["event"] not in ("checkpoint", "finished")]
+    (done / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))  # none was written
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     summary = json.loads((done / "summary.json").read_text())
@@ -282,6 +285,25 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(done
     assert [row["step"] for row in runs.read_jsonl(done / "metrics.jsonl")] == [10, 20, 30, 40]
     assert info.status == "finished" and [s for s, _ in info.checkpoints()] == [20, 40]
     assert [e["event"] for e in info.events()].count("started") == 1
+
+
+@pytest.mark.parametrize("status", ["finished", "running"])
+def test_resume_never_rewrites_the_history_of_a_run_whose_checkpoints_were_deleted(done, runs_dir, status):
+    """A finished run (or an interrupted one that wrote checkpoints) whose checkpoints were deleted to free
+    disk is refused with what is missing; its rows, events and summary stay as they were."""
+    shutil.rmtree(done / "checkpoints")
+    (done / "checkpoints").mkdir()
+    if status == "running":  # killed after its checkpoints: a dead pid
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        summary = json.loads((done / "summary.json").read_text())
+        summary.update(status="running", pid=dead.pid)
+        (done / "summary.json").write_text(json.dumps(summary))
+    before = snapshot(done)
+    r = invoke("run", "--resume", "done", "--steps", "80")
+    one_sentence(r, 2, "holds none now, so there is nothing to resume from")
+    assert re.search(r"wrote [1-9]\d* checkpoints? but", r.output), r.output
+    assert snapshot(done) == before
 
 
 def test_resume_of_a_run_with_checkpoints_but_no_state_says_how_to_rerun(done):
