@@ -603,3 +603,21 @@ def test_inputs_tried_on_top_of_the_issue(done, runs_dir, args, needle):
     before = snapshot(runs_dir)
     one_sentence(invoke(*args), 2, needle)
     assert snapshot(runs_dir) == before
+
+
+# --- honest outputs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,needle", [
+    (["--optimizer", "lion", "--lr", "1e-4"], "cannot train the optimizer lion"),
+    (["--loss", "stablemax"], "cannot train the loss stablemax"),
+    (["--grokfast-lambda", "2"], "the Grokfast gradient filter"),
+])
+def test_bench_refuses_what_its_reference_loop_cannot_train(runs_dir, args, needle):
+    one_sentence(invoke("bench", *TINY, "--bench-steps", "1", "--repeat", "1", *args), 2, needle)
+
+
+def test_bench_json_names_the_optimizer_and_loss_both_loops_trained(runs_dir):
+    r = invoke("bench", *TINY, "--bench-steps", "2", "--repeat", "1", "--optimizer", "sgd", "--lr", "0.1", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert (res["optimizer"], res["loss"], res["precision"]) == ("sgd", "ce", "fp32")
