@@ -34,7 +34,6 @@ from grok_tui.train import data, model
 from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.trainer import Callback, Control, resolve_device, run_training
 
-
 REFERENCE_OPTIMIZERS = ("adamw", "adam", "sgd")  # what the notebook's loop trains with
 
 
