@@ -102,6 +102,16 @@ def test_plan_errors(base, tmp_path):
         sweep.plan(base, {"seed": list(range(100)), "lr": [i / 1000 + 1e-4 for i in range(50)]}, tmp_path)
 
 
+def test_a_sweep_name_is_checked_with_its_members_suffix(base, tmp_path):
+    """A name that fits the rule alone but not with '-000' is refused before anything is made."""
+    with pytest.raises(ConfigError, match="may be at most 116 bytes long"):
+        sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="s" * 118)
+    with pytest.raises(ConfigError, match="may be at most 115 bytes long"):
+        sweep.plan(base, {"seed": list(range(1001))}, tmp_path, name="s" * 116)
+    assert sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="s" * 116).members[-1].run_id == "s" * 116 + "-001"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_summary_statistics(base, tmp_path):
     p = sweep.plan(base, {"seed": [0, 1, 2], "weight_decay": [0.1, 1.0]}, tmp_path, name="s")
     results = {}

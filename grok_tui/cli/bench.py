@@ -96,7 +96,8 @@ def _report(result: dict, out: Path | None, json_out: bool, show: Callable[[dict
 
 def print_bench(result: dict) -> None:
     console.print(f"device {result['device']} ({plural(result['threads'], 'thread')}), {result['steps']} steps x "
-                  f"{result['repeat']}, torch {result['torch']}")
+                  f"{result['repeat']}, torch {result['torch']}; both loops: {result['optimizer']}, loss "
+                  f"{result['loss']}, {result['precision']}")
     console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
     console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
     console.print(f"  ratio      {result['ratio']:10.2f}x")

@@ -21,6 +21,7 @@ from grok_tui.spec.config import Config, apply_overrides, from_dict
 from grok_tui.spec.ops import get_op
 from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
+from grok_tui.store.names import MAX_LEN, name_error
 from grok_tui.store.runs import new_id
 from grok_tui.store.sweeps import SWEEPS_DIR
 from grok_tui.sweep.grid import MAX_MEMBERS, dedupe, load_grid_file, parse_values
@@ -107,6 +108,12 @@ def plan(base: Config, grid: dict[str, list[Any]], runs_dir: str | Path, name: s
     if workers < 0:
         raise ConfigError(f"the number of workers must be >= 0 (0: one per CPU core, 1 on a GPU), got {workers}.")
     sweep_id = new_sweep_id(Path(runs_dir), base, name)
+    last = f"{sweep_id}-{total - 1:03d}"  # the longest member name: its suffix must fit the name rule too
+    if name_error("run", last) is not None:
+        room = MAX_LEN - (len(last.encode()) - len(sweep_id.encode()))
+        raise ConfigError(f"a sweep name of {total} members may be at most {room} bytes long (its members are "
+                          f"named {sweep_id[:12]}...-{total - 1:03d}, at most {MAX_LEN} bytes), got "
+                          f"{len(sweep_id.encode())}.")
     members = []
     for i, combo in enumerate(itertools.product(*grid.values())):
         values = dict(zip(grid, combo, strict=True))

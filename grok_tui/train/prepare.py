@@ -69,6 +69,7 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     cfg = resolve(config_file=info.path / "config.toml", overrides=overrides)
     ckpt_dir = info.path / "checkpoints"
     if latest_state(ckpt_dir) is None and not checkpoints(ckpt_dir):
+        lost_history(info, resume)
         return _restart(info, resume, cfg)
     resume_from = resume_paths(info.path)
     trainer = build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
@@ -84,6 +85,18 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     writer.write_summary(status="running")
     atomic_write_text(info.path / "config.toml", cfg.to_toml())
     return PreparedRun(cfg, trainer, writer, resume_from)
+
+
+def lost_history(info: store.RunInfo, resume: str) -> None:
+    """Refuse (ConfigError) to restart a run that finished, stopped or wrote a checkpoint: its checkpoints
+    were deleted (to free disk, say), and a restart from step 0 would overwrite its history."""
+    wrote = sum(e.get("event") == "checkpoint" for e in info.events())
+    status = info.status
+    if wrote or status in ("finished", "stopped"):
+        did = f"wrote {wrote} checkpoint{'s' if wrote != 1 else ''}" if wrote else f"is {status}"
+        raise ConfigError(f"run '{resume}' {did} but {info.path / 'checkpoints'} holds none now, so there is "
+                          "nothing to resume from; its history is kept as it is (start a new run from its "
+                          f"config: grok-tui run --config {info.path / 'config.toml'} --name NEW).")
 
 
 def _restart(info: store.RunInfo, resume: str, cfg: Config) -> PreparedRun:
