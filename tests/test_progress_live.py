@@ -154,3 +154,69 @@ def test_plot_spectrum_without_progress_rows_is_one_sentence(tmp_path, tiny_cfg)
     runs.RunWriter(root / "empty", tiny_cfg).close()
     r = invoke("plot", "empty", "--spectrum", "--runs-dir", root)
     assert r.exit_code != 0 and "no progress rows" in r.output and "Traceback" not in r.output
+
+
+# --- live measures at evaluations ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["x+y", "x*y"])
+def test_measure_every_cadence_writes_rows_and_columns(tmp_path, op):
+    from grok_tui.train import trainer
+
+    cfg = resolve("smoke", overrides={"op": op, "steps": 60, "eval_every": 10, "checkpoint_every": 0,
+                                      "device": "cpu", "measure_every": 2})
+    w = runs.RunWriter(tmp_path / "r", cfg)
+    try:
+        trainer.run_training(cfg, w)
+    finally:
+        w.close()
+    rows = pstore.read_progress(tmp_path / "r")
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    assert rows[0]["basis"] == ("additive" if op == "x+y" else "multiplicative")
+    assert len(rows[0]["spectrum"]) == 15  # p = 31: 15 frequencies either way (n = 31 or 30)
+    metric_rows = runs.open_run(tmp_path, "r").metrics()
+    measured = [r["step"] for r in metric_rows if "restricted_loss" in r]
+    assert measured == [20, 40, 60]
+    for m in metric_rows:
+        assert ("gini" in m) == (m["step"] in measured)
+        if m["step"] in measured:
+            p = next(r for r in rows if r["step"] == m["step"])
+            assert m["excluded_loss"] == pytest.approx(p["excluded_loss"], rel=1e-5)
+
+
+def test_live_measures_match_inspect_of_the_same_checkpoint(tmp_path):
+    """The measures from the evaluation's logits equal those of a separate forward on the checkpoint."""
+    from grok_tui.train import progress, trainer
+
+    cfg = resolve("smoke", overrides={"steps": 40, "eval_every": 20, "checkpoint_every": 40, "device": "cpu"})
+    w = runs.RunWriter(tmp_path / "r", cfg)
+    try:
+        trainer.run_training(cfg, w)
+    finally:
+        w.close()
+    live = pstore.read_progress(tmp_path / "r")[-1]
+    path = dict(runs.open_run(tmp_path, "r").checkpoints())[40]
+    again = pstore.progress_row(40, progress.measure_checkpoint(path, cfg))
+    assert live["key_freqs"] == again["key_freqs"]
+    for k in ("gini", "ipr", "restricted_loss", "excluded_loss"):
+        assert live[k] == pytest.approx(again[k], rel=1e-4, abs=1e-6)
+
+
+def test_ensemble_members_get_their_own_progress_rows(tmp_path):
+    from grok_tui.train.ensemble import Ensemble
+    from grok_tui.train.loop import Recorder, run_loop
+
+    cfgs = [resolve("smoke", overrides={"op": op, "seed": s, "steps": 20, "eval_every": 10, "checkpoint_every": 0,
+                                        "device": "cpu"}) for s, op in ((0, "x+y"), (1, "x*y"))]
+    import torch
+
+    ens = Ensemble(cfgs, torch.device("cpu"))
+    writers = [runs.RunWriter(tmp_path / f"m{k}", c) for k, c in enumerate(cfgs)]
+    try:
+        run_loop(ens, [Recorder(w, c) for w, c in zip(writers, cfgs, strict=True)], cfgs[0].train, None)
+    finally:
+        for w in writers:
+            w.close()
+    for k, basis in enumerate(("additive", "multiplicative")):
+        rows = pstore.read_progress(tmp_path / f"m{k}")
+        assert [r["step"] for r in rows] == [10, 20] and rows[0]["basis"] == basis
+        assert rows[-1]["restricted_loss"] is not None

@@ -31,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
-from grok_tui.train import data, losses, metrics, model
+from grok_tui.train import data, losses, metrics, model, progress
 from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.loop import save_member
 from grok_tui.train.order import DataOrder
@@ -255,13 +255,16 @@ class Ensemble:
         return out
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, torch.Tensor]:
-        """train/val loss and accuracy and weight norms of every member, as (K,) device tensors."""
+    def evaluate(self, keep: list | None = None) -> dict[str, torch.Tensor]:
+        """train/val loss and accuracy and weight norms of every member, as (K,) device tensors; the
+        logits of each chunk ((K, rows, p), in table order) go to ``keep`` when given."""
         N = self.table_x.shape[0]
         chunk = max(1, EVAL_ROWS // self.K)
         sums = torch.zeros(4, self.K, device=self.device)  # train loss, train correct, val loss, val correct
         for i in range(0, N, chunk):
             logits = self.forward(self.table_x[i:i + chunk], shared_x=True).float()
+            if keep is not None:
+                keep.append(logits)
             y = self.table_y[:, i:i + chunk]
             K, B, C = logits.shape
             ce = self.loss_fn(logits.reshape(K * B, C), y.reshape(-1), reduction="none").view(K, B)
@@ -300,7 +303,9 @@ class Ensemble:
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
         """Every member's metrics row (the keys trainer.Trainer.eval_row writes), with one host sync."""
         lrs = [self.lr_now(k) for k in range(self.K)]
-        vals = self.evaluate()
+        measure = progress.due(self.cfgs[0].train, self.step)
+        keep = [] if measure and progress.keeps_logits(self.K, *self.table_y.shape[1:], self.cfgs[0].data.p) else None
+        vals = self.evaluate(keep)
         weights = {k: v for k, v in vals.items() if k.startswith("weight_norm")}
         vals.update(grads)
         vals.update(metrics.effective(weights, grads, torch.tensor(lrs, device=self.device)))
@@ -315,6 +320,12 @@ class Ensemble:
                                    "wall_s": round(wall, 3), "lr": lrs[k]}
             row.update({key: host[i][k] for i, key in enumerate(keys)})
             rows.append(row)
+        if measure:  # the loop's Recorder writes each member's (progress.jsonl and columns)
+            emb = self._params(self.flat.detach())["tok_emb.weight"]
+            found = progress.live(list(emb), torch.cat(keep, 1) if keep is not None else None,
+                                  [c.data.op for c in self.cfgs], self.cfgs[0].data.p, list(self.is_train))
+            for row, m in zip(rows, found, strict=True):
+                row["progress"] = m
         return rows
 
     def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:

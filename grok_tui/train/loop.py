@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from grok_tui.spec.config import Config, TrainConfig
+from grok_tui.store import progress as progress_store
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint
 from grok_tui.train.device import gpu_status
@@ -112,7 +113,13 @@ class Recorder:
         return s
 
     def record(self, row: dict) -> list[str]:
-        """Append an evaluation row; returns the milestones it reached first."""
+        """Append an evaluation row; returns the milestones it reached first. A row's progress measures
+        (the stepper's "progress", store/progress.py) go to progress.jsonl and their scalars to its columns."""
+        measured = row.pop("progress", None)
+        if measured is not None:
+            row.update(progress_store.metric_columns(measured))
+            if self.writer is not None:
+                self.writer.progress(progress_store.progress_row(row["step"], measured))
         self.best_val_acc = max(self.best_val_acc, row["val_acc"])
         self.last = row
         if self.writer is not None:

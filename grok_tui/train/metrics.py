@@ -29,12 +29,15 @@ EVAL_CHUNK = 16384
 
 @torch.no_grad()
 def loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             loss_fn: LossFn = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss (cross-entropy unless given) and accuracy over (x, y), in chunks; two 0-d tensors."""
+             loss_fn: LossFn = F.cross_entropy, keep: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss (cross-entropy unless given) and accuracy over (x, y), in chunks; two 0-d tensors.
+    The logits of each chunk are appended to ``keep`` when given (the progress measures read them)."""
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, x.shape[0], EVAL_CHUNK):
         logits = model(x[i:i + EVAL_CHUNK]).float()
+        if keep is not None:
+            keep.append(logits)
         yy = y[i:i + EVAL_CHUNK]
         loss_sum += loss_fn(logits, yy, reduction="sum")
         correct += (logits.argmax(-1) == yy).sum()
@@ -42,9 +45,11 @@ def loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return loss_sum / n, correct.float() / n
 
 
-def evaluate(model: nn.Module, split, loss_fn: LossFn = F.cross_entropy) -> dict[str, torch.Tensor]:
-    tl, ta = loss_acc(model, split.train_x, split.train_y, loss_fn)
-    vl, va = loss_acc(model, split.val_x, split.val_y, loss_fn)
+def evaluate(model: nn.Module, split, loss_fn: LossFn = F.cross_entropy,
+             keep: tuple[list, list] | None = None) -> dict[str, torch.Tensor]:
+    """The losses and accuracies of both splits; the train and val logits go to ``keep`` when given."""
+    tl, ta = loss_acc(model, split.train_x, split.train_y, loss_fn, keep and keep[0])
+    vl, va = loss_acc(model, split.val_x, split.val_y, loss_fn, keep and keep[1])
     return {"train_loss": tl, "train_acc": ta, "val_loss": vl, "val_acc": va}
 
 

@@ -16,7 +16,7 @@ from grok_tui.errors import CheckpointError, TrainingError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
-from grok_tui.train import checkpoint, data, losses, metrics, model
+from grok_tui.train import checkpoint, data, losses, metrics, model, progress
 from grok_tui.train.device import apply_precision, autocast, compile_mode, resolve_device
 from grok_tui.train.loop import Control, Hooks, Recorder, run_loop, save_member
 from grok_tui.train.order import DataOrder
@@ -76,6 +76,7 @@ class Trainer:
         self.loss_fn = losses.get(cfg.train.loss)
         # Schedule-free optimizers step at y (train mode) and are evaluated and saved at x (eval mode).
         self.two_modes = callable(getattr(self.opt, "eval", None))
+        self._table_rows: tuple[torch.Tensor, torch.Tensor] | None = None  # the split's rows of the table
 
     # -- one step ---------------------------------------------------------------------------
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +122,9 @@ class Trainer:
         if self.two_modes:
             self.opt.eval()
         lr = self.base_lrs[0] * self.lr_factor(self.step - 1)
-        vals = metrics.evaluate(self.model, self.split, self.loss_fn)
+        measure = progress.due(self.cfg.train, self.step)
+        keep = ([], []) if measure and progress.keeps_logits(1, self.split.n_train + self.split.n_val, self.split.p) else None
+        vals = metrics.evaluate(self.model, self.split, self.loss_fn, keep)
         weights = metrics.weight_norms(self.model)
         vals.update(weights)
         vals.update(grads)
@@ -134,7 +137,23 @@ class Trainer:
         row: dict[str, Any] = {"step": self.step, "epoch": round(self.order.epoch_of(self.step), 3),
                                "wall_s": round(wall, 3), "lr": lr}
         row.update(host)
+        if measure:
+            row["progress"] = self._measure(keep)  # the loop's Recorder writes it (progress.jsonl and columns)
         return row
+
+    def _measure(self, keep: tuple[list, list] | None) -> dict[str, Any]:
+        """The progress measures from the evaluation's logits, put back in the table's order."""
+        if self._table_rows is None:
+            d = self.cfg.data
+            tr, va = data.split_indices(self.split.n_train + self.split.n_val, d.train_frac, self.cfg.split_seed)
+            self._table_rows = (tr.to(self.device), va.to(self.device))
+        tr, va = self._table_rows
+        logits = None
+        if keep is not None:
+            logits = torch.empty(len(tr) + len(va), self.split.p, device=self.device)
+            logits[tr], logits[va] = torch.cat(keep[0]), torch.cat(keep[1])
+            logits = logits[None]
+        return progress.live([self.model.tok_emb.weight], logits, [self.cfg.data.op], self.split.p, [tr])[0]
 
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
         return [self.eval_row(grads, wall)]
