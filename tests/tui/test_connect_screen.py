@@ -60,6 +60,8 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
     app = make_app(root)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(app, pilot)
+        bar = screen.query_one("#connect-progress")
+        assert not bar.display  # idle: no bar pulsing as if a job ran
         screen.query_one("#run-a", Select).value = "a"
         await pilot.pause()
         screen.query_one("#ckpt-a", Select).value = "100"
@@ -68,8 +70,10 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         screen.query_one("#ckpt-b", Select).value = "300"
         screen.query_one("#points").value = "5"
         await pilot.click("#go")
+        assert bar.display  # the job's bar
         await wait_for(pilot, lambda: screen.shown, 120, "the segment result")
         await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: not bar.display, 10, "the bar hidden after the job")
         saved = root / "a" / "connect" / "segment-100-300.json"
         assert saved.is_file()
         loss = screen.query_one("#panel-loss", ConnectPlot)
