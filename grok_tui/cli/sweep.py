@@ -25,6 +25,7 @@ from grok_tui.cli.common import (
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import FieldSpec
+from grok_tui.spec.ops import canonical_op
 
 GridFile = Annotated[Optional[Path], typer.Option("--grid", help="TOML sweep file: base settings and a \\[grid] table")]
 Backend = Annotated[str, typer.Option("--backend", help="local (ensembles in this process) or ray (one task per chunk)")]
@@ -61,6 +62,8 @@ def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | N
         else:
             grid[key] = values
     base = config_mod.apply_overrides(base, singles, where="on the command line ")
+    if "op" in grid:  # mul,x*y is one operation: one name in the grid, the summary and the phase diagram
+        grid["op"] = [canonical_op(v) if isinstance(v, str) else v for v in grid["op"]]
     return sweep.plan(base, grid, runs_dir, name=name, chunk=chunk, workers=workers)
 
 

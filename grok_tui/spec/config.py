@@ -193,7 +193,10 @@ def apply_overrides(cfg: Config, values: dict[str, Any], where: str = "") -> Con
         if key not in specs:
             raise ConfigError(f"unknown setting '{name}' {where}(known: {', '.join(sorted(specs))}).")
         spec = specs[key]
-        setattr(getattr(cfg, spec.section), key, _coerce(spec, value, where))
+        value = _coerce(spec, value, where)
+        if key == "op":  # one name per operation, whichever spelling came in (a flag, a form, an old file)
+            value = ops.canonical_op(value)
+        setattr(getattr(cfg, spec.section), key, value)
     return cfg
 
 
