@@ -66,9 +66,21 @@ def test_csv_and_figures(tmp_path):
 
 def test_missing_matplotlib_gives_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(export.ExportError, match=r"pip install 'grok-tui\[plot\]'"):
+    with pytest.raises(export.ExportError, match=r"needs matplotlib, a dependency of grok-tui .*: pip install "
+                       r"matplotlib \(the CSV export works without it\)\.$"):
         panels.save_figure(tmp_path / "f.png", [export.Series("a", [1], [1])], "t", "y")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_matplotlib_is_a_dependency_and_no_text_asks_for_an_extra():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("matplotlib") for d in project["dependencies"])
+    assert not project["optional-dependencies"].get("plot")  # an empty alias at most
+    texts = [*root.joinpath("grok_tui").rglob("*.py"), root / "README.md", *root.joinpath("docs").glob("*.md")]
+    assert not [str(p) for p in texts if "grok-tui[plot]" in p.read_text()]
 
 
 def test_cli_plot(tmp_path):

@@ -1,7 +1,8 @@
 """Curves of runs as data: series from run-store rows, downsampling, log ticks, CSV and figures.
 
-The TUI's charts and `grok-tui plot` draw the same `Series` (the TUI through plotext, this module
-through matplotlib, an optional extra: `pip install 'grok-tui[plot]'`). No tensor math, no UI imports.
+The TUI's charts and `grok-tui plot` draw the same `Series` (the TUI through plotext, figures/ through
+matplotlib, a dependency imported only inside the functions that write a figure). No tensor math, no UI
+imports.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray"
 # The same hues, dark enough for a white page.
 PAPER = {"cyan": "#0097a7", "magenta": "#c2185b", "green": "#2e7d32", "orange": "#ef6c00", "blue": "#1565c0",
          "red": "#c62828", "yellow": "#b59f00", "gray": "#616161"}
+
+
+# matplotlib is a dependency of grok-tui; this is said only where an environment lost it.
+MISSING_MATPLOTLIB = ("exporting figures needs matplotlib, a dependency of grok-tui that this environment "
+                      "lacks: pip install matplotlib")
 
 
 class ExportError(GrokError):

@@ -1,7 +1,8 @@
 """Figures for papers: one or several panels, each with series (smoothed ones over their faint raw
 values, several metrics of a run in one colour and different line styles) and group bands (mean line,
 min-max or +-std band); milestones as vertical lines. Also the panel sets of a run's summary and of
-connectivity results. matplotlib (the `plot` extra) is imported only when a file is written.
+connectivity results. matplotlib (a dependency) is imported only when a file is written, so listing runs and
+the app's first frame do not pay for it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from grok_tui.figures.compare import Band
 from grok_tui.figures.export import (
+    MISSING_MATPLOTLIB,
     PALETTE,
     PAPER,
     ExportError,
@@ -48,8 +50,7 @@ def _matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]' "
-                          "(the CSV export works without it).") from None
+        raise ExportError(MISSING_MATPLOTLIB + " (the CSV export works without it).") from None
     return plt
 
 
