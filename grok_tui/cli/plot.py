@@ -157,13 +157,17 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
         raise ExportError(f"no run matching '{where}' has values of {', '.join(metrics)}.")
     infos = kept
     name = " / ".join(metric_name(m) for m in metrics)
-    p = panels.metrics_panel(data, metrics, title or name, logx, logy)
-    stem = "+".join(metrics)
+    config_fields = [f for f in query.known_fields() if f not in query.SUMMARY_FIELDS]
+    settings = compare.differing_settings({r.id: query.run_fields(r) for r in infos}, config_fields)
+    field = None
     if group_by is not None:
         field = query.canonical(group_by)
         if field not in query.known_fields():
             raise ConfigError(f"cannot group by '{group_by}' (fields: every config field, e.g. train_frac, "
                               "optimizer, weight_decay, seed; or status).")
+    p = panels.metrics_panel(data, metrics, title or _title(name, settings, [r.id for r in infos], field), logx, logy)
+    stem = "+".join(metrics)
+    if field is not None:
         by_label = {s.label: s for s in p.series}
         values = {r.id: query.run_fields(r)[field] for r in infos}
         p.series, p.bands = [], []
@@ -182,7 +186,18 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
     elif weight:
         p.series = [compare.smooth(s, weight) for s in p.series]
     path = _target(out, infos[0].path / "figures" / f"{stem}.png")
-    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]), lambda f: panels.write_panels_csv(f, [p]), out)
+    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]),
+                  lambda f: panels.write_panels_csv(f, [p], settings=settings), out)
+
+
+def _title(name: str, settings: dict, run_ids: list[str], group_field: Optional[str]) -> str:
+    """The metric(s), and what differs between the runs: `validation accuracy: lr=1e-3 vs lr=3e-3`;
+    grouped, `validation accuracy by train_frac` and what else differs."""
+    if group_field is not None:
+        rest = compare.settings_title({f: v for f, v in settings.items() if f != group_field}, run_ids)
+        return f"{name} by {group_field}" + (f": {rest}" if rest else "")
+    diff = compare.settings_title(settings, run_ids)
+    return f"{name}: {diff}" if diff else name
 
 
 def _summary(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], csv_path: Optional[Path],
