@@ -283,3 +283,24 @@ def test_cli_plot_names_runs_by_id_and_the_differing_settings(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "g.csv")))
     assert {(row["run"], row["weight_decay"]) for row in rows} == {("weight_decay=0.3 (1 run)", "0.3"),
                                                                     ("weight_decay=1 (1 run)", "1")}
+
+
+def test_cli_plot_connect_names_the_file_and_the_title_after_the_end_points(tmp_path):
+    import json
+
+    runs = _runs_copy(tmp_path)
+    d = runs / "smoke-lr2e-3" / "connect"
+    d.mkdir()
+    ends = [{"ref": "smoke-lr2e-3@memorized", "path": "x", "step": 240, "run": "smoke-lr2e-3"},
+            {"ref": "smoke-lr2e-3@2460", "path": "y", "step": 2460, "run": "smoke-lr2e-3"}]
+    for name, curve, bends in (("cli-seg", "segment", 0), ("cli-poly", "polyline", 1)):
+        r = connect_result(name, 1.0)
+        r["inputs"] = {"curve": curve, "bends": bends, "endpoints": ends}
+        (d / f"{name}.json").write_text(json.dumps(r))
+    r = _plot("--connect", "smoke-lr2e-3/cli-seg", "-c", "smoke-lr2e-3/cli-poly", "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    png = d / "segment+polyline1_smoke-lr2e-3@240-smoke-lr2e-3@2460.png"
+    assert png.stat().st_size > 10_000, sorted(p.name for p in d.iterdir())
+    r = _plot("--connect", "smoke-lr2e-3/cli-seg", "-o", str(tmp_path / "c.svg"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert "segment: smoke-lr2e-3@240 → smoke-lr2e-3@2460" in (tmp_path / "c.svg").read_text()

@@ -10,6 +10,7 @@ is in figures/, the run query in store/query.py.
 from __future__ import annotations
 
 import csv as csv_mod
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -82,7 +83,7 @@ def _write(path: Path, csv_path: Optional[Path], figure, rows_csv, out: Optional
 
 
 def plot_cmd(
-    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[RUN...]", help="run ids under the runs directory",
+    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="RUN...", help="run ids under the runs directory",
                                                            show_default=False)] = None,
     metric: Annotated[list[str], typer.Option("--metric", "-m", help="metric key(s) of metrics.jsonl, repeated or "
                                               "comma-separated to share a panel: train_acc,val_acc")] = ["val_acc"],  # noqa: B006
@@ -261,7 +262,43 @@ def _connect(runs_dir: Path, specs: list[str], out: Optional[Path], csv_path: Op
     ps = panels.connect_panels(results)
     for p in ps:
         p.logx = logx
-    stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+    curves = list(dict.fromkeys(_curve_of(r) for r in results))
+    ends = [_ends_of(r) for r in results]
+    if all(ends):  # named after the curves and their end points: segment+polyline1 a@280-a@1140.png
+        ends = list(dict.fromkeys(ends))
+        stem = f"{'+'.join(curves)} {' + '.join(ends)}"
+        default_title = f"{' vs '.join(curves)}: {'; '.join(ends)}"
+    else:  # results saved without their end points
+        stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+        default_title = " vs ".join(r["name"] for r in results)
+    stem = re.sub(r"[^A-Za-z0-9@._+-]+", "_", stem.replace(" → ", "-").replace(" + ", "+"))
     target = _target(out, paths[0].parent / f"{stem}.png")
-    return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or " vs ".join(r["name"] for r in results)),
+    return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or default_title),
                   lambda f: panels.write_panels_csv(f, ps, label="result"), out)
+
+
+def _end(e: dict) -> str:
+    """An end point as the user names it: RUN@STEP, else what was given (a .safetensors file's name)."""
+    if e.get("run") and isinstance(e.get("step"), int):
+        return f"{e['run']}@{e['step']}"
+    return Path(str(e.get("ref") or e.get("path") or "?")).name
+
+
+def _ends_of(r: dict) -> Optional[str]:
+    """`RUN@280 → RUN@1140` (a chain: its first and last checkpoint; a 1-D landscape: `around RUN@280`),
+    from the end points a result file records; None for a result without them."""
+    ends = (r.get("inputs") or {}).get("endpoints") or []
+    if not ends:
+        return None
+    if r.get("kind") != "curve" or len(ends) == 1:
+        return f"around {_end(ends[0])}"
+    return f"{_end(ends[0])} → {_end(ends[-1])}"
+
+
+def _curve_of(r: dict) -> str:
+    """segment, polyline1, bezier2, chain; a landscape's kind; else the result's name."""
+    inputs = r.get("inputs") or {}
+    curve = inputs.get("curve")
+    if not curve:
+        return str(r.get("kind") if r.get("kind") not in (None, "curve") else r.get("name", "?"))
+    return f"{curve}{inputs.get('bends', '')}" if curve in ("polyline", "bezier") else str(curve)
