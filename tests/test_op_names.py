@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
+from grok_tui.errors import ConfigError
 from grok_tui.spec import config, ops
+from grok_tui.spec.resolve import resolve
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import query, runs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
@@ -22,18 +25,18 @@ SPELLINGS = [(s, op.formula) for op in ops.OPS
 @pytest.mark.parametrize("spelling, formula", SPELLINGS)
 def test_every_spelling_becomes_the_formula_and_round_trips(spelling, formula, tmp_path):
     assert ops.canonical_op(spelling) == formula
-    cfg = config.resolve("smoke", overrides={"op": spelling})  # a flag
+    cfg = resolve("smoke", overrides={"op": spelling})  # a flag
     assert cfg.data.op == formula
     assert config.from_dict({"data": {"op": spelling}}).data.op == formula  # a config file, the app's form
     path = tmp_path / "config.toml"
     path.write_text(cfg.to_toml())
-    assert config.load_toml(path).data.op == formula
+    assert load_toml(path).data.op == formula
 
 
 def test_an_unknown_operation_is_still_reported():
     assert ops.canonical_op(" x%y ") == "x%y"
-    with pytest.raises(config.ConfigError, match="unknown operation 'x%y'"):
-        config.resolve("smoke", overrides={"op": "x%y"})
+    with pytest.raises(ConfigError, match="unknown operation 'x%y'"):
+        resolve("smoke", overrides={"op": "x%y"})
 
 
 @pytest.fixture
@@ -102,10 +105,10 @@ def test_a_backslash_in_a_regex_stays(runs_dir):
 
 
 def test_a_sweep_over_two_spellings_of_one_op_is_one_value(tmp_path):
-    from grok_tui.cli.sweep import build_plan
+    from grok_tui.sweep.plan import build_plan
 
-    plan = build_plan("smoke", None, None, {"op": ["mul,x*y"], "seed": ["0,1"]}, tmp_path / "runs", None, 0)
+    plan = build_plan(tmp_path / "runs", preset_name="smoke", flags={"op": ["mul,x*y"], "seed": ["0,1"]})
     assert plan.grid["op"] == ["x*y"]
     assert {m.cfg.data.op for m in plan.members} == {"x*y"} and len(plan.members) == 2
-    plan = build_plan("smoke", None, None, {"op": ["add,mul"]}, tmp_path / "runs", None, 0)
+    plan = build_plan(tmp_path / "runs", preset_name="smoke", flags={"op": ["add,mul"]})
     assert plan.grid["op"] == ["x+y", "x*y"]

@@ -24,21 +24,12 @@ from typing import Any
 
 import torch
 
-from grok_tui.connect.evaluate import (
-    MAX_POINTS,
-    Problem,
-    Progress,
-    Weights,
-    check_out,
-    default_name,
-    endpoints_info,
-    evaluate_points,
-    load_problem,
-    results_dir,
-    save_result,
-)
+from grok_tui.connect.evaluate import MAX_POINTS, Progress, evaluate_points
+from grok_tui.connect.problem import Problem, Weights, load_problem
+from grok_tui.connect.results import check_out, default_name, endpoints_info, results_dir, save_result
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
+from grok_tui.spec.checks import seed_error
 from grok_tui.store.names import check_name
 
 MAX_GRID = 500  # points per axis of a plane or a 2-D landscape (250,000 evaluations)
@@ -119,7 +110,7 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
         raise ConfigError(f"span must be a positive number, got {span}.")
     if name is not None:
         check_name("result", name)
-    bad = config_mod.seed_error("seed", seed)
+    bad = seed_error("seed", seed)
     if bad:
         raise ConfigError(bad)
     t0 = time.perf_counter()

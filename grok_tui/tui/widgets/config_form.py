@@ -19,7 +19,9 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from grok_tui.errors import GrokError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec import ops, optimizers
+from grok_tui.spec.checks import validate
 from grok_tui.spec.config import Config, FieldSpec
+from grok_tui.spec.presets import PRESETS, preset
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.
@@ -58,7 +60,7 @@ class ConfigForm(VerticalScroll):
     def __init__(self, cfg: Config | None = None, id: str | None = None):
         super().__init__(id=id)
         self.specs: dict[str, FieldSpec] = config_mod.field_specs()
-        self._initial = cfg or config_mod.preset("smoke")
+        self._initial = cfg or preset("smoke")
         self._loading = False
         self._choices: dict[str, list[str]] = {}  # option values of each Select field
         self.shown_errors: dict[str, str] = {}  # the problems shown at their fields now
@@ -66,7 +68,7 @@ class ConfigForm(VerticalScroll):
     # -- building -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Label("Preset", classes="section-title")
-        yield Select([(name, name) for name in config_mod.PRESETS], prompt="load a preset…", id="preset",
+        yield Select([(name, name) for name in PRESETS], prompt="load a preset…", id="preset",
                      compact=True, allow_blank=True)
         for section in config_mod.SECTIONS:
             yield Label(SECTION_TITLES.get(section, section.title()), classes="section-title")
@@ -178,7 +180,7 @@ class ConfigForm(VerticalScroll):
             except GrokError as e:
                 general.append(str(e))
             if cfg is not None:
-                for sentence in config_mod.validate(cfg):
+                for sentence in validate(cfg):
                     name = field_for_error(sentence, list(self.specs))
                     if name is None:
                         general.append(sentence)
@@ -246,5 +248,5 @@ class ConfigForm(VerticalScroll):
     def _preset_chosen(self, event: Select.Changed) -> None:
         if event.value is Select.NULL:
             return
-        self.set_config(config_mod.preset(str(event.value)))
+        self.set_config(preset(str(event.value)))
         self.notify(f"loaded preset {event.value}", timeout=2)
