@@ -621,3 +621,22 @@ def test_bench_json_names_the_optimizer_and_loss_both_loops_trained(runs_dir):
     assert r.exit_code == 0, r.output
     res = json.loads(r.output.strip().splitlines()[-1])
     assert (res["optimizer"], res["loss"], res["precision"]) == ("sgd", "ce", "fp32")
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.jsonl", "events.jsonl"])
+def test_readers_never_hang_on_a_fifo_nor_follow_a_link(done, runs_dir, name):
+    """A FIFO under a run's file name would block a reader forever, a link to /dev/zero would read until
+    out of memory: readers take regular files only (`runs`, `runs show` finish, in a child with a limit)."""
+    if name != "summary.json":  # an interrupted run's headline reads its metric rows
+        summary = json.loads((done / "summary.json").read_text())
+        (done / "summary.json").write_text(json.dumps({**summary, "status": "running", "pid": 2**31 - 1}))
+    (done / name).unlink()
+    os.mkfifo(done / name)
+    env = {**os.environ, "GROK_TUI_RUNS_DIR": str(runs_dir)}
+    for args in (["runs"], ["runs", "show", "done"]):
+        r = subprocess.run([sys.executable, "-m", "grok_tui", *args], capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert r.returncode == 0 and "done" in r.stdout and "Traceback" not in r.stderr, r.stderr
+    (done / name).unlink()
+    os.symlink("/dev/zero", done / name)
+    assert runs.read_jsonl(done / name) == [] and files.read_json(done / name) == {}

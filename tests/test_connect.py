@@ -362,3 +362,36 @@ def test_sigterm_cancels_a_job_with_a_sentence(pair, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_result_name_is_never_replaced_silently(pair, tmp_path):
+    """--name X twice is refused (the first result stays); an unnamed result of the same curve gets -2."""
+    args = ["a@100", "a@300", "--points", "3", "--no-grad-norm", "--runs-dir", pair, "--out", tmp_path, "--device", "cpu"]
+    assert invoke("connect", *args, "--name", "mine").exit_code == 0
+    first = (tmp_path / "mine.json").read_bytes()
+    res = invoke("connect", *args, "--name", "mine")
+    assert res.exit_code == 2 and "a result named 'mine' exists already" in res.output, res.output
+    assert (tmp_path / "mine.json").read_bytes() == first
+    assert invoke("connect", *args).exit_code == 0 and invoke("connect", *args).exit_code == 0
+    assert (tmp_path / "segment-100-300.json").is_file() and (tmp_path / "segment-100-300-2.json").is_file()
+
+
+def test_a_diverged_fit_fails_with_its_sentence_and_json_is_strict(pair, tmp_path, monkeypatch):
+    args = ["a@100", "a@300", "--runs-dir", pair, "--out", tmp_path, "--device", "cpu", "--no-grad-norm"]
+    res = invoke("connect", *args, "--curve", "polyline", "--fit-steps", "5", "--fit-lr", "1e30",
+                 "--fit-optimizer", "sgd", "--points", "3")
+    assert res.exit_code == 1 and "diverged" in res.output and "Traceback" not in res.output, res.output
+    assert not list(tmp_path.glob("polyline*"))
+    # a result with a non-finite value (a loss that overflowed at one point, say) prints as strict JSON
+    real = connect_job.evaluate_curve
+
+    def one_nan(*a, **k):
+        res = real(*a, **k)
+        res["val_loss"][1] = float("nan")
+        return res
+
+    monkeypatch.setattr(connect_job, "evaluate_curve", one_nan)
+    res = invoke("connect", *args, "--points", "3", "--json")
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert printed["data"]["val_loss"][1] is None

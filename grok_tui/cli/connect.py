@@ -40,6 +40,7 @@ from grok_tui.cli.common import (
     fail,
     user_errors,
 )
+from grok_tui.connect.results import strict_json
 from grok_tui.errors import ConfigError, GrokError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.resolve import resolve
@@ -213,7 +214,7 @@ def connect_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     ends = r["inputs"]["endpoints"]
     console.print(f"[bold]{curve}[/] from {ends[0]['ref']} (t=0) to {ends[1]['ref']} (t=1), wd {r['inputs']['wd']:g}, "
@@ -273,7 +274,7 @@ def landscape_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     d = r["data"]
     console.print(f"[bold]{r['kind']}[/] around {r['inputs']['endpoints'][0]['ref']}, {len(d['train_loss'])} points "

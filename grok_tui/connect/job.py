@@ -6,6 +6,7 @@ landscape plane)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from pathlib import Path
@@ -19,11 +20,12 @@ from grok_tui.connect.results import (
     check_out,
     default_name,
     endpoints_info,
+    result_name,
     results_dir,
     save_result,
     summarize,
 )
-from grok_tui.errors import ConfigError
+from grok_tui.errors import ConfigError, TrainingError
 from grok_tui.spec.config import Config
 from grok_tui.store.names import check_name
 from grok_tui.train.checkpoint import write_weights
@@ -49,6 +51,8 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     t0 = time.perf_counter()
     problem = load_problem([a, b], root, wd, cfg, device)
     check_out(out)
+    directory = results_dir(problem, out)
+    name = result_name(directory, name, default_name(kind, problem, bends))
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
     extra: dict[str, Any] = {}
     between: list[Weights] = []
@@ -62,9 +66,12 @@ def run_connect(a: str, b: str, root: Path, kind: str = "segment", bends: int = 
     s = fit_settings or FitSettings()
     history = fit(problem, curve, s, cancel, progress) if kind in ("polyline", "bezier") else []
     fit_s = time.perf_counter() - t0
+    if history and not math.isfinite(history[-1]["objective"]):
+        raise TrainingError(f"the fit of the {kind} diverged (its objective is {history[-1]['objective']} at fit "
+                            f"step {history[-1]['step']}); nothing was saved (try a smaller --fit-lr).")
     res = evaluate_curve(problem, curve, points, grad_norm, cancel, progress, grad_batches)
-    name = name or default_name(kind, problem, bends)
-    directory = results_dir(problem, out)
+    if not any(math.isfinite(v) for v in res["train_loss"]):
+        raise TrainingError(f"every point along the {kind} has a non-finite loss; nothing was saved.")
     bend_files = [str(write_weights(directory / f"{name}.bend{j}.safetensors", w, problem.arch, -1))
                   for j, w in enumerate(curve.bend_weights(), start=1)] if history else []
     result = {

@@ -62,6 +62,31 @@ def check_out(out: Path | None) -> None:
         raise ConfigError(f"--out {out} is not writable.")
 
 
+def result_name(directory: Path, name: str | None, default: str) -> str:
+    """The name a new result is saved under: `name` when no result of that name exists in `directory`
+    (else ConfigError: a result is never replaced silently), or `default` made unique (-2, -3, ...)."""
+    if name is not None:
+        if (Path(directory) / f"{name}.json").exists():
+            raise ConfigError(f"a result named '{name}' exists already in {directory} (choose another --name).")
+        return name
+    new, n = default, 1
+    while (Path(directory) / f"{new}.json").exists():
+        n += 1
+        new = f"{default}-{n}"
+    return new
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float as None, for JSON that any parser reads (NaN is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def endpoints_info(problem: Problem) -> list[dict[str, Any]]:
     return [{"ref": e.ref, "path": str(e.path), "step": e.step, "run": e.run} for e in problem.ends]
 

@@ -31,7 +31,7 @@ async def set_field(pilot, name: str, text: str) -> None:
     app.screen.query_one(ConfigForm).scroll_to_widget(w, animate=False)
     w.focus()
     await pilot.pause()
-    w.value = ""
+    w.select_all()  # typing replaces the whole value, as after a click (no empty value in between)
     await pilot.press(*list(text))
     assert w.value == text
 

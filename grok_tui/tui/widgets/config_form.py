@@ -34,6 +34,11 @@ def label_of(name: str) -> str:
     return LABELS.get(name, name.replace("_", " "))  # cut with an ellipsis by the stylesheet where narrow
 
 
+def _text(value: Any) -> str:
+    """A field's value as the form shows it ('' for None; floats as Python writes them, 1e-3 stays 0.001)."""
+    return "" if value is None else (repr(value) if isinstance(value, float) else str(value))
+
+
 def _optimizer_fields() -> set[str]:
     return {f for spec in optimizers.OPTIMIZERS.values() for f in spec.fields}
 
@@ -61,6 +66,7 @@ class ConfigForm(VerticalScroll):
         super().__init__(id=id)
         self.specs: dict[str, FieldSpec] = config_mod.field_specs()
         self._initial = cfg or preset("smoke")
+        self._base: dict[str, Any] = self._initial.flat()
         self._loading = False
         self._choices: dict[str, list[str]] = {}  # option values of each Select field
         self.shown_errors: dict[str, str] = {}  # the problems shown at their fields now
@@ -112,8 +118,12 @@ class ConfigForm(VerticalScroll):
         """Put every field of cfg into the form (a preset, or a run's config)."""
         self._loading = True
         flat = cfg.flat()
+        self._base = flat  # an emptied field means this value, shown greyed as its placeholder
         for name in self.specs:
             self._set(name, flat.get(name))
+            w = self.editor(name)
+            if isinstance(w, Input) and not self.specs[name].optional:
+                w.placeholder = _text(flat.get(name))
         self._loading = False
         self.clear_errors()
         self.update_optimizer_fields()
@@ -129,7 +139,7 @@ class ConfigForm(VerticalScroll):
         elif isinstance(w, Checkbox):
             w.value = bool(value)
         elif isinstance(w, Input):
-            w.value = "" if value is None else (repr(value) if isinstance(value, float) else str(value))
+            w.value = _text(value)
 
     def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Parsed field values and the fields whose text is not a value of their type."""
@@ -144,11 +154,8 @@ class ConfigForm(VerticalScroll):
             elif isinstance(w, Input):
                 text = w.value.strip()
                 label = LABELS.get(name, name)
-                if not text:
-                    if spec.optional:
-                        values[name] = None
-                    else:
-                        errors[name] = f"{label} must be given."
+                if not text:  # the value it shows greyed: the loaded config's (None for an optional field)
+                    values[name] = None if spec.optional else self._base.get(name, spec.default)
                     continue
                 try:
                     if spec.type is int:
