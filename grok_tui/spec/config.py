@@ -15,6 +15,7 @@ from typing import Any
 import tomli_w
 
 from grok_tui.errors import ConfigError
+from grok_tui.spec import ops
 
 SECTIONS = ("data", "model", "optim", "train")
 
@@ -187,7 +188,10 @@ def apply_overrides(cfg: Config, values: dict[str, Any], where: str = "") -> Con
         if key not in specs:
             raise ConfigError(f"unknown setting '{name}' {where}(known: {', '.join(sorted(specs))}).")
         spec = specs[key]
-        setattr(getattr(cfg, spec.section), key, coerce(spec, value, where))
+        value = coerce(spec, value, where)
+        if key == "op":  # one name per operation, whichever spelling came in (a flag, a form, an old file)
+            value = ops.canonical_op(value)
+        setattr(getattr(cfg, spec.section), key, value)
     return cfg
 
 

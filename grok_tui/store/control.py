@@ -77,7 +77,7 @@ class RunLock:
         (runner_alive) holds a shared lock for a few microseconds."""
         if fcntl is None:  # pragma: no cover
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # less the umask
         deadline = time.monotonic() + wait_s
         while True:
             try:
