@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.notifications import Notify
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
 
@@ -30,3 +31,9 @@ async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") 
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await pilot.pause(0.1)
     await asyncio.sleep(0)
+
+
+def notified(messages: list, text: str) -> bool:
+    """Whether the app was asked to show a notification containing `text`: the Notify messages that
+    `app.run_test(message_hook=messages.append)` saw (App.notify posts one per toast)."""
+    return any(isinstance(m, Notify) and text in m.notification.message for m in messages)

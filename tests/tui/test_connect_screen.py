@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from textual.notifications import Notify
 from textual.widgets import Select
 
 from grok_tui.connect import evaluate as connect
@@ -16,7 +15,7 @@ from grok_tui.tui.app import make_app
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, LandscapeHeatmap
 
-from .conftest import wait_for
+from .conftest import notified, wait_for
 
 
 def _copy(smoke_pair, tmp_path):
@@ -29,12 +28,6 @@ def test_checkpoint_options_list_milestones_last_and_steps(smoke_pair):
     info = runs.open_run(smoke_pair, "a")
     values = [v for _, v in checkpoint_options(info)]
     assert values[:2] == ["memorized", "last"] and "100" in values and "300" in values
-
-
-def _notified(messages: list, text: str) -> bool:
-    """Whether the app was asked to show a notification with this text (the Notify messages that
-    `run_test(message_hook=messages.append)` saw)."""
-    return any(isinstance(m, Notify) and text in m.notification.message for m in messages)
 
 
 async def _click(pilot, selector: str) -> None:
@@ -101,11 +94,11 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         screen.query_one("#curve", Select).value = "chain"
         await pilot.click("#go")
         await app.workers.wait_for_complete()
-        await wait_for(pilot, lambda: _notified(messages, "same run"), 10, "the same-run error")
+        await wait_for(pilot, lambda: notified(messages, "same run"), 10, "the same-run error")
         assert not screen.shown
         screen.query_one("#points").value = "x1"
         await _click(pilot, "#go")
-        await wait_for(pilot, lambda: _notified(messages, "points must be a whole number"), 10, "the points error")
+        await wait_for(pilot, lambda: notified(messages, "points must be a whole number"), 10, "the points error")
         screen.query_one("#points").value = "5"
         screen.query_one("#run-b", Select).value = "a"
         screen.query_one("#curve", Select).value = "polyline"
@@ -119,7 +112,7 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         await pilot.press("x")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        await wait_for(pilot, lambda: _notified(messages, "cancelled"), 10, "the cancel notice")
+        await wait_for(pilot, lambda: notified(messages, "cancelled"), 10, "the cancel notice")
         assert child.returncode == 130  # the child stopped cleanly on the signal, with its sentence
         assert not screen.shown
         assert screen.query_one("#ckpt-a", Select).value == "memorized"
@@ -136,7 +129,7 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         names = [f"landscape1d-{step}.json", f"landscape2d-{step}.json"]
         assert [Path(r["path"]) for r in screen.shown] == [root / "a" / "connect" / n for n in names]
         assert all((root / "a" / "connect" / n).is_file() for n in names)
-        assert _notified(messages, "saved " + ", ".join(names))
+        assert notified(messages, "saved " + ", ".join(names))
 
 
 async def test_a_jobs_threads_follow_run_a_else_the_apps_setting(smoke_pair, tmp_path):
