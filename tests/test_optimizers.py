@@ -342,6 +342,13 @@ def test_sync_free_prodigy_is_prodigyopts_algorithm():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     sd = port.state_dict()
     assert sd["param_groups"][0]["d"] == pytest.approx(ref.param_groups[0]["d"], rel=1e-4)
-    again = SyncFreeProdigy(copy.deepcopy(m2).parameters(), **kw)
-    again.load_state_dict(sd)
-    assert float(again._t["d"]) == sd["param_groups"][0]["d"]
+    m3 = copy.deepcopy(m2)
+    again = SyncFreeProdigy(m3.parameters(), **kw)
+    again.load_state_dict(copy.deepcopy(sd))
+    assert again.state_dict()["param_groups"][0]["d"] == sd["param_groups"][0]["d"]  # saved again as loaded
+    for m, o in ((m2, port), (m3, again)):  # and it steps on from there as the optimizer it came from
+        o.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        o.step()
+    for a, b in zip(m2.parameters(), m3.parameters(), strict=True):
+        assert torch.equal(a, b)
