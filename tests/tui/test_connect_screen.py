@@ -4,6 +4,7 @@ thread (`child_threads`) on a shared machine."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from textual.widgets import Select
 from grok_tui.connect import evaluate as connect
 from grok_tui.store import runs
 from grok_tui.tui.app import make_app
+from grok_tui.tui.jobs import ConnectJob
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, LandscapeHeatmap
 
@@ -132,42 +134,64 @@ async def test_errors_become_notifications_and_landscape_draws_heat_maps(smoke_p
         assert notified(messages, "saved " + ", ".join(names))
 
 
-async def test_a_jobs_threads_follow_run_a_else_the_apps_setting(smoke_pair, tmp_path):
+def _start_nothing(monkeypatch) -> list[list[str]]:
+    """Jobs the screen starts record their command line and fail to start (as an unwritable results
+    directory would), so no child runs: the list of their argv."""
+    started: list[list[str]] = []
+
+    def start(job: ConnectJob) -> None:
+        started.append(job.argv)
+        raise OSError(errno.EACCES, "not started in this test")
+
+    monkeypatch.setattr(ConnectJob, "start", start)
+    return started
+
+
+async def _argv_of_go(pilot, started: list) -> list[str]:
+    """Press go; the command line of the job the screen started (its failed start reported, the worker done)."""
+    n = len(started)
+    await _click(pilot, "#go")
+    await wait_for(pilot, lambda: len(started) > n, 10, "the job's start")
+    await pilot.app.workers.wait_for_complete()
+    return started[-1]
+
+
+async def test_a_jobs_threads_follow_run_a_else_the_apps_setting(smoke_pair, tmp_path, monkeypatch):
     root = _copy(smoke_pair, tmp_path)
     toml = root / "b" / "config.toml"
     toml.write_text(toml.read_text().replace("threads = 0", "threads = 2"))
+    started = _start_nothing(monkeypatch)
     app = make_app(root)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(app, pilot)  # the app's setting: one thread
         for run, threads in (("a", "1"), ("b", "2")):  # a: threads 0 in its config (auto); b: 2
             screen.query_one("#run-a", Select).value = run
             await pilot.pause()
-            argv = screen._job(["connect", f"{run}@last", "a@last"], "segment").argv
+            argv = await _argv_of_go(pilot, started)
             assert argv[argv.index("--threads") + 1] == threads, argv
 
 
 async def test_an_open_picker_has_a_border(smoke_pair, tmp_path):
-    from textual.widgets._select import SelectOverlay
-
     app = make_app(_copy(smoke_pair, tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(app, pilot)
         pick = screen.query_one("#ckpt-a", Select)
         pick.expanded = True
         await pilot.pause()
-        assert pick.query_one(SelectOverlay).styles.border_top[0] == "round"  # apart from the chart below
+        assert pick.query_one("SelectOverlay").styles.border_top[0] == "round"  # apart from the chart below
 
 
-async def test_a_runs_threads_beyond_this_machines_cpus_are_clipped(smoke_pair, tmp_path):
+async def test_a_runs_threads_beyond_this_machines_cpus_are_clipped(smoke_pair, tmp_path, monkeypatch):
     from grok_tui.spec.config import usable_cpus
 
     root = _copy(smoke_pair, tmp_path)
     toml = root / "b" / "config.toml"
     toml.write_text(toml.read_text().replace("threads = 0", "threads = 4096"))  # set on a bigger machine
+    started = _start_nothing(monkeypatch)
     app = make_app(root)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(app, pilot)
         screen.query_one("#run-a", Select).value = "b"
         await pilot.pause()
-        argv = screen._job(["connect", "b@last", "a@last"], "segment").argv
+        argv = await _argv_of_go(pilot, started)
         assert argv[argv.index("--threads") + 1] == str(usable_cpus()), argv
