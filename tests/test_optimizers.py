@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import train_run
 
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
@@ -14,7 +15,6 @@ from grok_tui.optim.grokfast import Grokfast
 from grok_tui.optim.orthograd import OrthoGrad
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
-from grok_tui.store import runs
 from grok_tui.train import losses, metrics
 from grok_tui.train import trainer as train
 from grok_tui.train.model import Arch, build
@@ -243,14 +243,6 @@ def test_muon_on_a_torch_without_it_is_one_sentence(monkeypatch):
     assert config.resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
 
 
-def _train(cfg, path, **kw):
-    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
-    try:
-        return train.run_training(cfg, writer, **kw)
-    finally:
-        writer.close()
-
-
 class Rows(train.Callback):
     def __init__(self):
         self.rows = []
@@ -270,7 +262,7 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
     cfg = config.apply_overrides(tiny_cfg, {**setting, "steps": 40, "checkpoint_every": 0, "eval_every": 10,
                                             "sgn_every": 2})
     straight = Rows()
-    _train(cfg, runs_dir / "straight", callbacks=[straight])
+    train_run(cfg, runs_dir / "straight", callbacks=[straight])
     control = train.Control()
 
     class StopAt(Rows):
@@ -280,9 +272,9 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
                 control.stop.set()
 
     first = StopAt()
-    _train(cfg, runs_dir / "split", callbacks=[first], control=control)
+    train_run(cfg, runs_dir / "split", callbacks=[first], control=control)
     second = Rows()
-    s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
+    s = train_run(cfg, runs_dir / "split", callbacks=[second], resume=True,
                resume_from=resume_paths(runs_dir / "split"))
     assert s["steps_run"] == 40
     got = first.rows + second.rows

@@ -13,20 +13,13 @@ import threading
 import time
 
 import pytest
+from helpers import train_run
 
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config
 from grok_tui.store import control, files, runs
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import prepare_run
-
-
-def _train(cfg, path, **kw):
-    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
-    try:
-        return train.run_training(cfg, writer, **kw)
-    finally:
-        writer.close()
 
 
 def _resume(runs_dir, run_id, **overrides):
@@ -52,7 +45,7 @@ def _first_eval(proc) -> None:
 
 
 def test_one_writer_per_run_and_a_concurrent_resume_is_refused(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     first = prepare_run(runs_dir, resume="r", overrides={"steps": 80})
     try:
         assert control.runner_alive(runs_dir / "r") and runs.open_run(runs_dir, "r").status == "running"
@@ -67,7 +60,7 @@ def test_one_writer_per_run_and_a_concurrent_resume_is_refused(tiny_cfg, runs_di
 
 
 def test_a_second_process_resuming_a_run_exits_2_with_one_sentence(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     held = runs.RunWriter(runs_dir / "r", tiny_cfg, resume=True)
     try:
         held.write_summary(status="running")
@@ -80,7 +73,7 @@ def test_a_second_process_resuming_a_run_exits_2_with_one_sentence(tiny_cfg, run
 
 
 def test_a_reused_pid_is_neither_running_nor_signalled(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     path = runs_dir / "r"
     # a runner that died, whose pid now belongs to another live process (this one), without a lock file
     (path / "lock").unlink()
@@ -121,7 +114,7 @@ def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
 
 def test_a_torn_tail_is_repaired_before_a_resume_appends(tiny_cfg, runs_dir):
     cfg = config.apply_overrides(tiny_cfg, {"steps": 40})
-    _train(cfg, runs_dir / "r")
+    train_run(cfg, runs_dir / "r")
     path = runs_dir / "r"
     with open(path / "metrics.jsonl", "a") as f:
         f.write('{"step": 50, "train_lo')  # a SIGKILL in the middle of a write
@@ -135,11 +128,11 @@ def test_a_torn_tail_is_repaired_before_a_resume_appends(tiny_cfg, runs_dir):
 
 
 def test_one_row_per_step_after_a_kill_and_resume_with_the_same_rows(tiny_cfg, runs_dir):
-    straight = _train(tiny_cfg, runs_dir / "straight")
+    straight = train_run(tiny_cfg, runs_dir / "straight")
     assert straight["status"] == "finished"
     # the same run killed after step 50: resumable state at 40, rows and events written up to 50
     cut = runs_dir / "cut"
-    _train(config.apply_overrides(tiny_cfg, {"steps": 40}), cut)
+    train_run(config.apply_overrides(tiny_cfg, {"steps": 40}), cut)
     evs = [e for e in files.read_jsonl(cut / "events.jsonl") if e["event"] != "finished"]
     (cut / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs)
                                       + json.dumps({"event": "checkpoint", "step": 50}) + "\n")
@@ -194,7 +187,7 @@ def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory
             Gone.calls += 1
             raise BrokenPipeError(32, "Broken pipe")
 
-    s = _train(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    s = train_run(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
     assert s["status"] == "finished" and Gone.calls == 1
     info = runs.open_run(runs_dir, "r")
     assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
@@ -275,7 +268,7 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
                 control.pause.set()
                 threading.Timer(0.3, control.stop.set).start()
 
-    s = _train(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+    s = train_run(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
     events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
     assert "paused" in events and "resumed" not in events and events[-1] == "stopped"
