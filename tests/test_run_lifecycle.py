@@ -88,25 +88,58 @@ def test_a_reused_pid_is_neither_running_nor_signalled(tiny_cfg, runs_dir):
     assert runs.open_run(runs_dir, "r").status == "finished"
 
 
+def _poll_until(cond, what: str, proc_list=(), bound_s: float = 600.0, every_s: float = 0.01) -> None:
+    """Wait until cond() holds. The bound only stops a hang (a child that never gets there): no assertion
+    is about how long it takes. A child in proc_list that exits first ends the wait with its stderr."""
+    deadline = time.monotonic() + bound_s
+    while not cond():
+        for p in proc_list:
+            if p.poll() is not None:
+                raise AssertionError(f"a child exited ({p.returncode}) before {what}: {p.stderr.read()}")
+        assert time.monotonic() < deadline, f"no {what} after {bound_s:.0f} s: a hang"
+        time.sleep(every_s)
+
+
 def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
-    """Ten processes create an unnamed run at the same instant (ids have one-second resolution)."""
+    """Ten processes create an unnamed run at the same instant (ids have one-second resolution): each one,
+    once imported, says it is ready and waits for a go file, which appears when all ten are ready."""
     root = tmp_path / "runs"
     root.mkdir()
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    go = barrier / "go"
     (tmp_path / "c.toml").write_text(tiny_cfg.to_toml())
-    at = time.time() + 3.0
     script = textwrap.dedent(f"""
-        import time
+        import sys, time
+        from pathlib import Path
         from grok_tui.spec.config import load_toml
         from grok_tui.store import runs
         cfg = load_toml({str(tmp_path / 'c.toml')!r})
-        time.sleep(max(0.0, {at} - time.time()))
+        barrier = Path({str(barrier)!r})
+        (barrier / ("ready-" + sys.argv[1])).touch()
+        deadline = time.monotonic() + 600  # only stops a hang: the parent died before the go
+        while not (barrier / "go").exists():
+            if time.monotonic() > deadline:
+                sys.exit("no go file")
+            time.sleep(0.002)
         w = runs.create_writer({str(root)!r}, cfg)
         print(w.run_id)
         w.close()
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(10)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    procs: list[subprocess.Popen] = []
+    try:
+        for i in range(10):
+            procs.append(subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        _poll_until(lambda: len(list(barrier.glob("ready-*"))) == 10, "all ten ready", procs)
+        assert not list(root.iterdir())  # nobody went before the go
+        go.touch()
+        outs = [p.communicate(timeout=600) for p in procs]  # the timeout only stops a hang
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
     ids = [o.strip() for o, _ in outs]
     assert len(set(ids)) == 10 and sorted(ids) == sorted(d.name for d in root.iterdir())
@@ -209,13 +242,15 @@ def test_pause_continue_and_stop_from_the_command_line(runs_dir):
         path = runs_dir / "ctl"
         r = cli.invoke(app, ["pause", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0, r.output
-        deadline = time.monotonic() + 120
-        while files.read_json(path / "summary.json").get("status") != "paused":
-            assert time.monotonic() < deadline, "the pause"
-            time.sleep(0.1)
+        _poll_until(lambda: files.read_json(path / "summary.json").get("status") == "paused", "pause", [proc],
+                    every_s=0.1)
         assert runs.open_run(runs_dir, "ctl").status == "paused"
         r = cli.invoke(app, ["continue", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0, r.output
+        # the runner says it resumed before it is stopped (a stop that came first would be a stop while
+        # paused, which says no 'resumed')
+        _poll_until(lambda: "resumed" in [e["event"] for e in files.read_jsonl(path / "events.jsonl")],
+                    "resumed event", [proc], every_s=0.1)
         r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0 and "stopped at step" in r.output, r.output
         assert proc.wait(60) == 130
@@ -225,7 +260,8 @@ def test_pause_continue_and_stop_from_the_command_line(runs_dir):
         proc.wait()
     info = runs.open_run(runs_dir, "ctl")
     assert info.status == "stopped"
-    assert [e["event"] for e in info.events()].count("resumed") == 1
+    control_events = [e["event"] for e in info.events() if e["event"] in ("paused", "resumed", "stopped")]
+    assert control_events == ["paused", "resumed", "stopped"]
     r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
     assert r.exit_code == 2 and "not training" in r.output
 
@@ -266,7 +302,10 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
         def on_eval(self, row: dict) -> None:
             if row["step"] == 20:
                 control.pause.set()
-                threading.Timer(0.3, control.stop.set).start()
+
+        def on_event(self, event: dict) -> None:
+            if event["event"] == "paused":  # the loop waits now: the stop comes while it is paused
+                control.stop.set()
 
     s = train_run(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
