@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +24,14 @@ def train_run(cfg: Config, path: Path, *, resume: bool = False, **kw: Any) -> di
     finally:
         writer.close()
 
+
+def reap(proc: subprocess.Popen, group: bool = False) -> None:
+    """End a child a test started, whatever happened to the test: SIGKILL if it still runs (with group=True
+    its whole process group, for a child started with start_new_session=True and its own children), then
+    wait for it. For a `finally:` or a fixture's teardown."""
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives a leader that has exited
+    elif proc.poll() is None:
+        proc.kill()
+    proc.wait()

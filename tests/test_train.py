@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from helpers import train_run
+from helpers import reap, train_run
 
 from grok_tui.errors import CheckpointError, TrainingError
 from grok_tui.spec import config
@@ -169,8 +169,8 @@ def test_sigkill_leaves_every_line_readable_and_the_run_interrupted(runs_dir):
             seen += json.loads(line)["type"] == "eval"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait()
         hung.cancel()
+        reap(proc)
     assert seen >= 30
     info = runs.open_run(runs_dir, "killed")
     rows = info.metrics()
@@ -194,8 +194,7 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
         assert proc.wait() == 130
     finally:
         hung.cancel()
-        proc.kill()
-        proc.wait()
+        reap(proc)
     info = runs.open_run(runs_dir, "term")
     assert info.status == "stopped" and info.config.train.threads == 1
     step, path = info.checkpoints()[-1]

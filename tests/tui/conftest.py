@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import reap
 from textual.notifications import Notify
+
+from grok_tui.tui.jobs import ConnectJob
+from grok_tui.tui.live import Launch
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
 
@@ -21,6 +25,23 @@ def fixture_runs(tmp_path) -> Path:
     d = tmp_path / "runs"
     shutil.copytree(FIXTURE_RUNS, d)
     return d
+
+
+@pytest.fixture(autouse=True)
+def no_child_left(monkeypatch):
+    """Every runner (Launch) and connect job (ConnectJob) an app starts in a test is ended when the test
+    ends, passed or failed: both are sessions of their own, so their process groups are killed."""
+    started = []
+    for cls in (Launch, ConnectJob):
+        def start(self, _start=cls.start):
+            _start(self)
+            started.append(self.proc)
+
+        monkeypatch.setattr(cls, "start", start)
+    yield
+    for proc in started:
+        if proc is not None:
+            reap(proc, group=True)
 
 
 async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
