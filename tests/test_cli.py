@@ -1,4 +1,5 @@
 import json
+import math
 import re
 import statistics
 
@@ -140,15 +141,34 @@ def test_bench_reports_both_sides_and_ratio(tmp_path):
     assert f"device cpu ({n} thread{'' if n == 1 else 's'})," in r.output  # '1 thread', not '1 threads'
 
 
-def test_bench_time_to_grok_for_both_sides():
-    r = invoke("bench", "--preset", "smoke", "--bench-steps", "10", "--repeat", "1", "--json", "--device", "cpu",
+HALF = 0.05 + 1e-9  # the progress lines give seconds with one decimal
+
+
+def _ratio_bounds(num: float, den: float) -> tuple[float, float]:
+    """The range of num/den for the true values behind two numbers printed with one decimal."""
+    return (max(num - HALF, 0.0) / (den + HALF), (num + HALF) / (den - HALF) if den > HALF else math.inf)
+
+
+def test_bench_time_to_grok_for_both_sides(tmp_path):
+    """Each side's seconds to grok is what its progress line said as it went; the ratio is reference over
+    engine (the engine's speed-up), checked against those lines, not against the result's own fields."""
+    out = tmp_path / "b.json"
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "10", "--repeat", "1", "--device", "cpu", "--out", out,
                "--time-to-grok", "--steps", "60", "--eval-every", "10", "--grokked-threshold", "0.01")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output.strip().splitlines()[-1])
-    assert 0 < res["engine_grok_step"] <= 60 and 0 < res["reference_grok_step"] <= 60
-    assert res["engine_grok_s"] > 0 and res["reference_grok_s"] > 0 and res["grok_ratio"] > 0
-    # the ratio is the engine's speed-up: reference seconds over engine seconds
-    assert res["grok_ratio"] == pytest.approx(res["reference_grok_s"] / res["engine_grok_s"], rel=1e-9)
+    res = json.loads(out.read_text())
+    said = {side: re.findall(rf"^\s*{side}: grokked at step (\d+) after ([0-9,.]+) s$", r.output, re.M)
+            for side in ("engine", "reference")}
+    assert all(len(v) == 1 for v in said.values()), r.output
+    step = {side: int(v[0][0]) for side, v in said.items()}
+    secs = {side: float(v[0][1].replace(",", "")) for side, v in said.items()}
+    assert 0 < step["engine"] <= 60 and 0 < step["reference"] <= 60
+    assert res["engine_grok_step"] == step["engine"] and res["reference_grok_step"] == step["reference"]
+    for side in ("engine", "reference"):
+        assert res[f"{side}_grok_s"] > 0 and abs(res[f"{side}_grok_s"] - secs[side]) <= HALF, side
+    lo, hi = _ratio_bounds(secs["reference"], secs["engine"])
+    assert lo <= res["grok_ratio"] <= hi, (secs, res["grok_ratio"])
+    assert re.search(rf"^\s*time-to-grok ratio {res['grok_ratio']:.2f}x$", r.output, re.M), r.output
 
 
 def test_config_file_preset_must_be_a_name(tmp_path, runs_dir):
@@ -240,16 +260,24 @@ def keep_torch_threads():
 
 
 @pytest.mark.parametrize("mode", ["--in-process", "--processes"])
-def test_bench_sweep_times_both_sides(mode, keep_torch_threads):
+def test_bench_sweep_times_both_sides(mode, keep_torch_threads, tmp_path):
+    """Each side's seconds is what its progress line said as it went (one timed run each); the ratio is the
+    sweep's speed-up, one-by-one over sweep, checked against those lines, not the result's own fields."""
     # --threads 1 goes into the config the bench writes, so the grok-tui children of --processes use one thread
-    r = invoke("bench", "--preset", "smoke", "--bench-steps", "5", "--repeat", "1", "--json", "--device", "cpu",
+    out = tmp_path / "b.json"
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "5", "--repeat", "1", "--device", "cpu", "--out", out,
                "--eval-every", "5", "--sweep", "2", "--workers", "1", "--threads", "1", mode)
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output.strip().splitlines()[-1])
+    res = json.loads(out.read_text())
     assert res["members"] == 2 and res["sweep_mode"] == mode.removeprefix("--") and res["workers"] == 1
-    assert res["one_by_one_s"] > 0 and res["sweep_s"] > 0 and res["sweep_ratio"] > 0
-    # the ratio is the sweep's speed-up: one-by-one seconds over sweep seconds
-    assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"], rel=1e-9)
+    said = {side: re.findall(rf"^\s*{side} 1/1: ([0-9,.]+) s", r.output, re.M) for side in ("one_by_one", "sweep")}
+    assert all(len(v) == 1 for v in said.values()), r.output
+    secs = {side: float(v[0].replace(",", "")) for side, v in said.items()}
+    for side in ("one_by_one", "sweep"):
+        assert res[f"{side}_s"] > 0 and abs(res[f"{side}_s"] - secs[side]) <= HALF, side
+    lo, hi = _ratio_bounds(secs["one_by_one"], secs["sweep"])
+    assert lo <= res["sweep_ratio"] <= hi, (secs, res["sweep_ratio"])
+    assert re.search(rf"^\s*sweep ratio {res['sweep_ratio']:.2f}x$", r.output, re.M), r.output
 
 
 def test_bench_child_process_failure_is_one_sentence(tmp_path):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from helpers import reap
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
@@ -258,7 +259,8 @@ def test_cli_sweep_with_workers_stops_cleanly_on_sigint(tmp_path):
     cmd = [sys.executable, "-m", "grok_tui", "sweep", "--preset", "smoke", "--steps", "100000", "--eval-every", "10",
            "--device", "cpu", "--seed", "0..1", "--workers", "2", "--threads", "1", "--json", "--runs-dir", str(tmp_path),
            "--name", "int"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a session of its own: its worker processes are killed with it if the test fails
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen = set()
     try:
         for line in proc.stdout:
@@ -270,7 +272,7 @@ def test_cli_sweep_with_workers_stops_cleanly_on_sigint(tmp_path):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=1800)  # only a guard against a hang: no assertion is timed
     finally:
-        proc.kill()
+        reap(proc, group=True)
     assert proc.returncode == 130, err
     for i in range(2):
         info = runs.open_run(tmp_path, f"int-{i:03d}")
