@@ -1,6 +1,6 @@
 """The run directory (the contract between the parts) and the one store API every view reads through.
 
-runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (see DESIGN.md).
+runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json, lock.
 Lines are appended and flushed as they are written, so a run killed with SIGKILL leaves every
 complete line readable; a torn last line is ignored by the readers.
 """
@@ -29,7 +29,7 @@ from grok_tui.store.names import check_name, name_error
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
-# its run directory exists (tui/live.py); the runner removes them itself once that directory exists
+# its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
 MILESTONES = ("memorized", "grokked")
 
