@@ -226,3 +226,20 @@ def test_run_info_of_an_unchanged_run_keeps_what_reached_read(runs_dir, monkeypa
         r.reached()
     assert calls == []
     assert os.path.isdir(runs_dir)
+
+
+def test_active_runs_are_found_without_parsing_a_config(runs_dir, monkeypatch):
+    from grok_tui.store import runs
+
+    path = runs_dir / "smoke-wd0.3"
+    summary = json.loads((path / "summary.json").read_text())
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", **control.identity()}))
+    lock = control.RunLock(path)
+    lock.acquire()
+    parsed = []
+    monkeypatch.setattr(runs, "load_toml", lambda *a, **k: parsed.append(a))
+    try:
+        assert runs.active_run_ids(runs_dir) == ["smoke-wd0.3"]
+    finally:
+        lock.release()
+    assert runs.active_run_ids(runs_dir) == [] and parsed == []  # its process gone: interrupted

@@ -328,8 +328,18 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 
 def active_run_ids(root: Path) -> list[str]:
-    """The runs some process is training now, the most recently started first."""
-    runs = [r for r in list_runs(root) if r.active]
+    """The runs some process is training now, the most recently started first. Only summaries are read
+    (and the locks of runs whose summary says they train): no config is parsed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
+            summary = read_json(d / "summary.json")
+            if summary.get("status") in ("running", "paused"):
+                runs.append(RunInfo(d.name, d, None, summary))
+    runs = [r for r in runs if r.active]
     runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
     return [r.id for r in runs]
 

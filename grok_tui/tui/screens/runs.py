@@ -47,7 +47,7 @@ from grok_tui.tui.widgets.run_table import RunTable
 SCAN_S = 1.0  # seconds between scans of the runs directory, at least
 SCAN_MAX_S = 10.0  # and at most, however large the directory
 SCAN_DUTY = 0.02  # a scan's share of a core: a scan that takes 50 ms waits 2.5 s for the next
-FIRST_BATCH = 100  # runs read before the table first shows (a large directory's first scan)
+FIRST_BATCH, BATCH = 25, 200  # runs read before the table first shows, then per update of a first scan
 DEFAULT_METRICS = tuple(METRIC_NAMES)
 
 
@@ -143,16 +143,16 @@ class RunsScreen(Screen):
         if scanner is None:
             return
         t0 = time.perf_counter()
-        first = not scanner.opened
+        limit = FIRST_BATCH if not scanner.opened else None  # a first scan shows its runs in batches
         while True:
-            runs, changed = scanner.scan(limit=FIRST_BATCH if first else None)
+            runs, changed = scanner.scan(limit=limit)
             if changed:
                 for r in runs:  # a killed run's headline reads its metrics file: here, not on the UI thread
                     r.reached()  # (once per RunInfo; the scanner keeps those of unchanged runs)
                 self.post_message(self.Scanned(runs))
             if scanner.complete:
                 break
-            first = False
+            limit = BATCH
         cost = time.perf_counter() - t0
         self.scan_interval = min(SCAN_MAX_S, max(SCAN_S, cost / SCAN_DUTY))
         self._next_scan = time.monotonic() + self.scan_interval
