@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand
 
 from grok_tui.errors import GrokError
 from grok_tui.spec.config import FieldSpec, field_specs
@@ -182,3 +183,16 @@ def stop_on_signals(control: Any) -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+class PlainUsage(TyperCommand):
+    """A usage line that names the arguments as the help lists them: `connect [OPTIONS] A B`,
+    `plot [OPTIONS] [RUN...]` (Typer writes a required argument as `{A}`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument) and not p.hidden:
+                name = p.metavar or (p.name or "").upper()
+                pieces.append(name if p.required else f"[{name}]")
+        return pieces

@@ -40,12 +40,23 @@ from grok_tui.cli.common import (
     fail,
     user_errors,
 )
+from grok_tui.connect.results import strict_json
 from grok_tui.errors import ConfigError, GrokError
 from grok_tui.spec import config as config_mod
+from grok_tui.spec.resolve import resolve
 from grok_tui.store.files import ProgressFile
 
-Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
-                                    show_default=False)]
+REF_HELP = "RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path"
+
+
+def _ref(metavar: str, where: str = "") -> Any:
+    """A checkpoint argument, named in the usage line as in the help (`connect [OPTIONS] A B`)."""
+    return typer.Argument(metavar=metavar, help=f"{where}{REF_HELP}", show_default=False)
+
+
+RefA = Annotated[str, _ref("A", "the start, phi(0): ")]
+RefB = Annotated[str, _ref("B", "the end, phi(1): ")]
+Ref = Annotated[str, _ref("CKPT")]
 Wd = Annotated[Optional[float], typer.Option("--wd", help="L2 coefficient of the loss-with-L2 figures "
                                              "(default: the run's weight decay)")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
@@ -56,7 +67,11 @@ Threads = Annotated[int, typer.Option("--threads", help="CPU threads of this pro
                                      "per core)")]
 ProgressOut = Annotated[Optional[Path], typer.Option("--progress-file", help="also write progress and the outcome "
                         "to this file as JSON lines (how the app follows the job)")]
-COLUMNS = ("train_loss_l2", "val_loss_l2", "train_err", "val_err", "grad_norm")
+# The connect table: the cross-entropy (what the app shows), the L2 term apart (with weight decay 1 it is
+# about 50 and would hide a barrier of a few nats inside CE + L2), the error and the gradient norm.
+COLUMNS = ("train_loss", "val_loss", "l2", "train_err", "val_err", "grad_norm")
+LABELS = {"train_loss": "train CE", "val_loss": "val CE", "l2": "L2 wd/2·‖w‖²", "train_err": "train err",
+          "val_err": "val err", "grad_norm": "grad norm"}
 
 
 class _Bar:
@@ -96,7 +111,7 @@ class _Bar:
 def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressFile | None]]:
     """A job's cancel event (set by SIGTERM or SIGINT) and its progress file; the outcome goes to the
     file as its last line, and a cancelled job ends with `cancelled.` and exit code 130."""
-    from grok_tui.connect.evaluate import Cancelled
+    from grok_tui.connect.problem import Cancelled
 
     cancel = threading.Event()
     file = ProgressFile(progress_file) if progress_file is not None else None
@@ -129,22 +144,29 @@ def _sentence(e: BaseException) -> str:
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
-    return config_mod.resolve(preset, config) if (preset is not None or config is not None) else None
+    return resolve(preset, config) if (preset is not None or config is not None) else None
 
 
 def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_rows: int = 11) -> Table:
     n = len(data[key])
     every = max(1, -(-(n - 1) // (max_rows - 1)))
     idx = sorted(set(range(0, n, every)) | {n - 1})
-    table = Table(key, *(c for c in cols if c in data), box=None, header_style="bold")
+    table = Table(key, *(LABELS.get(c, c) for c in cols if c in data), box=None, header_style="bold")
     for i in idx:
         table.add_row(f"{data[key][i]:.3f}", *(f"{data[c][i]:.4g}" for c in cols if c in data))
     return table
 
 
+def _with_l2(data: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The arrays with the L2 term wd/2·‖w‖² on its own (`l2`: CE + L2 less CE, the same for both splits)."""
+    if "train_loss_l2" not in data or "train_loss" not in data:
+        return data
+    return {**data, "l2": [a - b for a, b in zip(data["train_loss_l2"], data["train_loss"], strict=True)]}
+
+
 def connect_cmd(
-    a: Ref,
-    b: Ref,
+    a: RefA,
+    b: RefB,
     curve: Annotated[str, typer.Option("--curve", help="segment, polyline, bezier or chain")] = "segment",
     bends: Annotated[int, typer.Option("--bends", help="bends of a polyline / control points of a Bezier")] = 1,
     points: Annotated[int, typer.Option("--points", help="evenly spaced t to evaluate (a chain rounds up so "
@@ -177,7 +199,9 @@ def connect_cmd(
     phi(0) is A and phi(1) is B. --preset/--config name the data split only when neither checkpoint
     lives in a run directory.
     """
-    from grok_tui.connect.evaluate import FitSettings, run_connect, use_threads
+    from grok_tui.connect.fit import FitSettings
+    from grok_tui.connect.job import run_connect
+    from grok_tui.connect.problem import use_threads
 
     with user_errors(), job(progress_file) as (cancel, file):
         use_threads(threads)
@@ -190,14 +214,14 @@ def connect_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     ends = r["inputs"]["endpoints"]
     console.print(f"[bold]{curve}[/] from {ends[0]['ref']} (t=0) to {ends[1]['ref']} (t=1), wd {r['inputs']['wd']:g}, "
                   f"{r['inputs']['points']} points on {r['inputs']['device']} in {r['wall_s']['total']:.1f} s")
     for note in r["notes"]:
         console.print(f"[yellow]note:[/] {note}")
-    console.print(_rows(r["data"], "t", COLUMNS))
+    console.print(_rows(_with_l2(r["data"]), "t", COLUMNS))
     s = r["summary"]
     console.print(f"train err: max {s['train_err']['max']:.3f} at t={s['train_err']['t_max']:.3f}, "
                   f"mean {s['train_err']['mean']:.3f}; train loss mean {s['train_loss']['mean']:.4g}; "
@@ -232,8 +256,8 @@ def landscape_cmd(
 ) -> None:
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
-    from grok_tui.connect.evaluate import use_threads
     from grok_tui.connect.landscape import landscape, plane
+    from grok_tui.connect.problem import use_threads
 
     with user_errors(), job(progress_file) as (cancel, file):
         use_threads(threads)
@@ -250,7 +274,7 @@ def landscape_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     d = r["data"]
     console.print(f"[bold]{r['kind']}[/] around {r['inputs']['endpoints'][0]['ref']}, {len(d['train_loss'])} points "

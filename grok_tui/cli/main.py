@@ -16,8 +16,8 @@ import typer
 from typer.core import TyperGroup
 
 from grok_tui.cli import bench, connect, control, info, plot, run, runs, sweep
-from grok_tui.cli.common import RunsDir, err_console, fail
-from grok_tui.train import host
+from grok_tui.cli.common import PlainUsage, RunsDir, err_console, fail
+from grok_tui.train import malloc
 
 
 class OneLineErrors(TyperGroup):
@@ -67,13 +67,13 @@ app.command("ops")(info.ops)
 app.command("optimizers")(info.optimizers)
 app.command("presets")(info.presets)
 app.command("bench")(bench.bench_cmd)
-app.command("connect")(connect.connect_cmd)
-app.command("landscape")(connect.landscape_cmd)
-app.command("plot")(plot.plot_cmd)
+app.command("connect", cls=PlainUsage)(connect.connect_cmd)
+app.command("landscape", cls=PlainUsage)(connect.landscape_cmd)
+app.command("plot", cls=PlainUsage)(plot.plot_cmd)
 app.command("sweep")(sweep.sweep_cmd)
-app.command("pause")(control.pause_cmd)
-app.command("continue")(control.continue_cmd)
-app.command("stop")(control.stop_cmd)
+app.command("pause", cls=PlainUsage)(control.pause_cmd)
+app.command("continue", cls=PlainUsage)(control.continue_cmd)
+app.command("stop", cls=PlainUsage)(control.stop_cmd)
 
 
 def main() -> None:
@@ -85,7 +85,7 @@ def main() -> None:
     # user set either variable.
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = "1000"
-    host.keep_freed_memory()  # a step's buffers are reused, not faulted in afresh (train/host.py)
+    malloc.keep_freed_memory()  # a step's buffers are reused, not faulted in afresh (train/malloc.py)
     try:
         app()
     except KeyboardInterrupt:

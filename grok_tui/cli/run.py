@@ -31,8 +31,8 @@ from grok_tui.cli.common import (
     user_errors,
     with_config_flags,
 )
+from grok_tui.display import device_text, gpu_text
 from grok_tui.store import runs as store
-from grok_tui.store.status import device_text, gpu_text
 
 
 class RichProgress:
@@ -105,7 +105,7 @@ class RichProgress:
 
 def to_log(path: Path) -> None:
     """From here on, stdout and stderr go to `path` (appended)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # less the umask, as any file
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
         os.dup2(fd, stream.fileno())

@@ -10,7 +10,8 @@ from pathlib import Path
 from textual.notifications import Notify
 from textual.widgets import Select
 
-from grok_tui.connect import evaluate as connect
+from grok_tui.connect import results as connect_results
+from grok_tui.host import usable_cpus
 from grok_tui.store import runs
 from grok_tui.tui.app import make_app
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
@@ -59,6 +60,8 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
     app = make_app(root)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(app, pilot)
+        bar = screen.query_one("#connect-progress")
+        assert not bar.display  # idle: no bar pulsing as if a job ran
         screen.query_one("#run-a", Select).value = "a"
         await pilot.pause()
         screen.query_one("#ckpt-a", Select).value = "100"
@@ -67,8 +70,10 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         screen.query_one("#ckpt-b", Select).value = "300"
         screen.query_one("#points").value = "5"
         await pilot.click("#go")
+        assert bar.display  # the job's bar
         await wait_for(pilot, lambda: screen.shown, 120, "the segment result")
         await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: not bar.display, 10, "the bar hidden after the job")
         saved = root / "a" / "connect" / "segment-100-300.json"
         assert saved.is_file()
         loss = screen.query_one("#panel-loss", ConnectPlot)
@@ -76,7 +81,7 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         grad = screen.query_one("#panel-grad", ConnectPlot)
         assert grad.display and len(grad.lines[0].y) == 5
         assert not screen.query_one("#heat-train", LandscapeHeatmap).display
-        result = connect.load_result(saved)
+        result = connect_results.load_result(saved)
         assert loss.lines[0].y == result["data"]["train_loss"]
         sel = screen.query_one("#results", Select)
         await wait_for(pilot, lambda: sel.value == str(saved), 10, "the result listed and picked")
@@ -166,7 +171,6 @@ async def test_an_open_picker_has_a_border(smoke_pair, tmp_path):
 
 
 async def test_a_runs_threads_beyond_this_machines_cpus_are_clipped(smoke_pair, tmp_path):
-    from grok_tui.spec.config import usable_cpus
 
     root = _copy(smoke_pair, tmp_path)
     toml = root / "b" / "config.toml"
