@@ -165,6 +165,7 @@ class RunsScreen(Screen):
             self.selected.remove(rid)
             self.app.unfollow(rid, "runs")
         self._sync_table()
+        self._update_hint()  # "12/1000 where ...": the counts change as a first scan comes in
         self.redraw()
 
     @on(RunUpdated)
