@@ -7,6 +7,7 @@ imports.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -140,6 +141,45 @@ def downsample(x: Sequence[float], y: Sequence[float], n: int, logx: bool = Fals
             out_y.append(y[i])
         prev = b
     return out_x, out_y
+
+
+def minmax_downsample(x: Sequence[float], y: Sequence[float], buckets: int, logx: bool = False,
+                      logy: bool = False, keep: Iterable[float] = ()) -> tuple[list[float], list[float]]:
+    """At most 2 * buckets + 2 points (plus those at the `keep` x values) of a curve whose x ascends (a
+    run's steps): the lowest and the highest point of each of `buckets` equal buckets of x (log10 x when
+    logx), so a spike between two drawn points is never lost; the first and the last point always; only
+    the points a log axis can show (`visible`). Bucket bounds are found by bisection and each bucket's
+    extremes by the built-in min and max, so a long curve costs little more than a short one."""
+    n = len(x)
+    start = bisect.bisect_right(x, 0.0) if logx else 0
+    if n - start <= 2 * buckets + 2 or buckets < 1:
+        return visible(list(x[start:]), list(y[start:]), logx, logy)
+    lo, hi = x[start], x[-1]
+    f = math.log10 if logx else float
+    flo, fhi = f(lo), f(hi)
+    width = (fhi - flo) / buckets
+    idx = {start, n - 1}
+    for k in keep:
+        i = bisect.bisect_left(x, k, start)
+        if i < n and x[i] == k:
+            idx.add(i)
+    i0 = start
+    for b in range(1, buckets + 1):
+        edge = flo + b * width
+        i1 = n if b == buckets else max(i0, bisect.bisect_left(x, 10 ** edge if logx else edge, i0))
+        if i1 > i0:
+            part = y[i0:i1]
+            if logy and min(part) <= 0:  # only the points a log axis shows
+                pos = [(v, i0 + j) for j, v in enumerate(part) if v > 0]
+                if pos:
+                    idx.add(min(pos)[1])
+                    idx.add(max(pos)[1])
+            else:
+                idx.add(i0 + part.index(min(part)))
+                idx.add(i0 + part.index(max(part)))
+        i0 = i1
+    out = sorted(i for i in idx if not logy or y[i] > 0)
+    return [x[i] for i in out], [y[i] for i in out]
 
 
 def human(v: float) -> str:

@@ -1,6 +1,6 @@
 """The run directory (the contract between the parts) and the one store API every view reads through.
 
-runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (docs/architecture.md, "The run directory").
+runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json, lock (docs/architecture.md, "The run directory").
 Lines are appended and flushed as they are written, so a run killed with SIGKILL leaves every
 complete line readable; a torn last line is ignored by the readers.
 """
@@ -30,7 +30,7 @@ from grok_tui.store.names import check_name, name_error
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
-# its run directory exists (tui/live.py); the runner removes them itself once that directory exists
+# its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
 MILESTONES = ("memorized", "grokked")
 
@@ -329,8 +329,18 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 
 def active_run_ids(root: Path) -> list[str]:
-    """The runs some process is training now, the most recently started first."""
-    runs = [r for r in list_runs(root) if r.active]
+    """The runs some process is training now, the most recently started first. Only summaries are read
+    (and the locks of runs whose summary says they train): no config is parsed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
+            summary = read_json(d / "summary.json")
+            if summary.get("status") in ("running", "paused"):
+                runs.append(RunInfo(d.name, d, None, summary))
+    runs = [r for r in runs if r.active]
     runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
     return [r.id for r in runs]
 

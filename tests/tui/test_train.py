@@ -16,7 +16,7 @@ from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
-from grok_tui.tui.live import Launch, LiveRun
+from grok_tui.tui.followed import Launch, LiveRun
 from grok_tui.tui.messages import RunEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
@@ -303,6 +303,7 @@ async def test_every_refused_key_says_why_and_a_fixed_field_clears_its_error(fix
         assert any("is running; stop it first" in m.notification.message for m in messages if isinstance(m, Notify))
         assert app.live is run
         run.state = "finished"
+        screen.refresh_run()  # what a RunUpdated from the follower does
         form = screen.query_one(ConfigForm)
         await wait_for(pilot, lambda: not form.disabled, 5, "the form to take input again")
         # a bad field shows its error; the error goes as soon as the field holds a good value
@@ -333,7 +334,7 @@ def _headless(runs, name, steps=100000):
 async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
     """A run started headless in another terminal: the app, opened later, follows it live through its
     run directory alone and stops it; quitting while it trains asks, and cancel keeps the app."""
-    from grok_tui.tui.messages import RowsAppended
+    from grok_tui.tui.messages import RunUpdated
     from grok_tui.tui.screens.dialogs import QuitScreen
 
     runs = tmp_path / "runs"
@@ -349,7 +350,7 @@ async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
             await wait_for(pilot, lambda: run.state == "running", 20, "its state")
             n = len(run.rows)
             await wait_for(pilot, lambda: len(run.rows) > n + 2, 60, "rows to arrive")
-            assert any(isinstance(m, RowsAppended) and m.run_id == "elsewhere" for m in messages)
+            assert any(isinstance(m, RunUpdated) and m.run_id == "elsewhere" and m.rows for m in messages)
             acc = app.screen.query_one("#chart-acc", MetricChart)
             await wait_for(pilot, lambda: acc.points > 0, 20, "its accuracy chart")
             assert "elsewhere" in str(app.screen.query_one("#status", Static).render())
@@ -399,7 +400,8 @@ def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
     app_stand_in = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from grok_tui.tui.live import Launch, LiveRun
+        from grok_tui.spec.tomlfile import load_toml
+        from grok_tui.tui.followed import Launch, LiveRun
         launch = Launch(Path({str(runs)!r}), "orphan", load_toml({str(tmp_path / 'c.toml')!r}))
         Path({str(runs)!r}).mkdir(parents=True, exist_ok=True)
         launch.start()
