@@ -333,11 +333,12 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
 
     from grok_tui.cli.common import console
     from grok_tui.cli.run import RichProgress
+    from grok_tui.report import Reporter
     from grok_tui.spec import config
-    from grok_tui.train.trainer import Callback, run_training
+    from grok_tui.train.trainer import run_training
 
-    class Start(Callback):
-        def on_start(self, info: dict) -> None:
+    class Start(Reporter):
+        def on_member_start(self, run_id: str, info: dict) -> None:
             self.info = info
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # no inductor
@@ -346,7 +347,7 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
         run_training(config.apply_overrides(tiny_cfg, {"steps": 2, "compile": compile_}), None, [cb])
         p = RichProgress()
         with console.capture() as cap:
-            p.on_start(cb.info)
-            p.on_end({"status": "finished", "steps_run": 2, "last": {}})
+            p.on_member_start("", cb.info)
+            p.on_member_end("", {"status": "finished", "steps_run": 2, "last": {}})
         assert cb.info["compile"] is compile_
         assert ("compiling the training step" in cap.get()) is compile_

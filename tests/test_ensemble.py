@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.store import runs
 from grok_tui.sweep import group
@@ -160,7 +161,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     _compare([r for r in resumed if r["step"] > 20], [r for r in run.metrics() if r["step"] > 20])
 
 
-class _StopAt(group.SweepCallback):
+class _StopAt(Reporter):
     """Asks the loop to stop once it reports `step` (checked between steps, like SIGINT)."""
 
     def __init__(self, control, step):
@@ -195,7 +196,7 @@ def test_vmap_path_trains_like_single_runs(base, tmp_path):
             t.train_step()
     ev = metrics.to_host({f"{k}.{i}": v[i] for k, v in ens.evaluate().items() for i in range(2)})
     for i, t in enumerate(trainers):
-        row = t.eval_row({}, 0.0)
+        row = t.eval_rows({}, 0.0)[0]
         assert ev[f"train_loss.{i}"] == pytest.approx(row["train_loss"], rel=1e-4)
         assert ev[f"weight_norm.{i}"] == pytest.approx(row["weight_norm"], rel=1e-5)
 

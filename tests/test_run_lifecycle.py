@@ -15,6 +15,7 @@ import time
 import pytest
 
 from grok_tui.errors import ConfigError
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.store import control, files, runs
 from grok_tui.train import trainer as train
@@ -187,14 +188,14 @@ def test_a_runner_survives_its_stdout_and_a_hangup_and_is_stopped_through_its_di
 
 
 def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory_failure(tiny_cfg, runs_dir):
-    class Gone(train.Callback):
+    class Gone(Reporter):
         calls = 0
 
-        def on_eval(self, row):
+        def on_eval(self, run_id, row):
             Gone.calls += 1
             raise BrokenPipeError(32, "Broken pipe")
 
-    s = _train(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    s = _train(tiny_cfg, runs_dir / "r", reporters=[Gone()])
     assert s["status"] == "finished" and Gone.calls == 1
     info = runs.open_run(runs_dir, "r")
     assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
@@ -269,13 +270,13 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
 
     control = Control()
 
-    class PauseThenStop(train.Callback):
-        def on_eval(self, row: dict) -> None:
+    class PauseThenStop(Reporter):
+        def on_eval(self, run_id: str, row: dict) -> None:
             if row["step"] == 20:
                 control.pause.set()
                 threading.Timer(0.3, control.stop.set).start()
 
-    s = _train(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+    s = _train(tiny_cfg, runs_dir / "ps", reporters=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
     events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
     assert "paused" in events and "resumed" not in events and events[-1] == "stopped"

@@ -218,7 +218,7 @@ def test_worker_processes_train_the_same_runs(base, tmp_path):
     """Two worker processes: every member's run directory as in one process, hooks relayed."""
     rec = _Record()
     s = sweep_run.run_sweep(sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="w", workers=2), tmp_path,
-                            callbacks=[rec])
+                            reporters=[rec])
     one = sweep_run.run_sweep(sweep.plan(base, {"seed": [0, 1, 2]}, tmp_path, name="o"), tmp_path)
     assert s["complete"] and [m["status"] for m in s["members"]] == ["finished"] * 3 and one["complete"]
     hooks = [h for h, _ in rec.calls]
