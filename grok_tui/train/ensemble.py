@@ -22,7 +22,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
@@ -111,11 +110,9 @@ class Ensemble:
         self.opt = VecOptimizer(cfgs, self.flat)
         self.batched = False
         self.batched = self._batched_matches_model()
-        factors = [optim.lr_factor(c.optim, c.train.steps) for c in cfgs]
-        lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
-                        for s in range(t0.steps)], dtype=np.float64)
-        self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
-        self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
+        lrs = optim.lr_table([c.optim for c in cfgs], t0.steps)  # (steps, K) float64, built on the host
+        self.lr_table = lrs.to(device)
+        self.lr_host = lrs.numpy()  # the same on the host: the fused optimizer takes Python floats (no sync)
         self.step = 0
         self.warnings: list[str] = []
         self._chunk: tuple[int, torch.Tensor] | None = None
