@@ -32,6 +32,7 @@ RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # its run directory exists (tui/live.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
 MILESTONES = ("memorized", "grokked")
+_ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -252,12 +253,30 @@ class RunInfo:
     @property
     def status(self) -> str:
         """The summary's status; a run that says running (or paused) with no process writing it (its
-        lock free, or its pid gone or reused by another process) is "interrupted"."""
+        lock free, or its pid gone or reused by another process) ended as its last event says (failed,
+        stopped, finished: the summary could not be written, e.g. a read-only directory), else it is
+        "interrupted"."""
         s = self.summary.get("status", "unknown")
         if s in ("running", "paused") and self.summary.get("host") in (None, socket.gethostname()):
             if not control.runner_alive(self.path, self.summary):
-                return "interrupted"
+                end = self.end_event()
+                return end["event"] if end is not None else "interrupted"
         return s
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed: the summary's error, or that of its last event when the summary could not
+        be written."""
+        if self.summary.get("error"):
+            return self.summary["error"]
+        end = self.end_event() if self.status in _ENDS else None
+        return end.get("error") if end is not None else None
+
+    def end_event(self) -> dict | None:
+        """The run's last event when it is an end (failed, stopped, finished), else None."""
+        events = self.events()
+        last = events[-1] if events else None
+        return last if isinstance(last, dict) and last.get("event") in _ENDS else None
 
     @property
     def active(self) -> bool:
