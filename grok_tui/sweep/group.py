@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from grok_tui.errors import ConfigError, GrokError
 from grok_tui.report import Reporter
 from grok_tui.store.runs import RunWriter
 from grok_tui.sweep.plan import Member, vectorised
@@ -103,19 +104,29 @@ def _train_ensemble(members: list[Member], runs_dir: Path, sweep_id: str, report
                     index: int) -> dict[str, dict]:
     ens = Ensemble([m.cfg for m in members], resolve_device(members[0].cfg.train.device))
     recorders: list[Recorder] = []
-    started = False
     try:
         for k, m in enumerate(members):
             info = {"n_train": ens.n_train[k], "n_val": ens.n_val[k], "params": ens.n_params,
                     "sweep_member": m.index, "ensemble": ens.K}
             recorders.append(Recorder(_writer(runs_dir, m, sweep_id, len(members)), m.cfg, info))
-        started = True
+    except BaseException as e:
+        # A member's directory could not be made (no file descriptor, a full disk, a Ctrl-C): none of
+        # this ensemble's is left half-made. The failing member's own is removed too when the machine
+        # failed (its writer's clean-up may itself have lacked a descriptor), not when another process
+        # claimed it.
+        made = [r.writer.path for r in recorders]
+        for r in recorders:
+            r.writer.close()
+        if isinstance(e, GrokError) and not isinstance(e, ConfigError):
+            made.append(Path(runs_dir) / members[len(recorders)].run_id)
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    try:
         return run_loop(ens, recorders, members[0].cfg.train, control, reporters, group=index)
     finally:
         for r in recorders:
             r.writer.close()
-            if not started:  # a member's directory could not be made (no file descriptor, a full disk):
-                shutil.rmtree(r.writer.path, ignore_errors=True)  # none of this ensemble's is left half-made
 
 
 def run_sequential(members: list[Member], runs_dir: Path, sweep_id: str, reporters: list[Reporter] | tuple = (),
