@@ -336,3 +336,23 @@ def test_a_sweep_of_more_members_than_open_files_finishes(tmp_path, mode):
         assert proc.returncode == 1 and "Traceback" not in err, err
         assert "Too many open files" in err and len(err.strip().splitlines()) == 1, err
         assert members == []
+
+
+def test_a_workers_exception_stops_the_sweep_at_once(base, tmp_path):
+    """A group that fails in its worker (here its members disagree on steps, which an ensemble refuses)
+    stops the sweep with its reason at once: the other worker's long group stops at its next step rather
+    than training to its end."""
+    import dataclasses
+
+    from grok_tui.sweep.workers import run_workers
+
+    long = config.apply_overrides(base, {"steps": 1000, "eval_every": 10})
+    p = sweep.plan(long, {"seed": [0, 1, 2, 3]}, tmp_path, name="x", chunk=2, workers=2)
+    bad = p.groups[1][1]
+    p.groups[1][1] = dataclasses.replace(bad, cfg=config.apply_overrides(bad.cfg, {"steps": 10}))
+    with pytest.raises(ConfigError, match="must share steps"):
+        run_workers(p, tmp_path)
+    for m in p.groups[0]:
+        if (tmp_path / m.run_id).exists():
+            info = runs.open_run(tmp_path, m.run_id)
+            assert info.status == "stopped" and info.summary["steps_run"] < 1000
