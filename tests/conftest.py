@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grok_tui.spec import config
+from grok_tui.spec.resolve import resolve
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -9,7 +9,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture
 def tiny_cfg():
     """The smoke preset cut to a few dozen steps on the CPU."""
-    return config.resolve("smoke", overrides={"steps": 60, "eval_every": 10, "checkpoint_every": 20,
+    return resolve("smoke", overrides={"steps": 60, "eval_every": 10, "checkpoint_every": 20,
                                               "device": "cpu"})
 
 
@@ -29,7 +29,7 @@ def smoke_pair(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("smoke_pair") / "runs"
     for name, seed, every in (("a", 0, 100), ("b", 1, 0)):
-        cfg = config.resolve("smoke", overrides={"steps": 300, "eval_every": 50, "checkpoint_every": every,
+        cfg = resolve("smoke", overrides={"steps": 300, "eval_every": 50, "checkpoint_every": every,
                                                  "seed": seed, "device": "cpu"})
         writer = runs.RunWriter(root / name, cfg)
         try:

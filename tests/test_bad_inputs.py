@@ -5,6 +5,7 @@ lists them with what each gets."""
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
-from grok_tui.spec.config import usable_cpus
+from grok_tui.host import usable_cpus
 from grok_tui.store import files, runs
 
 runner = CliRunner()
@@ -269,6 +270,8 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(done
     config, says so, and clears the old rows (no step twice); a finished process's pid is surely dead."""
     shutil.rmtree(done / "checkpoints")
     (done / "checkpoints").mkdir()
+    events = [e for e in runs.read_jsonl(done / "events.jsonl") if e["event"] not in ("checkpoint", "finished")]
+    (done / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))  # none was written
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     summary = json.loads((done / "summary.json").read_text())
@@ -282,6 +285,25 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(done
     assert [row["step"] for row in runs.read_jsonl(done / "metrics.jsonl")] == [10, 20, 30, 40]
     assert info.status == "finished" and [s for s, _ in info.checkpoints()] == [20, 40]
     assert [e["event"] for e in info.events()].count("started") == 1
+
+
+@pytest.mark.parametrize("status", ["finished", "running"])
+def test_resume_never_rewrites_the_history_of_a_run_whose_checkpoints_were_deleted(done, runs_dir, status):
+    """A finished run (or an interrupted one that wrote checkpoints) whose checkpoints were deleted to free
+    disk is refused with what is missing; its rows, events and summary stay as they were."""
+    shutil.rmtree(done / "checkpoints")
+    (done / "checkpoints").mkdir()
+    if status == "running":  # killed after its checkpoints: a dead pid
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        summary = json.loads((done / "summary.json").read_text())
+        summary.update(status="running", pid=dead.pid)
+        (done / "summary.json").write_text(json.dumps(summary))
+    before = snapshot(done)
+    r = invoke("run", "--resume", "done", "--steps", "80")
+    one_sentence(r, 2, "holds none now, so there is nothing to resume from")
+    assert re.search(r"wrote [1-9]\d* checkpoints? but", r.output), r.output
+    assert snapshot(done) == before
 
 
 def test_resume_of_a_run_with_checkpoints_but_no_state_says_how_to_rerun(done):
@@ -347,7 +369,7 @@ def test_connect_sizes_are_bounded(done, args, needle):
 
 
 def test_out_of_memory_is_one_sentence_everywhere(done, runs_dir, monkeypatch):
-    from grok_tui.connect import evaluate, landscape
+    from grok_tui.connect import job, landscape
     from grok_tui.train import trainer
 
     def no_memory(*a, **k):
@@ -357,7 +379,7 @@ def test_out_of_memory_is_one_sentence_everywhere(done, runs_dir, monkeypatch):
     one_sentence(invoke("run", *TINY, "--name", "oom"), 1, "out of memory")
     one_sentence(invoke("bench", *TINY, "--bench-steps", "1", "--repeat", "1"), 1, "out of memory")
     assert not (runs_dir / "oom").exists()
-    monkeypatch.setattr(evaluate, "load_problem", no_memory)
+    monkeypatch.setattr(job, "load_problem", no_memory)
     monkeypatch.setattr(landscape, "load_problem", no_memory)
     before = snapshot(done)
     one_sentence(invoke("connect", "done@20", "done@40", "--device", "cpu"), 1, "out of memory")
@@ -581,3 +603,40 @@ def test_inputs_tried_on_top_of_the_issue(done, runs_dir, args, needle):
     before = snapshot(runs_dir)
     one_sentence(invoke(*args), 2, needle)
     assert snapshot(runs_dir) == before
+
+
+# --- honest outputs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,needle", [
+    (["--optimizer", "lion", "--lr", "1e-4"], "cannot train the optimizer lion"),
+    (["--loss", "stablemax"], "cannot train the loss stablemax"),
+    (["--grokfast-lambda", "2"], "the Grokfast gradient filter"),
+])
+def test_bench_refuses_what_its_reference_loop_cannot_train(runs_dir, args, needle):
+    one_sentence(invoke("bench", *TINY, "--bench-steps", "1", "--repeat", "1", *args), 2, needle)
+
+
+def test_bench_json_names_the_optimizer_and_loss_both_loops_trained(runs_dir):
+    r = invoke("bench", *TINY, "--bench-steps", "2", "--repeat", "1", "--optimizer", "sgd", "--lr", "0.1", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output.strip().splitlines()[-1])
+    assert (res["optimizer"], res["loss"], res["precision"]) == ("sgd", "ce", "fp32")
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.jsonl", "events.jsonl"])
+def test_readers_never_hang_on_a_fifo_nor_follow_a_link(done, runs_dir, name):
+    """A FIFO under a run's file name would block a reader forever, a link to /dev/zero would read until
+    out of memory: readers take regular files only (`runs`, `runs show` finish, in a child with a limit)."""
+    if name != "summary.json":  # an interrupted run's headline reads its metric rows
+        summary = json.loads((done / "summary.json").read_text())
+        (done / "summary.json").write_text(json.dumps({**summary, "status": "running", "pid": 2**31 - 1}))
+    (done / name).unlink()
+    os.mkfifo(done / name)
+    env = {**os.environ, "GROK_TUI_RUNS_DIR": str(runs_dir)}
+    for args in (["runs"], ["runs", "show", "done"]):
+        r = subprocess.run([sys.executable, "-m", "grok_tui", *args], capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert r.returncode == 0 and "done" in r.stdout and "Traceback" not in r.stderr, r.stderr
+    (done / name).unlink()
+    os.symlink("/dev/zero", done / name)
+    assert runs.read_jsonl(done / name) == [] and files.read_json(done / name) == {}

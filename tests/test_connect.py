@@ -12,9 +12,13 @@ from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
 from grok_tui.connect import curves
-from grok_tui.connect import evaluate as connect
+from grok_tui.connect import evaluate as connect_evaluate
+from grok_tui.connect import fit as connect_fit
+from grok_tui.connect import job as connect_job
+from grok_tui.connect import problem as connect_problem
+from grok_tui.connect import results as connect_results
 from grok_tui.errors import CheckpointError, ConfigError
-from grok_tui.spec import config
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import files, runs
 from grok_tui.train import checkpoint, metrics, model
 
@@ -54,9 +58,9 @@ def assert_rows_match(res, rows, idx):
 
 
 def test_segment_endpoints_equal_the_checkpoints(pair):
-    problem = connect.load_problem(["a@100", "a@300"], pair, device="cpu")
+    problem = connect_problem.load_problem(["a@100", "a@300"], pair, device="cpu")
     seg = curves.Segment(problem.ends[0].weights, problem.ends[1].weights)
-    res = connect.evaluate_curve(problem, seg, points=5)
+    res = connect_evaluate.evaluate_curve(problem, seg, points=5)
     assert res["t"][0] == 0 and res["t"][-1] == 1
     assert_rows_match(res, reference(problem, [e.weights for e in problem.ends]), [0, 4])
     for i, e in ((0, problem.ends[0]), (4, problem.ends[1])):  # the trainer's own figures at that step
@@ -66,22 +70,22 @@ def test_segment_endpoints_equal_the_checkpoints(pair):
 
 
 def test_grad_batches_averages_the_first_minibatches_only(pair):
-    problem = connect.load_problem(["a@300", "b@300"], pair, device="cpu")
+    problem = connect_problem.load_problem(["a@300", "b@300"], pair, device="cpu")
     seg = curves.Segment(problem.ends[0].weights, problem.ends[1].weights)
-    res = connect.evaluate_curve(problem, seg, points=2, grad_batches=1)
+    res = connect_evaluate.evaluate_curve(problem, seg, points=2, grad_batches=1)
     m = model.build(problem.arch)
     m.load_state_dict(problem.ends[0].weights)
     bs = problem.cfg.train.batch_size
     F.cross_entropy(m(problem.split.train_x[:bs]), problem.split.train_y[:bs]).backward()
     first = float(torch.sqrt(sum(p.grad.pow(2).sum() for p in m.parameters())))
     assert res["grad_norm"][0] == pytest.approx(first, rel=1e-4)
-    assert res["train_loss"] == connect.evaluate_curve(problem, seg, points=2, grad_norm=False)["train_loss"]
+    assert res["train_loss"] == connect_evaluate.evaluate_curve(problem, seg, points=2, grad_norm=False)["train_loss"]
     with pytest.raises(ConfigError, match="grad batches"):
-        connect.run_connect("a@100", "a@300", pair, grad_batches=0)
+        connect_job.run_connect("a@100", "a@300", pair, grad_batches=0)
 
 
 def test_segment_midpoint_is_the_average_and_bends_start_on_it(pair):
-    problem = connect.load_problem(["a@100", "b@300"], pair, device="cpu")
+    problem = connect_problem.load_problem(["a@100", "b@300"], pair, device="cpu")
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
     mid = curves.Segment(w1, w2).weights(0.5)
     for k in w1:
@@ -106,30 +110,30 @@ def test_segment_midpoint_is_the_average_and_bends_start_on_it(pair):
 
 
 def test_vmapped_evaluation_equals_a_plain_loop(pair):
-    problem = connect.load_problem(["a@200", "b@300"], pair, device="cpu")
+    problem = connect_problem.load_problem(["a@200", "b@300"], pair, device="cpu")
     w1, w2 = problem.ends[0].weights, problem.ends[1].weights
     curve = curves.Bezier(w1, w2, bends=1)
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)
         for p in curve.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
-    assert connect.vectorize_on(problem.device, problem.split, problem.arch)  # smoke on a CPU: vmap
-    res = connect.evaluate_curve(problem, curve, points=6)
+    assert connect_evaluate.vectorize_on(problem.device, problem.split, problem.arch)  # smoke on a CPU: vmap
+    res = connect_evaluate.evaluate_curve(problem, curve, points=6)
     ts = res["t"]
     idx = [1, 2, 4]
     assert_rows_match(res, reference(problem, [curve.weights(ts[i]) for i in idx]), idx)
     t = torch.linspace(0, 1, 6)
-    looped = connect.evaluate_points(problem.model, problem.split, lambda i, j: curve.weights_batch(t[i:j]), 6,
+    looped = connect_evaluate.evaluate_points(problem.model, problem.split, lambda i, j: curve.weights_batch(t[i:j]), 6,
                                      problem.wd, batch_size=problem.cfg.train.batch_size, vectorize=False)
     for k, v in looped.items():
         assert v == pytest.approx(res[k], rel=1e-4, abs=1e-5), k
 
 
 def test_fitted_polyline_beats_the_segment(pair, tmp_path):
-    fit = connect.FitSettings(steps=40, lr=3e-3, t_per_step=2, batch_size=128)
-    seg = connect.run_connect("a@300", "b@300", pair, "segment", points=7, out=tmp_path, device="cpu",
+    fit = connect_fit.FitSettings(steps=40, lr=3e-3, t_per_step=2, batch_size=128)
+    seg = connect_job.run_connect("a@300", "b@300", pair, "segment", points=7, out=tmp_path, device="cpu",
                               grad_norm=False)
-    poly = connect.run_connect("a@300", "b@300", pair, "polyline", bends=1, points=7, fit_settings=fit,
+    poly = connect_job.run_connect("a@300", "b@300", pair, "polyline", bends=1, points=7, fit_settings=fit,
                                out=tmp_path, device="cpu", grad_norm=False)
     assert poly["summary"]["train_loss"]["mean"] < 0.8 * seg["summary"]["train_loss"]["mean"]
     assert poly["fit_history"][-1]["objective"] < poly["fit_history"][0]["objective"]
@@ -146,34 +150,34 @@ def problem_arch(root):
 
 
 def test_chain_passes_through_every_checkpoint_between(pair, tmp_path):
-    r = connect.run_connect("a@100", "a@300", pair, "chain", points=5, out=tmp_path, device="cpu",
+    r = connect_job.run_connect("a@100", "a@300", pair, "chain", points=5, out=tmp_path, device="cpu",
                             grad_norm=False)
     steps = [s for s, _ in runs.open_run(pair, "a").checkpoints() if 100 <= s <= 300]
     assert r["knot_steps"] == steps and 200 in steps and len(steps) >= 3
     m = len(steps) - 1
     assert r["knots"] == [j / m for j in range(m + 1)]
     assert (len(r["data"]["t"]) - 1) % m == 0 and len(r["data"]["t"]) >= 5  # every knot is a point
-    problem = connect.load_problem([f"a@{s}" for s in steps], pair, device="cpu")
+    problem = connect_problem.load_problem([f"a@{s}" for s in steps], pair, device="cpu")
     ref = reference(problem, [e.weights for e in problem.ends])
     for j in range(m + 1):
         i = j * (len(r["data"]["t"]) - 1) // m
         assert r["data"]["train_loss"][i] == pytest.approx(ref[j]["train_loss"], rel=1e-4)
     with pytest.raises(ConfigError, match="same run"):
-        connect.run_connect("a@100", "b@300", pair, "chain", out=tmp_path, device="cpu")
+        connect_job.run_connect("a@100", "b@300", pair, "chain", out=tmp_path, device="cpu")
 
 
 def test_results_are_saved_with_their_inputs_and_listed(pair):
-    r = connect.run_connect("a@100", "a@200", pair, "segment", points=4, device="cpu")
+    r = connect_job.run_connect("a@100", "a@200", pair, "segment", points=4, device="cpu")
     path = pair / "a" / "connect" / "segment-100-200.json"
     assert r["path"] == str(path) and path.is_file()
-    saved = connect.load_result(path)
+    saved = connect_results.load_result(path)
     assert saved["inputs"]["endpoints"][0]["ref"] == "a@100" and saved["inputs"]["points"] == 4
     assert saved["inputs"]["wd"] == 1.0 and saved["data"]["t"] == r["data"]["t"]
     with open(path.with_suffix(".csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and float(rows[-1]["t"]) == 1.0
     assert float(rows[0]["train_err"]) == pytest.approx(r["data"]["train_err"][0], rel=1e-6)
-    assert any(x["name"] == "segment-100-200" for x in connect.list_results(pair / "a"))
+    assert any(x["name"] == "segment-100-200" for x in connect_results.list_results(pair / "a"))
 
 
 def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
@@ -184,29 +188,29 @@ def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
         (bare / f"w{i}.safetensors").write_bytes(open(p, "rb").read())
     refs = [str(bare / "w0.safetensors"), str(bare / "w1.safetensors")]
     with pytest.raises(ConfigError, match="data split"):
-        connect.load_problem(refs, pair)
-    cfg = config.resolve("smoke", overrides={"device": "cpu"})
-    problem = connect.load_problem(refs, pair, wd=0.5, cfg=cfg)
+        connect_problem.load_problem(refs, pair)
+    cfg = resolve("smoke", overrides={"device": "cpu"})
+    problem = connect_problem.load_problem(refs, pair, wd=0.5, cfg=cfg)
     assert problem.wd == 0.5 and problem.home is None
-    assert connect.fit_wd(problem, connect.FitSettings()) == 0.0  # AdamW: decoupled decay, no L2 in the fit
-    sgd = config.resolve("smoke", overrides={"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3})
-    problem = connect.load_problem(refs, pair, cfg=sgd)
-    assert problem.wd == 1e-3 and connect.fit_wd(problem, connect.FitSettings()) == 1e-3  # seed 001: L2
-    assert connect.fit_wd(problem, connect.FitSettings(wd=0.25)) == 0.25
-    wider = config.resolve("smoke", overrides={"d_model": 128})
+    assert connect_fit.fit_wd(problem, connect_fit.FitSettings()) == 0.0  # AdamW: decoupled decay, no L2 in the fit
+    sgd = resolve("smoke", overrides={"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3})
+    problem = connect_problem.load_problem(refs, pair, cfg=sgd)
+    assert problem.wd == 1e-3 and connect_fit.fit_wd(problem, connect_fit.FitSettings()) == 1e-3  # seed 001: L2
+    assert connect_fit.fit_wd(problem, connect_fit.FitSettings(wd=0.25)) == 0.25
+    wider = resolve("smoke", overrides={"d_model": 128})
     with pytest.raises(CheckpointError, match="does not fit this model"):
-        connect.load_problem(refs, pair, cfg=wider)
+        connect_problem.load_problem(refs, pair, cfg=wider)
 
 
 def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
     other = model.Arch(vocab=33, seq_len=2, n_classes=31, layers=1, d_model=32, heads=4)
     wrong = checkpoint.save(tmp_path, 1, model.build(other, 0), other, {}, [])
     with pytest.raises(CheckpointError, match="does not fit this model"):
-        connect.load_problem(["a@300", str(wrong)], pair)
+        connect_problem.load_problem(["a@300", str(wrong)], pair)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="corrupt"):
-        connect.load_problem(["a@300", str(bad)], pair)
+        connect_problem.load_problem(["a@300", str(bad)], pair)
     # the right architecture in the metadata, a tensor of another shape inside
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -218,40 +222,40 @@ def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
     reshaped = tmp_path / "reshaped.safetensors"
     save_file(tensors, str(reshaped), metadata=meta)
     with pytest.raises(CheckpointError, match="head.weight is"):
-        connect.load_problem(["a@300", str(reshaped)], pair)
+        connect_problem.load_problem(["a@300", str(reshaped)], pair)
     with pytest.raises(ConfigError, match="wd must be a number"):
-        connect.load_problem(["a@300", "a@100"], pair, wd=float("nan"))
+        connect_problem.load_problem(["a@300", "a@100"], pair, wd=float("nan"))
     with pytest.raises(ConfigError, match="1 to 64 bends"):
-        connect.run_connect("a@100", "a@300", pair, "polyline", bends=100000)
+        connect_job.run_connect("a@100", "a@300", pair, "polyline", bends=100000)
     with pytest.raises(ConfigError, match="no run 'nope'"):
-        connect.load_problem(["a@300", "nope@1"], pair)
+        connect_problem.load_problem(["a@300", "nope@1"], pair)
     with pytest.raises(CheckpointError, match="has not grokked"):
-        connect.load_problem(["a@300", "a@grokked"], pair)
+        connect_problem.load_problem(["a@300", "a@grokked"], pair)
     with pytest.raises(ConfigError, match="unknown curve"):
-        connect.run_connect("a@100", "a@300", pair, "spline")
+        connect_job.run_connect("a@100", "a@300", pair, "spline")
     other_runs = tmp_path / "runs"
     for name in ("a", "b"):
         shutil.copytree(pair / name, other_runs / name, ignore=shutil.ignore_patterns("connect"))
     toml = other_runs / "b" / "config.toml"
     toml.write_text(toml.read_text().replace('op = "x+y"', 'op = "x-y"'))
     with pytest.raises(ConfigError, match="different tasks"):
-        connect.load_problem(["a@300", "b@300"], other_runs)
+        connect_problem.load_problem(["a@300", "b@300"], other_runs)
     toml.write_text(toml.read_text().replace('op = "x-y"', 'op = "x+y"').replace('tokens = "ab"', 'tokens = "aob="'))
     with pytest.raises(ConfigError, match=r"\(tokens aob=\), but the first checkpoint's run learns .*\(tokens ab\)"):
-        connect.load_problem(["a@300", "b@300"], other_runs)
+        connect_problem.load_problem(["a@300", "b@300"], other_runs)
     toml.write_text(toml.read_text().replace('tokens = "aob="', 'tokens = "ab"'))
     toml.write_text(toml.read_text().replace("train_frac = 0.6", "train_frac = 0.5"))
-    assert "another train/val split" in connect.load_problem(["a@300", "b@300"], other_runs).notes[0]
+    assert "another train/val split" in connect_problem.load_problem(["a@300", "b@300"], other_runs).notes[0]
 
 
 def test_cancel_event_stops_the_work(pair):
-    problem = connect.load_problem(["a@100", "a@300"], pair, device="cpu")
+    problem = connect_problem.load_problem(["a@100", "a@300"], pair, device="cpu")
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(connect.Cancelled):
-        connect.evaluate_curve(problem, curves.Segment(*(e.weights for e in problem.ends)), cancel=cancel)
-    with pytest.raises(connect.Cancelled):
-        connect.fit(problem, curves.Polyline(*(e.weights for e in problem.ends)), connect.FitSettings(steps=5),
+    with pytest.raises(connect_problem.Cancelled):
+        connect_evaluate.evaluate_curve(problem, curves.Segment(*(e.weights for e in problem.ends)), cancel=cancel)
+    with pytest.raises(connect_problem.Cancelled):
+        connect_fit.fit(problem, curves.Polyline(*(e.weights for e in problem.ends)), connect_fit.FitSettings(steps=5),
                     cancel=cancel)
 
 
@@ -350,3 +354,36 @@ def test_sigterm_cancels_a_job_with_a_sentence(pair, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_result_name_is_never_replaced_silently(pair, tmp_path):
+    """--name X twice is refused (the first result stays); an unnamed result of the same curve gets -2."""
+    args = ["a@100", "a@300", "--points", "3", "--no-grad-norm", "--runs-dir", pair, "--out", tmp_path, "--device", "cpu"]
+    assert invoke("connect", *args, "--name", "mine").exit_code == 0
+    first = (tmp_path / "mine.json").read_bytes()
+    res = invoke("connect", *args, "--name", "mine")
+    assert res.exit_code == 2 and "a result named 'mine' exists already" in res.output, res.output
+    assert (tmp_path / "mine.json").read_bytes() == first
+    assert invoke("connect", *args).exit_code == 0 and invoke("connect", *args).exit_code == 0
+    assert (tmp_path / "segment-100-300.json").is_file() and (tmp_path / "segment-100-300-2.json").is_file()
+
+
+def test_a_diverged_fit_fails_with_its_sentence_and_json_is_strict(pair, tmp_path, monkeypatch):
+    args = ["a@100", "a@300", "--runs-dir", pair, "--out", tmp_path, "--device", "cpu", "--no-grad-norm"]
+    res = invoke("connect", *args, "--curve", "polyline", "--fit-steps", "5", "--fit-lr", "1e30",
+                 "--fit-optimizer", "sgd", "--points", "3")
+    assert res.exit_code == 1 and "diverged" in res.output and "Traceback" not in res.output, res.output
+    assert not list(tmp_path.glob("polyline*"))
+    # a result with a non-finite value (a loss that overflowed at one point, say) prints as strict JSON
+    real = connect_job.evaluate_curve
+
+    def one_nan(*a, **k):
+        res = real(*a, **k)
+        res["val_loss"][1] = float("nan")
+        return res
+
+    monkeypatch.setattr(connect_job, "evaluate_curve", one_nan)
+    res = invoke("connect", *args, "--points", "3", "--json")
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert printed["data"]["val_loss"][1] is None

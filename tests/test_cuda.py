@@ -6,6 +6,7 @@ import torch
 from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
+from grok_tui.spec.resolve import resolve
 from grok_tui.train import trainer as train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -57,14 +58,14 @@ def _steps_without_sync(stepper, n: int) -> None:
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_cuda_steps_never_sync_the_host(optimizer):
     """What tests/test_no_sync.py proves on the CPU by counting ops, checked by CUDA itself."""
-    cfg = config.resolve("smoke", overrides={"steps": 40, "device": "cuda", "batch_size": 200, "optimizer": optimizer})
+    cfg = resolve("smoke", overrides={"steps": 40, "device": "cuda", "batch_size": 200, "optimizer": optimizer})
     _steps_without_sync(train.Trainer(cfg), 6)
 
 
 def test_cuda_ensemble_steps_never_sync_the_host():
     from grok_tui.train.ensemble import Ensemble
 
-    base = config.resolve("smoke", overrides={"steps": 40, "device": "cuda", "batch_size": 200})
+    base = resolve("smoke", overrides={"steps": 40, "device": "cuda", "batch_size": 200})
     cfgs = [config.apply_overrides(base, {"seed": s}) for s in range(3)]
     _steps_without_sync(Ensemble(cfgs, torch.device("cuda")), 6)
 

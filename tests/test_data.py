@@ -6,6 +6,7 @@ import torch
 
 from grok_tui.errors import ConfigError
 from grok_tui.spec import ops
+from grok_tui.spec.checks import validate
 from grok_tui.train import data
 
 
@@ -78,9 +79,9 @@ def test_build_token_formats():
 def test_division_needs_prime_and_a_nonempty_split():
     from grok_tui.spec import config
 
-    errs = config.validate(config.apply_overrides(config.Config(), {"p": 12}))
+    errs = validate(config.apply_overrides(config.Config(), {"p": 12}))
     assert any("p must be prime for x/y" in e for e in errs)
-    assert not config.validate(config.apply_overrides(config.Config(), {"p": 12, "op": "x+y"}))
+    assert not validate(config.apply_overrides(config.Config(), {"p": 12, "op": "x+y"}))
     with pytest.raises(ConfigError, match="no train"):
         data.build("x+y", 3, 0.05, "ab", seed=0)
     assert np.all(ops.table(ops.get_op("div"), 5)[1] > 0)

@@ -5,6 +5,7 @@ import torch
 
 from grok_tui.report import Reporter
 from grok_tui.spec import config
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import runs
 from grok_tui.sweep import group
 from grok_tui.sweep import plan as sweep
@@ -22,7 +23,7 @@ def _member_cfgs(base, variants):
 
 @pytest.fixture
 def base():
-    return config.resolve("smoke", overrides={"steps": 30, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
+    return resolve("smoke", overrides={"steps": 30, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
 
 
 def _compare(ens_rows, single_rows, keys=("train_loss", "val_loss", "weight_norm", "grad_norm", "weight_norm.attn",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grok_tui.spec import config
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import runs
 from grok_tui.train import metrics, model
 from grok_tui.train import trainer as train
@@ -86,7 +86,7 @@ def test_mean_grad_norm_is_the_mean_over_minibatches():
 
 
 def test_geometry_metrics_in_metrics_jsonl(tmp_path):
-    cfg = config.resolve("smoke", overrides={"steps": 40, "eval_every": 10, "sgn_every": 2, "device": "cpu",
+    cfg = resolve("smoke", overrides={"steps": 40, "eval_every": 10, "sgn_every": 2, "device": "cpu",
                                              "scale_invariant": True, "optimizer": "sgd", "lr": 0.5,
                                              "weight_decay": 1e-3})
     writer = runs.RunWriter(tmp_path / "r", cfg)
@@ -107,6 +107,6 @@ def test_geometry_metrics_in_metrics_jsonl(tmp_path):
 
 @pytest.mark.parametrize("name, opt", [("seed000-sgd", "sgd"), ("seed000-lion", "lion")])
 def test_seed000_presets(name, opt):
-    cfg = config.resolve(name)
+    cfg = resolve(name)
     assert cfg.model.scale_invariant and cfg.optim.optimizer == opt and cfg.data.op == "x+y"
     assert model.arch_from_config(cfg).scale_invariant

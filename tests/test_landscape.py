@@ -7,8 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
-from grok_tui.connect import evaluate as connect
 from grok_tui.connect import landscape
+from grok_tui.connect import problem as connect_problem
 from grok_tui.errors import ConfigError
 from grok_tui.train import metrics, model
 
@@ -23,7 +23,7 @@ def loss_at(problem, w):
 
 
 def test_directions_are_filter_normalised(smoke_pair):
-    w = connect.load_problem(["a@300"], smoke_pair, device="cpu").ends[0].weights
+    w = connect_problem.load_problem(["a@300"], smoke_pair, device="cpu").ends[0].weights
     d = landscape.random_direction(w, seed=3)
     for k, v in w.items():
         if v.dim() <= 1:
@@ -38,7 +38,7 @@ def test_directions_are_filter_normalised(smoke_pair):
 
 
 def test_1d_and_2d_centres_equal_the_checkpoint(smoke_pair, tmp_path):
-    problem = connect.load_problem(["a@300"], smoke_pair, device="cpu")
+    problem = connect_problem.load_problem(["a@300"], smoke_pair, device="cpu")
     loss, err = loss_at(problem, problem.ends[0].weights)
     r1 = landscape.landscape("a@300", smoke_pair, dims=1, span=0.5, points=5, out=tmp_path, device="cpu")
     assert r1["data"]["alpha"] == pytest.approx([-0.5, -0.25, 0, 0.25, 0.5])
@@ -58,7 +58,7 @@ def test_1d_and_2d_centres_equal_the_checkpoint(smoke_pair, tmp_path):
 def test_plane_through_three_checkpoints(smoke_pair, tmp_path):
     refs = ["a@100", "a@300", "b@300"]
     r = landscape.plane(refs, smoke_pair, points=5, margin=0.0, out=tmp_path, device="cpu")
-    problem = connect.load_problem(refs, smoke_pair, device="cpu")
+    problem = connect_problem.load_problem(refs, smoke_pair, device="cpu")
     marks = [m["xy"] for m in r["marks"]]
     assert marks[0] == [0.0, 0.0] and marks[1][1] == 0.0 and marks[2][1] > 0
     dist = sum(float((problem.ends[1].weights[k] - problem.ends[0].weights[k]).pow(2).sum())

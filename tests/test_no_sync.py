@@ -15,6 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
+from grok_tui.spec.resolve import resolve
 from grok_tui.train.ensemble import Ensemble
 from grok_tui.train.trainer import Trainer
 
@@ -57,19 +58,19 @@ def _steps(stepper, n: int) -> dict[str, int]:
 
 @pytest.mark.parametrize("overrides", list(_cases()))
 def test_a_single_runs_steps_never_sync(overrides):
-    cfg = config.resolve("smoke", overrides={"steps": 40, "device": "cpu", "batch_size": 200, **overrides})
+    cfg = resolve("smoke", overrides={"steps": 40, "device": "cpu", "batch_size": 200, **overrides})
     assert _steps(Trainer(cfg), 6) == {}  # 6 steps of 200 rows cross an epoch boundary (576 train rows)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_an_ensembles_steps_never_sync(optimizer):
-    base = config.resolve("smoke", overrides={"steps": 40, "device": "cpu", "batch_size": 200, "optimizer": optimizer})
+    base = resolve("smoke", overrides={"steps": 40, "device": "cpu", "batch_size": 200, "optimizer": optimizer})
     cfgs = [config.apply_overrides(base, {"seed": s, "train_frac": f}) for s, f in ((0, 0.6), (1, 0.5), (2, 0.6))]
     assert _steps(Ensemble(cfgs, torch.device("cpu")), 6) == {}
 
 
 def test_the_counter_sees_a_sync():
-    cfg = config.resolve("smoke", overrides={"steps": 40, "device": "cpu"})
+    cfg = resolve("smoke", overrides={"steps": 40, "device": "cpu"})
     tr = Trainer(cfg)
     step = tr.train_step
 

@@ -7,6 +7,7 @@ import torch
 from grok_tui.optim import registry as optim
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
+from grok_tui.spec.resolve import resolve
 from grok_tui.train import model
 
 
@@ -50,7 +51,7 @@ def test_one_step_matches_the_plain_torch_optimizer(name):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_registered_optimizer_lowers_the_loss(name):
-    cfg = config.resolve("smoke", overrides={"optimizer": name, "lr": 1e-2 if name != "sgd" else 0.1})
+    cfg = resolve("smoke", overrides={"optimizer": name, "lr": 1e-2 if name != "sgd" else 0.1})
     m = _model()
     opt = optim.build(m, cfg.optim)
     first = _loss(m).item()

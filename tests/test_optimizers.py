@@ -15,6 +15,7 @@ from grok_tui.optim.orthograd import OrthoGrad
 from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import runs
 from grok_tui.train import losses, metrics
 from grok_tui.train import trainer as train
@@ -199,7 +200,7 @@ def test_stablemax_loss():
     {"optimizer": "sgd", "lr": 0.3, "orthograd": True},
 ], ids=lambda s: "-".join(f"{v}" for v in s.values()))
 def test_every_optimizer_trains_the_smoke_preset(setting):
-    cfg = config.resolve("smoke", overrides={**setting, "steps": 40, "eval_every": 20, "device": "cpu"})
+    cfg = resolve("smoke", overrides={**setting, "steps": 40, "eval_every": 20, "device": "cpu"})
     t = train.Trainer(cfg)
     first = metrics.to_host(metrics.evaluate(t.model, t.split, t.loss_fn))["train_loss"]
     for _ in range(40):
@@ -225,7 +226,7 @@ def test_every_optimizer_trains_the_smoke_preset(setting):
 ])
 def test_invalid_hyperparameters_get_one_sentence(setting, message):
     with pytest.raises(ConfigError) as e:
-        config.resolve("smoke", overrides=setting)
+        resolve("smoke", overrides=setting)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -239,9 +240,9 @@ def test_muon_on_a_torch_without_it_is_one_sentence(monkeypatch):
 
     monkeypatch.setattr(optimizers, "torch_version", lambda: "2.8.1+cpu")
     with pytest.raises(ConfigError, match=r"muon needs torch >= 2.9 \(torch.optim.Muon\); this is torch 2.8.1\+cpu"):
-        config.resolve("smoke", overrides={"optimizer": "muon"})
+        resolve("smoke", overrides={"optimizer": "muon"})
     monkeypatch.setattr(optimizers, "torch_version", lambda: "2.10.0")
-    assert config.resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
+    assert resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
 
 
 def _train(cfg, path, **kw):

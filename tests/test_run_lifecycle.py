@@ -104,7 +104,6 @@ def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
     at = time.time() + 3.0
     script = textwrap.dedent(f"""
         import time
-        from grok_tui.spec.config import load_toml
         from grok_tui.store import runs
         cfg = load_toml({str(tmp_path / 'c.toml')!r})
         time.sleep(max(0.0, {at} - time.time()))

@@ -8,19 +8,22 @@ from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
 from grok_tui.errors import ConfigError
+from grok_tui.host import usable_cpus
 from grok_tui.optim import registry as optim
-from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS, OptimizerSpec
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import runs, sweeps
+from grok_tui.sweep import grid as sweep_grid
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
+from grok_tui.sweep import summary as sweep_summary
 
 TINY = ["--preset", "smoke", "--steps", "20", "--eval-every", "10", "--checkpoint-every", "0", "--device", "cpu"]
 
 
 @pytest.fixture
 def base():
-    return config.resolve("smoke", overrides={"steps": 20, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
+    return resolve("smoke", overrides={"steps": 20, "eval_every": 10, "checkpoint_every": 0, "device": "cpu"})
 
 
 # --- grid values ------------------------------------------------------------------------------
@@ -37,7 +40,7 @@ def base():
     ("nesterov", "true,false", [True, False]),
 ])
 def test_parse_values(name, text, expect):
-    assert sweep.parse_values(name, text) == expect
+    assert sweep_grid.parse_values(name, text) == expect
 
 
 @pytest.mark.parametrize("name,text,msg", [
@@ -54,24 +57,24 @@ def test_parse_values(name, text, expect):
 ])
 def test_parse_values_errors(name, text, msg):
     with pytest.raises(ConfigError, match=msg):
-        sweep.parse_values(name, text)
+        sweep_grid.parse_values(name, text)
 
 
 def test_grid_file(tmp_path):
     f = tmp_path / "g.toml"
     f.write_text('preset = "smoke"\nsteps = 50\n[optim]\nlr = 0.003\n[grid]\nseed = "0..2"\n'
                  'weight_decay = [0.1, 1]\n')
-    base, grid = sweep.load_grid_file(f)
+    base, grid = sweep_grid.load_grid_file(f)
     assert base.train.steps == 50 and base.optim.lr == 0.003 and base.model.d_model == 64  # smoke
     assert grid == {"seed": [0, 1, 2], "weight_decay": [0.1, 1.0]}
     f.write_text("[grid]\nseed = []\n")
     with pytest.raises(ConfigError, match="non-empty list"):
-        sweep.load_grid_file(f)
+        sweep_grid.load_grid_file(f)
     f.write_text("[grid]\nbogus = [1]\n")
     with pytest.raises(ConfigError, match="unknown setting 'bogus'"):
-        sweep.load_grid_file(f)
+        sweep_grid.load_grid_file(f)
     with pytest.raises(ConfigError, match="does not exist"):
-        sweep.load_grid_file(tmp_path / "missing.toml")
+        sweep_grid.load_grid_file(tmp_path / "missing.toml")
 
 
 # --- plans and groups -------------------------------------------------------------------------
@@ -99,6 +102,16 @@ def test_plan_errors(base, tmp_path):
         sweep.plan(base, {"seed": list(range(100)), "lr": [i / 1000 + 1e-4 for i in range(50)]}, tmp_path)
 
 
+def test_a_sweep_name_is_checked_with_its_members_suffix(base, tmp_path):
+    """A name that fits the rule alone but not with '-000' is refused before anything is made."""
+    with pytest.raises(ConfigError, match="may be at most 116 bytes long"):
+        sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="s" * 118)
+    with pytest.raises(ConfigError, match="may be at most 115 bytes long"):
+        sweep.plan(base, {"seed": list(range(1001))}, tmp_path, name="s" * 116)
+    assert sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="s" * 116).members[-1].run_id == "s" * 116 + "-001"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_summary_statistics(base, tmp_path):
     p = sweep.plan(base, {"seed": [0, 1, 2], "weight_decay": [0.1, 1.0]}, tmp_path, name="s")
     results = {}
@@ -107,19 +120,22 @@ def test_summary_statistics(base, tmp_path):
         grok = None if (wd == 0.1 and seed == 2) else 100 * (seed + 1) * (2 if wd == 0.1 else 1)
         results[m.run_id] = {"status": "finished", "memorized_step": 10 * (seed + 1), "grokked_step": grok,
                              "best_val_acc": 0.5}
-    s = sweep.summarize(p, results)
+    s = sweep_summary.summarize(p, results)
     pts = {pt["point"]["weight_decay"]: pt for pt in s["points"]}
     assert s["point_keys"] == ["weight_decay"]
     assert pts[1.0]["grokked"] == {"n": 3, "mean": 200.0, "std": pytest.approx(100.0)}
     assert pts[0.1]["grokked"] == {"n": 2, "mean": 300.0, "std": pytest.approx(141.42, rel=1e-4)}
     assert pts[0.1]["memorized"]["mean"] == 20.0
-    path = sweep.save_summary(tmp_path, s)
+    path = sweep_summary.save_summary(tmp_path, s)
     assert sweeps.list_sweeps(tmp_path) == [path]
     assert sweeps.load_summary(path)["points"] == json.loads(json.dumps(s["points"]))
     csv_lines = (tmp_path / "sweeps" / "s.csv").read_text().splitlines()
     assert csv_lines[0].startswith("weight_decay,runs,finished,memorized_n") and len(csv_lines) == 3
-    rows = sweep.table_rows(s)
+    rows = sweep_summary.table_rows(s)
     assert rows[1]["grokked"] == "200 ± 100 (3)"
+    assert rows[0]["memorized"] == "20 ± 10 (3)"
+    one = sweep_summary.summarize(p, {p.members[0].run_id: results[p.members[0].run_id]})
+    assert sweep_summary.table_rows(one)[0]["grokked"] == "200 (1)"  # one seed: no spread to show
     with pytest.raises(ConfigError, match="not a sweep summary"):
         sweeps.load_summary(tmp_path / "s-000" / "nothing.json")
 
@@ -200,7 +216,7 @@ def test_plan_spreads_groups_over_workers(base, tmp_path):
     assert [len(g) for g in sweep.plan(base, seeds, tmp_path, name="wc", workers=2, chunk=3).groups] == [3, 3, 2]
     assert sweep.plan(base, {"seed": [0, 1]}, tmp_path, name="w8", workers=8).workers == 2
     auto = sweep.plan(base, seeds, tmp_path, name="w0", workers=0)
-    assert auto.workers == sweep.default_workers("cpu", 8) == min(sweep.cpu_count(), 8)
+    assert auto.workers == sweep.default_workers("cpu", 8) == min(usable_cpus(), 8)
     assert sweep.default_workers("cuda:0", 8) == 1
     with pytest.raises(ConfigError, match="number of workers"):
         sweep.plan(base, seeds, tmp_path, name="wn", workers=-1)
@@ -344,12 +360,13 @@ def test_a_workers_exception_stops_the_sweep_at_once(base, tmp_path):
     than training to its end."""
     import dataclasses
 
+    from grok_tui.spec.config import apply_overrides
     from grok_tui.sweep.workers import run_workers
 
-    long = config.apply_overrides(base, {"steps": 1000, "eval_every": 10})
+    long = apply_overrides(base, {"steps": 1000, "eval_every": 10})
     p = sweep.plan(long, {"seed": [0, 1, 2, 3]}, tmp_path, name="x", chunk=2, workers=2)
     bad = p.groups[1][1]
-    p.groups[1][1] = dataclasses.replace(bad, cfg=config.apply_overrides(bad.cfg, {"steps": 10}))
+    p.groups[1][1] = dataclasses.replace(bad, cfg=apply_overrides(bad.cfg, {"steps": 10}))
     with pytest.raises(ConfigError, match="must share steps"):
         run_workers(p, tmp_path)
     for m in p.groups[0]:

@@ -1,17 +1,19 @@
 """The front that only reads files never imports torch: importing the CLI, --help, runs, runs show, ops,
-presets, optimizers and the TUI's first frame, each in a fresh interpreter (DESIGN.md, Layers)."""
+presets, optimizers and the TUI's first frame, each in a fresh interpreter (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from grok_tui.spec import config
+from grok_tui.spec.presets import preset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,45 @@ print(json.dumps({"rc": 0, "torch": "torch" in sys.modules}))
 """
 
 
+# The app's whole form path: a bad value is refused at its field (validation on the UI thread), then a
+# good config is started; the child trains (torch is imported there), the app process never imports it.
+TUI_START = """
+import asyncio, os, signal, sys, time
+from pathlib import Path
+from textual.widgets import Input, Static
+from grok_tui.tui.app import make_app
+
+runs = Path(sys.argv[1])
+
+async def type_into(pilot, name, text):
+    w = pilot.app.screen.query_one(f"#f-{name}", Input)
+    w.focus()
+    await pilot.pause()
+    w.value = ""
+    await pilot.press(*list(text))
+
+async def start_twice():
+    app = make_app(runs_dir=runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "p", "1")
+        app.screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await pilot.pause()
+        refused = "p must be at least 2" in str(app.screen.query_one("#err-p", Static).render())
+        for name, text in (("p", "7"), ("steps", "20"), ("eval_every", "10"), ("threads", "1"), ("device", "cpu")):
+            await type_into(pilot, name, text)
+        app.screen.query_one("#chart-acc").focus()
+        await pilot.press("s")
+        await pilot.pause()
+        started = app.live is not None
+        return refused, started
+
+refused, started = asyncio.run(start_twice())
+print(json.dumps({"rc": 0, "torch": "torch" in sys.modules, "refused": refused, "started": started}))
+"""
+
+
 def _python(code: str, *args: str) -> tuple[dict, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
@@ -53,7 +94,7 @@ def plain_runs(tmp_path) -> Path:
     """One finished run, written as plain files (no engine): config, summary, rows, events, a checkpoint."""
     d = tmp_path / "runs" / "plain"
     (d / "checkpoints").mkdir(parents=True)
-    cfg = config.preset("smoke")
+    cfg = preset("smoke")
     (d / "config.toml").write_text(cfg.to_toml())
     (d / "summary.json").write_text(json.dumps({"status": "finished", "steps_run": 40, "memorized_step": 20,
                                                 "grokked_step": 40, "best_val_acc": 1.0}))
@@ -88,6 +129,22 @@ def test_cli_without_torch(args, shows, plain_runs):
 def test_tui_first_frame_without_torch(plain_runs):
     result, _ = _python(TUI, str(plain_runs))
     assert not result["torch"], "the TUI's first frame imported torch"
+
+
+def test_tui_form_and_start_without_torch(tmp_path):
+    """Validating the form and pressing Start stay torch-free in the app's process (the run is a child)."""
+    runs = tmp_path / "runs"
+    try:
+        result, _ = _python(TUI_START, str(runs))
+        assert result["refused"], "the bad p was not refused at its field"
+        assert result["started"], "the good config did not start a run"
+        assert not result["torch"], "the form or Start imported torch in the app's process"
+    finally:  # the started child trains 20 steps on its own; never leave it behind
+        for summary in runs.glob("*/summary.json"):
+            pid = json.loads(summary.read_text() or "{}").get("pid")
+            if isinstance(pid, int):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_openmp_threads_spin_briefly_in_every_command():

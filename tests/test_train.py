@@ -12,6 +12,8 @@ import torch
 from grok_tui.errors import CheckpointError, TrainingError
 from grok_tui.report import Reporter
 from grok_tui.spec import config
+from grok_tui.spec.resolve import resolve
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import files, runs
 from grok_tui.train import checkpoint, model
 from grok_tui.train import trainer as train
@@ -42,7 +44,7 @@ def test_run_directory_contract(tiny_cfg, runs_dir):
     s = _train(tiny_cfg, runs_dir / "r1", reporters=[cb])
     d = runs_dir / "r1"
     assert s["status"] == "finished" and s["steps_run"] == 60
-    assert config.load_toml(d / "config.toml") == tiny_cfg
+    assert load_toml(d / "config.toml") == tiny_cfg
     rows = runs.read_jsonl(d / "metrics.jsonl")
     assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
     keys = {"step", "epoch", "wall_s", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "weight_norm",
@@ -313,7 +315,7 @@ def test_compile_captures_one_graph_over_three_epochs(monkeypatch):
     torch._dynamo.reset()
     counters.clear()
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # dynamo's guards only
-    cfg = config.resolve("smoke", overrides={"steps": 12, "compile": True, "device": "cpu", "batch_size": 200})
+    cfg = resolve("smoke", overrides={"steps": 12, "compile": True, "device": "cpu", "batch_size": 200})
     tr = train.Trainer(cfg)
     while tr.order.epoch_of(tr.step) < 3:
         tr.train_step()
@@ -344,7 +346,7 @@ def test_gpu_status_beside_the_loss(monkeypatch):
 def test_smoke_groks_in_bf16(runs_dir):
     """bf16 autocast around the training forward (evaluations stay fp32): smoke still groks (at train
     fraction 0.8 and weight decay 3, where it groks within a few hundred steps: 340 at seed 0, as in fp32)."""
-    cfg = config.resolve("smoke", overrides={"precision": "bf16", "device": "cpu", "threads": 1,
+    cfg = resolve("smoke", overrides={"precision": "bf16", "device": "cpu", "threads": 1,
                                              "checkpoint_every": 0, "train_frac": 0.8, "weight_decay": 3.0,
                                              "steps": 1000})
     s = train.run_training(cfg)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.nn.functional import cross_entropy
 
-from grok_tui.errors import GrokError
+from grok_tui.errors import ConfigError, GrokError
 from grok_tui.report import Reporter
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
@@ -35,10 +35,41 @@ from grok_tui.train import data, model
 from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.trainer import Control, resolve_device, run_training
 
+REFERENCE_OPTIMIZERS = ("adamw", "adam", "sgd")  # what the notebook's loop trains with
+
+
+def reference_error(cfg: Config) -> str | None:
+    """Why the notebook loop cannot train what `cfg` trains (so a ratio would compare unlike things), or None."""
+    o, t = cfg.optim, cfg.train
+    differs = []
+    if o.optimizer not in REFERENCE_OPTIMIZERS:
+        differs.append(f"the optimizer {o.optimizer} (it has {', '.join(REFERENCE_OPTIMIZERS)})")
+    if t.loss != "ce":
+        differs.append(f"the loss {t.loss} (it has cross-entropy)")
+    if o.cooldown != "none":
+        differs.append(f"a {o.cooldown} cool-down (it has warm-up only)")
+    if o.nesterov:
+        differs.append("Nesterov momentum")
+    if o.grokfast_lambda > 0:
+        differs.append("the Grokfast gradient filter")
+    if o.orthograd:
+        differs.append("orthogonal gradients")
+    if not differs:
+        return None
+    return (f"bench times the engine against the notebook loop, which cannot train {' or '.join(differs)}; "
+            "time such a run with grok-tui run, whose bar shows its steps/s.")
+
+
+def check_reference(cfg: Config) -> None:
+    bad = reference_error(cfg)
+    if bad:
+        raise ConfigError(bad)
+
 
 def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked: bool = False) -> dict[str, Any]:
     """The notebook's training loop, cut after `steps` optimizer steps (or at grokking, when asked:
     the first epoch whose validation accuracy reaches the grokked threshold)."""
+    check_reference(cfg)
     split = data.build_from_config(cfg, device)
     net = model.build(model.arch_from_config(cfg), seed=cfg.train.seed, device=device)
     precision = cfg.train.precision
@@ -125,6 +156,7 @@ def eta(times: dict[str, list[float]], total: int) -> str:
 def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Steps/s of engine and reference (median of `repeat` alternating runs) and their ratio."""
+    check_reference(cfg)
     device = resolve_device(cfg.train.device)
     sides = {"engine": lambda n: engine_loop(cfg, n, device), "reference": lambda n: reference_loop(cfg, n, device)}
     if progress:
@@ -141,12 +173,14 @@ def bench(cfg: Config, steps: int = 300, repeat: int = 3, warmup: int = 20,
     return {"device": str(device), "steps": steps, "repeat": repeat, "threads": torch.get_num_threads(),
             "engine_steps_per_s": rate["engine"], "reference_steps_per_s": rate["reference"],
             "ratio": rate["engine"] / rate["reference"], "torch": torch.__version__,
+            "optimizer": cfg.optim.optimizer, "loss": cfg.train.loss, "precision": cfg.train.precision,
             "config": cfg.to_dict()}
 
 
 def time_to_grok(cfg: Config, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Wall seconds from the first step to the grokked milestone, engine vs reference, each trained
     from the same initialisation for at most cfg.train.steps steps."""
+    check_reference(cfg)
     device = resolve_device(cfg.train.device)
     out: dict[str, Any] = {}
     for name, fn in (("engine", engine_loop), ("reference", reference_loop)):

@@ -26,9 +26,10 @@ import torch
 from grok_tui.bench.profile import step_profile
 from grok_tui.bench.runner import _timed, bench, engine_loop
 from grok_tui.connect import curves
-from grok_tui.connect.evaluate import evaluate_curve, load_problem
-from grok_tui.spec import config as config_mod
+from grok_tui.connect.evaluate import evaluate_curve
+from grok_tui.connect.problem import load_problem
 from grok_tui.spec.config import Config
+from grok_tui.spec.resolve import resolve
 from grok_tui.store.runs import RunWriter
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
@@ -116,7 +117,7 @@ def connect_row(cfg: Config, points: int, say: Say) -> dict[str, Any]:
 def suite(cfg: Config | None = None, steps: int = 300, repeat: int = 3, members: int = 64, sample: int = 4,
           sweep_steps: int = 500, points: int = 41, say: Say = None) -> dict[str, Any]:
     """The whole suite on cfg (default: the canonical preset on this machine's device)."""
-    cfg = cfg or config_mod.resolve("canonical")
+    cfg = cfg or resolve("canonical")
     device = resolve_device(cfg.train.device)
     cfg = _with(cfg, device=str(device))
     rows = []

@@ -20,7 +20,7 @@ from grok_tui.cli.common import (
     with_config_flags,
 )
 from grok_tui.errors import ConfigError
-from grok_tui.spec import config as config_mod
+from grok_tui.spec.resolve import resolve
 
 
 @with_config_flags
@@ -57,7 +57,7 @@ def bench_cmd(
     from grok_tui.bench.runner import bench, sweep_bench, time_to_grok
 
     with user_errors():
-        cfg = config_mod.resolve(preset, config, overrides)
+        cfg = resolve(preset, config, overrides)
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
             raise ConfigError(f"--out {out} is a directory or its directory does not exist.")
         say = None if json_out else (lambda msg: err_console.print(f"  {msg}"))
@@ -96,7 +96,8 @@ def _report(result: dict, out: Path | None, json_out: bool, show: Callable[[dict
 
 def print_bench(result: dict) -> None:
     console.print(f"device {result['device']} ({plural(result['threads'], 'thread')}), {result['steps']} steps x "
-                  f"{result['repeat']}, torch {result['torch']}")
+                  f"{result['repeat']}, torch {result['torch']}; both loops: {result['optimizer']}, loss "
+                  f"{result['loss']}, {result['precision']}")
     console.print(f"  engine     {result['engine_steps_per_s']:10,.1f} steps/s")
     console.print(f"  reference  {result['reference_steps_per_s']:10,.1f} steps/s")
     console.print(f"  ratio      {result['ratio']:10.2f}x")

@@ -39,8 +39,10 @@ from grok_tui.cli.common import (
     fail,
     user_errors,
 )
+from grok_tui.connect.results import strict_json
 from grok_tui.errors import ConfigError, sentence
 from grok_tui.spec import config as config_mod
+from grok_tui.spec.resolve import resolve
 from grok_tui.store.files import ProgressFile
 
 Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
@@ -95,7 +97,7 @@ class _Bar:
 def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressFile | None]]:
     """A job's cancel event (set by SIGTERM or SIGINT) and its progress file; the outcome goes to the
     file as its last line, and a cancelled job ends with `cancelled.` and exit code 130."""
-    from grok_tui.connect.evaluate import Cancelled
+    from grok_tui.connect.problem import Cancelled
 
     cancel = threading.Event()
     file = ProgressFile(progress_file) if progress_file is not None else None
@@ -116,7 +118,7 @@ def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressF
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
-    return config_mod.resolve(preset, config) if (preset is not None or config is not None) else None
+    return resolve(preset, config) if (preset is not None or config is not None) else None
 
 
 def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_rows: int = 11) -> Table:
@@ -164,7 +166,9 @@ def connect_cmd(
     phi(0) is A and phi(1) is B. --preset/--config name the data split only when neither checkpoint
     lives in a run directory.
     """
-    from grok_tui.connect.evaluate import FitSettings, run_connect, use_threads
+    from grok_tui.connect.fit import FitSettings
+    from grok_tui.connect.job import run_connect
+    from grok_tui.connect.problem import use_threads
 
     with user_errors(), job(progress_file) as (cancel, file):
         use_threads(threads)
@@ -177,7 +181,7 @@ def connect_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     ends = r["inputs"]["endpoints"]
     console.print(f"[bold]{curve}[/] from {ends[0]['ref']} (t=0) to {ends[1]['ref']} (t=1), wd {r['inputs']['wd']:g}, "
@@ -219,8 +223,8 @@ def landscape_cmd(
 ) -> None:
     """Loss and error around a checkpoint along random filter-normalised directions, or on a plane
     through three checkpoints; saves connect/<name>.json and .csv."""
-    from grok_tui.connect.evaluate import use_threads
     from grok_tui.connect.landscape import landscape, plane
+    from grok_tui.connect.problem import use_threads
 
     with user_errors(), job(progress_file) as (cancel, file):
         use_threads(threads)
@@ -237,7 +241,7 @@ def landscape_cmd(
         if file is not None:
             file.end("finished", path=r["path"])
     if json_out:
-        print(json.dumps(r))
+        print(json.dumps(strict_json(r), allow_nan=False))
         return
     d = r["data"]
     console.print(f"[bold]{r['kind']}[/] around {r['inputs']['endpoints'][0]['ref']}, {len(d['train_loss'])} points "

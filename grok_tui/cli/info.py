@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.table import Table
 
 from grok_tui.cli.common import console
-from grok_tui.spec.config import PRESETS
 from grok_tui.spec.ops import OPS
 from grok_tui.spec.optimizers import COMMON_FIELDS, OPTIMIZERS
+from grok_tui.spec.presets import PRESETS
 
 
 def ops() -> None:

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from grok_tui.cli import bench, connect, control, info, plot, run, runs, sweep
 from grok_tui.cli.common import RunsDir, err_console, fail
-from grok_tui.train import host
+from grok_tui.train import malloc
 
 
 class OneLineErrors(TyperGroup):
@@ -85,7 +85,7 @@ def main() -> None:
     # user set either variable.
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = "1000"
-    host.keep_freed_memory()  # a step's buffers are reused, not faulted in afresh (train/host.py)
+    malloc.keep_freed_memory()  # a step's buffers are reused, not faulted in afresh (train/malloc.py)
     try:
         app()
     except KeyboardInterrupt:

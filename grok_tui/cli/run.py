@@ -31,9 +31,9 @@ from grok_tui.cli.common import (
     user_errors,
     with_config_flags,
 )
+from grok_tui.display import device_text, gpu_text
 from grok_tui.report import Reporter
 from grok_tui.store import runs as store
-from grok_tui.store.status import device_text, gpu_text
 
 
 class RichProgress(Reporter):

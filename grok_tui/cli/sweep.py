@@ -24,7 +24,6 @@ from grok_tui.cli.common import (
 )
 from grok_tui.errors import ConfigError
 from grok_tui.report import Reporter
-from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import FieldSpec
 
 GridFile = Annotated[Optional[Path], typer.Option("--grid", help="TOML sweep file: base settings and a \\[grid] table")]
@@ -39,30 +38,6 @@ def _grid_option(spec: FieldSpec) -> Any:
 
 # One repeatable text flag per config field (`--seed 0..7`, `--train-frac 0.3,0.4`), collected in `grid`.
 with_grid_flags = field_flags("grid", _grid_option, bool)
-
-
-def build_plan(preset: str | None, config_file: Path | None, grid_file: Path | None, flags: dict[str, list[str]],
-               runs_dir: Path, name: str | None, chunk: int, workers: int = 1):
-    """preset < --config < --grid file < flags; a flag with one value sets it, with several sweeps it."""
-    from grok_tui.sweep import plan as sweep
-
-    base = config_mod.preset(preset) if preset is not None else None
-    if config_file is not None:
-        base = config_mod.load_toml(config_file, base)
-    grid: dict[str, list[Any]] = {}
-    if grid_file is not None:
-        base, grid = sweep.load_grid_file(grid_file, base)
-    base = base or config_mod.Config()
-    singles: dict[str, Any] = {}
-    for key, texts in flags.items():
-        values = [v for t in texts for v in sweep.parse_values(key, t)]
-        if len(values) == 1:
-            singles[key] = values[0]
-            grid.pop(key, None)
-        else:
-            grid[key] = values
-    base = config_mod.apply_overrides(base, singles, where="on the command line ")
-    return sweep.plan(base, grid, runs_dir, name=name, chunk=chunk, workers=workers)
 
 
 class SweepProgress(Reporter):
@@ -122,7 +97,7 @@ class SweepProgress(Reporter):
 
 
 def print_summary(summary: dict) -> None:
-    from grok_tui.sweep.plan import table_rows
+    from grok_tui.sweep.summary import table_rows
 
     rows = table_rows(summary)
     if rows:
@@ -184,6 +159,7 @@ def sweep_cmd(
 
     Exit codes: 0 all finished, 1 some run failed, 2 bad input, 130 stopped.
     """
+    from grok_tui.sweep.plan import build_plan
     from grok_tui.sweep.run import run_sweep
     from grok_tui.train.trainer import Control
 
@@ -195,8 +171,8 @@ def sweep_cmd(
                 import ray  # noqa: F401
             except ImportError:
                 raise ConfigError("--backend ray needs Ray: pip install 'grok-tui[ray]'.") from None
-        p = build_plan(preset, config, grid_file, grid or {}, runs_dir, name, chunk_size,
-                       workers if backend == "local" else 1)
+        p = build_plan(runs_dir, preset_name=preset, config_file=config, grid_file=grid_file, flags=grid,
+                       name=name, chunk=chunk_size, workers=workers if backend == "local" else 1)
         if dry_run:
             desc = p.describe()
             desc["member_values"] = {m.run_id: m.values for m in p.members}

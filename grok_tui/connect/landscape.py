@@ -24,21 +24,19 @@ from typing import Any
 
 import torch
 
-from grok_tui.connect.evaluate import (
-    MAX_POINTS,
-    Problem,
-    Progress,
-    Weights,
+from grok_tui.connect.evaluate import MAX_POINTS, Progress, evaluate_points
+from grok_tui.connect.problem import Problem, Weights, load_problem
+from grok_tui.connect.results import (
     check_out,
     default_name,
     endpoints_info,
-    evaluate_points,
-    load_problem,
+    result_name,
     results_dir,
     save_result,
 )
 from grok_tui.errors import ConfigError
 from grok_tui.spec import config as config_mod
+from grok_tui.spec.checks import seed_error
 from grok_tui.store.names import check_name
 
 MAX_GRID = 500  # points per axis of a plane or a 2-D landscape (250,000 evaluations)
@@ -119,12 +117,13 @@ def landscape(ref: str, root: Path, dims: int = 1, span: float = 1.0, points: in
         raise ConfigError(f"span must be a positive number, got {span}.")
     if name is not None:
         check_name("result", name)
-    bad = config_mod.seed_error("seed", seed)
+    bad = seed_error("seed", seed)
     if bad:
         raise ConfigError(bad)
     t0 = time.perf_counter()
     problem = load_problem([ref], root, wd, cfg, device)
     check_out(out)
+    name = result_name(results_dir(problem, out), name, default_name(f"landscape{dims}d", problem))
     w = problem.ends[0].weights
     dirs = [random_direction(w, seed + k, ignore_1d) for k in range(dims)]
     axis = torch.linspace(-span, span, points, dtype=torch.float64)
@@ -155,6 +154,7 @@ def plane(refs: list[str], root: Path, points: int = 21, margin: float = 0.2, wd
     t0 = time.perf_counter()
     problem = load_problem(refs, root, wd, cfg, device)
     check_out(out)
+    name = result_name(results_dir(problem, out), name, default_name("plane", problem))
     w0, w1, w2 = (e.weights for e in problem.ends)
     u = {k: w1[k] - w0[k] for k in w0}
     v = {k: w2[k] - w0[k] for k in w0}

@@ -8,13 +8,15 @@ files themselves are read and written by ``train/checkpoint.py``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
@@ -81,10 +83,31 @@ def remove_temp_files(run_dir: Path) -> list[str]:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def read_json(path: Path) -> dict:
-    """The JSON object in path; {} when it is missing, unreadable or not an object."""
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file, not a link to one: a FIFO, a device (a link to
+    /dev/zero), a directory or a symlink under a run's file name is an OSError, so that no reader hangs
+    on a pipe, reads until out of memory, or follows a link out of the run directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        obj = json.loads(Path(path).read_text())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file (see open_regular); OSError otherwise."""
+    with open_regular(path) as f:
+        return f.read()
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in path; {} when it is missing, unreadable, not a regular file or not an object."""
+    try:
+        obj = json.loads(read_bytes(path))
         return obj if isinstance(obj, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -106,7 +129,7 @@ def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
 
 def read_jsonl(path: Path) -> list[dict]:
     try:
-        data = Path(path).read_bytes()
+        data = read_bytes(path)
     except OSError:
         return []
     return parse_jsonl(data)[0]
@@ -127,7 +150,7 @@ class JsonlTail:
     def read(self) -> list[dict]:
         self.restarted = False
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 st = os.fstat(f.fileno())
                 if (self.inode is not None and st.st_ino != self.inode) or st.st_size < self.offset:
                     self.offset, self.restarted = 0, True
@@ -147,7 +170,7 @@ def rewrite_jsonl(path: Path, keep: Callable[[dict], bool]) -> int:
     replaced atomically, and only when something changes."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)
     except FileNotFoundError:
         return 0
     end = data.rfind(b"\n") + 1

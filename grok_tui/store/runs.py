@@ -1,6 +1,6 @@
 """The run directory (the contract between the parts) and the one store API every view reads through.
 
-runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (see DESIGN.md).
+runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (docs/architecture.md, "The run directory").
 Lines are appended and flushed as they are written, so a run killed with SIGKILL leaves every
 complete line readable; a torn last line is ignored by the readers.
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.errors import CheckpointError, ConfigError, GrokError
-from grok_tui.spec.config import Config, load_toml
+from grok_tui.spec.config import Config
 from grok_tui.spec.ops import get_op
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
 from grok_tui.store.names import check_name, name_error
@@ -418,6 +419,14 @@ def resolve_checkpoint(ref: str, root: Path) -> Path:
         raise CheckpointError(f"run '{run_id}' has no checkpoint at step {step} (it has {near}"
                               f"{', ...' if len(ckpts) > 8 else ''}).")
     return ckpts[step]
+
+
+def milestone_checkpoints(info: RunInfo) -> dict[str, int]:
+    """The milestones of a run that have a checkpoint, with its step ({"memorized": 260, ...}): what
+    RUN@memorized and RUN@grokked name."""
+    steps = {s for s, _ in info.checkpoints()}
+    found = {m: info.milestone_step(m) for m in MILESTONES}
+    return {m: s for m, s in found.items() if s is not None and s in steps}
 
 
 def run_of_checkpoint(path: Path) -> RunInfo | None:

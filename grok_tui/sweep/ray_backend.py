@@ -21,9 +21,9 @@ from grok_tui.sweep.plan import Member, Plan, group_info
 
 def _ray_task(sweep_id: str, payload: list[dict]) -> dict:
     """Runs in a Ray worker: train one group into a scratch directory, return it as a tar.gz."""
-    from grok_tui.train import host
+    from grok_tui.train import malloc
 
-    host.keep_freed_memory()  # a Ray worker is not started through the CLI's main
+    malloc.keep_freed_memory()  # a Ray worker is not started through the CLI's main
     members = [Member.from_payload(d) for d in payload]
     with tempfile.TemporaryDirectory(prefix="grok-sweep-") as tmp:
         results = run_group(members, Path(tmp), sweep_id)

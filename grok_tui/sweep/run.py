@@ -12,9 +12,9 @@ from pathlib import Path
 from grok_tui.errors import ConfigError
 from grok_tui.report import Reporter
 from grok_tui.store.runs import check_runs_dir
-from grok_tui.sweep import plan as sweep
+from grok_tui.sweep import summary as sweep_summary
 from grok_tui.sweep.group import run_group
-from grok_tui.sweep.plan import Plan
+from grok_tui.sweep.plan import Plan, group_info
 from grok_tui.sweep.ray_backend import run_ray
 from grok_tui.sweep.workers import run_workers
 from grok_tui.train.loop import Control
@@ -38,8 +38,8 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", reporters: 
     def save(final: bool) -> dict:
         extra = {"backend": backend, "workers": p.workers if backend == "local" else None,
                  "wall_s": round(time.perf_counter() - t0, 3), "complete": final}
-        s = sweep.summarize(p, results, extra)
-        s["path"] = str(sweep.save_summary(runs_dir, s))
+        s = sweep_summary.summarize(p, results, extra)
+        s["path"] = str(sweep_summary.save_summary(runs_dir, s))
         return s
 
     save(False)
@@ -51,7 +51,7 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", reporters: 
             if control.stop.is_set():
                 break
             for rep in reporters:
-                rep.on_group_start(i, sweep.group_info(g))
+                rep.on_group_start(i, group_info(g))
             results.update(run_group(g, runs_dir, p.sweep_id, reporters, control, i))
             save(False)
     else:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.errors import GrokError, TrainingError, sentence
+from grok_tui.host import usable_cpus
 from grok_tui.report import HOOKS, Reporter
 from grok_tui.sweep.group import run_group
-from grok_tui.sweep.plan import Member, Plan, cpu_count, group_info
+from grok_tui.sweep.plan import Member, Plan, group_info
 from grok_tui.train.loop import Control
 
 _WORKER: dict[str, Any] = {}
@@ -47,9 +48,9 @@ def _init(threads: int, q, stop, pause) -> None:
 
     from grok_tui.store.control import proc_start_time
     from grok_tui.sweep import group
-    from grok_tui.train import host
+    from grok_tui.train import malloc
 
-    host.keep_freed_memory()  # spawned, not started through the CLI's main
+    malloc.keep_freed_memory()  # spawned, not started through the CLI's main
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets `stop`
     if hasattr(signal, "SIGHUP"):
@@ -92,7 +93,7 @@ def run_workers(p: Plan, runs_dir: Path, reporters: list[Reporter] | tuple = (),
     control = control or Control()
     ctx = mp.get_context("spawn")  # no fork of a process that holds torch's threads
     q, stop, pause = ctx.Queue(), ctx.Event(), ctx.Event()
-    threads = max(1, cpu_count() // p.workers)
+    threads = max(1, usable_cpus() // p.workers)
     results: dict[str, dict] = {}
     with ProcessPoolExecutor(p.workers, mp_context=ctx, initializer=_init,
                              initargs=(threads, q, stop, pause)) as pool:

@@ -39,12 +39,19 @@ def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str
         raise OSError(errno.ENOSPC if full else errno.EIO, str(e).split(": ")[-1], tmp) from None
 
 
+def write_weights(path: Path, weights: dict[str, torch.Tensor], arch: Arch, step: int) -> Path:
+    """Weights in checkpoint format (the architecture and step in the metadata), written atomically;
+    a full disk is an OSError (ENOSPC) and leaves no partial file."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": str(step)}
+    atomic_write(Path(path), lambda tmp: _save_tensors(tensors, tmp, meta))
+    return Path(path)
+
+
 def save(directory: Path, step: int, model: torch.nn.Module, arch: Arch, metrics: dict, tags: list[str]) -> Path:
     """Write the weights and the sidecar of one checkpoint; returns the .safetensors path."""
     base = directory / ckpt_name(step)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": str(step)}
-    atomic_write(base.with_suffix(".safetensors"), lambda tmp: _save_tensors(weights, tmp, meta))
+    write_weights(base.with_suffix(".safetensors"), model.state_dict(), arch, step)
     sidecar = {"step": step, "tags": tags, "metrics": metrics, "arch": dataclasses.asdict(arch)}
     atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1))
     return base.with_suffix(".safetensors")

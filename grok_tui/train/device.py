@@ -4,24 +4,35 @@ what the GPU is doing (name, memory, utilisation) for the front ends' status lin
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 import torch
 
+from grok_tui.errors import ConfigError
+from grok_tui.spec.checks import device_error
+
+
+def check_device(name: str) -> str | None:
+    """The sentence for a device this machine cannot train on (a bad name, no CUDA, no such GPU), or None."""
+    bad = device_error(name)
+    if bad or name in ("auto", "cpu"):
+        return bad
+    if not torch.cuda.is_available():
+        return f"device '{name}' was asked for but CUDA is not available here (use --device cpu or auto)."
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        return f"device '{name}' does not exist (this machine has {torch.cuda.device_count()} GPUs)."
+    return None
+
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of a config's `device` (auto: CUDA when present); ConfigError (one sentence) for a
+    device this machine does not have."""
+    bad = check_device(name)
+    if bad:
+        raise ConfigError(bad)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def apply_precision(precision: str, device: torch.device) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.errors import ConfigError
-from grok_tui.spec import config as config_mod
 from grok_tui.spec.config import Config
+from grok_tui.spec.resolve import resolve
 from grok_tui.store import runs as store
 from grok_tui.store.files import atomic_write_text, checkpoints, ckpt_name, latest_state
 from grok_tui.train.trainer import Trainer, build_trainer
@@ -54,7 +54,7 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     """A new run (preset < config file < overrides) or the resume of run `resume` with a few overrides."""
     runs_dir, overrides = Path(runs_dir), {k: v for k, v in (overrides or {}).items() if v is not None}
     if resume is None:
-        cfg = config_mod.resolve(preset, config_file, overrides)
+        cfg = resolve(preset, config_file, overrides)
         store.new_run_id(runs_dir, cfg, name)  # a bad name is refused before the model is built
         trainer = build_trainer(cfg)  # the model and split exist before the run directory does
         return PreparedRun(cfg, trainer, store.create_writer(runs_dir, cfg, name), None)
@@ -66,9 +66,10 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     info = store.open_run(runs_dir, resume)
     if info.status == "running":
         raise ConfigError(f"run '{resume}' is still running (pid {info.summary.get('pid')}); stop it first.")
-    cfg = config_mod.resolve(config_file=info.path / "config.toml", overrides=overrides)
+    cfg = resolve(config_file=info.path / "config.toml", overrides=overrides)
     ckpt_dir = info.path / "checkpoints"
     if latest_state(ckpt_dir) is None and not checkpoints(ckpt_dir):
+        lost_history(info, resume)
         return _restart(info, resume, cfg)
     resume_from = resume_paths(info.path)
     trainer = build_trainer(cfg, resume_from)  # a bad checkpoint is found before anything is written
@@ -84,6 +85,18 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     writer.write_summary(status="running")
     atomic_write_text(info.path / "config.toml", cfg.to_toml())
     return PreparedRun(cfg, trainer, writer, resume_from)
+
+
+def lost_history(info: store.RunInfo, resume: str) -> None:
+    """Refuse (ConfigError) to restart a run that finished, stopped or wrote a checkpoint: its checkpoints
+    were deleted (to free disk, say), and a restart from step 0 would overwrite its history."""
+    wrote = sum(e.get("event") == "checkpoint" for e in info.events())
+    status = info.status
+    if wrote or status in ("finished", "stopped"):
+        did = f"wrote {wrote} checkpoint{'s' if wrote != 1 else ''}" if wrote else f"is {status}"
+        raise ConfigError(f"run '{resume}' {did} but {info.path / 'checkpoints'} holds none now, so there is "
+                          "nothing to resume from; its history is kept as it is (start a new run from its "
+                          f"config: grok-tui run --config {info.path / 'config.toml'} --name NEW).")
 
 
 def _restart(info: store.RunInfo, resume: str, cfg: Config) -> PreparedRun:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from grok_tui.errors import GrokError
-from grok_tui.spec.config import Config, load_toml
+from grok_tui.spec.config import Config
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
 from grok_tui.store.follow import ACTIVE, RunFollower

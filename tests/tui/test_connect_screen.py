@@ -10,7 +10,8 @@ from pathlib import Path
 from textual.notifications import Notify
 from textual.widgets import Select
 
-from grok_tui.connect import evaluate as connect
+from grok_tui.connect import results as connect_results
+from grok_tui.host import usable_cpus
 from grok_tui.store import runs
 from grok_tui.tui.app import make_app
 from grok_tui.tui.screens.connect import ConnectScreen, checkpoint_options
@@ -76,7 +77,7 @@ async def test_run_a_segment_and_reopen_it(smoke_pair, tmp_path):
         grad = screen.query_one("#panel-grad", ConnectPlot)
         assert grad.display and len(grad.lines[0].y) == 5
         assert not screen.query_one("#heat-train", LandscapeHeatmap).display
-        result = connect.load_result(saved)
+        result = connect_results.load_result(saved)
         assert loss.lines[0].y == result["data"]["train_loss"]
         sel = screen.query_one("#results", Select)
         await wait_for(pilot, lambda: sel.value == str(saved), 10, "the result listed and picked")
@@ -166,7 +167,6 @@ async def test_an_open_picker_has_a_border(smoke_pair, tmp_path):
 
 
 async def test_a_runs_threads_beyond_this_machines_cpus_are_clipped(smoke_pair, tmp_path):
-    from grok_tui.spec.config import usable_cpus
 
     root = _copy(smoke_pair, tmp_path)
     toml = root / "b" / "config.toml"

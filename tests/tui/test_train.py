@@ -9,7 +9,10 @@ import pytest
 from textual.notifications import Notify
 from textual.widgets import Input, Select, Static
 
+from grok_tui.host import usable_cpus
 from grok_tui.spec import config
+from grok_tui.spec.presets import preset
+from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
 from grok_tui.tui.live import Launch, LiveRun
@@ -28,7 +31,7 @@ async def set_field(pilot, name: str, text: str) -> None:
     app.screen.query_one(ConfigForm).scroll_to_widget(w, animate=False)
     w.focus()
     await pilot.pause()
-    w.value = ""
+    w.select_all()  # typing replaces the whole value, as after a click (no empty value in between)
     await pilot.press(*list(text))
     assert w.value == text
 
@@ -45,12 +48,12 @@ def test_field_for_error_maps_sentences_to_fields():
 
 
 def test_the_app_starts_a_run_from_a_config_file_it_writes(tmp_path):
-    cfg = config.apply_overrides(config.preset("smoke"), {"lr": 1.5e-3, "nesterov": False, "data_seed": 3})
+    cfg = config.apply_overrides(preset("smoke"), {"lr": 1.5e-3, "nesterov": False, "data_seed": 3})
     launch = Launch(tmp_path / "runs", "x", cfg)
     assert launch.argv[1:] == ["-m", "grok_tui", "run", "--config", str(launch.config_file), "--name", "x",
                                "--runs-dir", str(tmp_path / "runs"), "--log"]
     launch.write_config()
-    assert config.load_toml(launch.config_file) == cfg  # every field, through the CLI's own loading path
+    assert load_toml(launch.config_file) == cfg  # every field, through the CLI's own loading path
 
 
 async def test_bad_values_are_flagged_at_the_field(tmp_path):
@@ -107,7 +110,7 @@ async def test_presets_load_and_optimizer_fields_follow_the_choice(tmp_path):
         assert form.query_one("#row-momentum").display and not form.query_one("#row-beta1").display
         cfg, errors, general = form.read()
         assert cfg is not None and not errors and not general
-        assert cfg.flat() == config.preset("seed001").flat()
+        assert cfg.flat() == preset("seed001").flat()
 
 
 @pytest.mark.slow
@@ -220,7 +223,6 @@ async def test_the_apps_child_gets_the_config_grok_tui_run_would(tmp_path, monke
     """The form on a preset, started: the config file the app hands its child is what `grok-tui run
     --preset smoke` saves, threads included (0: one per core in both; the CLI's OpenMP threads spin
     briefly), and the status line says how many threads that is."""
-    from grok_tui.spec.config import usable_cpus
     from grok_tui.train.prepare import prepare_run
 
     monkeypatch.setattr(Launch, "start", Launch.write_config)  # the file, not the process
@@ -234,10 +236,10 @@ async def test_the_apps_child_gets_the_config_grok_tui_run_would(tmp_path, monke
         child = app.live
         assert child is not None and child.threads == 0
         assert f"threads {usable_cpus()} (auto)" in app.screen.status_text(child)
-        given = config.load_toml(child.launch.config_file)
+        given = load_toml(child.launch.config_file)
     job = prepare_run(tmp_path / "cli", preset="smoke", name="cli")
     job.writer.close()
-    assert given == config.load_toml(tmp_path / "cli" / "cli" / "config.toml")
+    assert given == load_toml(tmp_path / "cli" / "cli" / "config.toml")
     assert given.train.threads == 0
 
 
@@ -387,13 +389,12 @@ def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
     import textwrap
 
     runs = tmp_path / "runs"
-    cfg = config.apply_overrides(config.preset("smoke"), {"steps": 300, "eval_every": 10, "device": "cpu",
+    cfg = config.apply_overrides(preset("smoke"), {"steps": 300, "eval_every": 10, "device": "cpu",
                                                           "threads": 1})
     (tmp_path / "c.toml").write_text(cfg.to_toml())
     app_stand_in = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from grok_tui.spec.config import load_toml
         from grok_tui.tui.live import Launch, LiveRun
         launch = Launch(Path({str(runs)!r}), "orphan", load_toml({str(tmp_path / 'c.toml')!r}))
         Path({str(runs)!r}).mkdir(parents=True, exist_ok=True)
@@ -445,7 +446,7 @@ async def test_a_runs_directory_that_is_a_file_is_one_sentence(tmp_path):
 def test_a_launched_runner_removes_its_start_files_once_its_run_directory_exists(tmp_path):
     """The app may be gone by then (closed terminal, kill -9): the runner cleans `.start/` itself; a
     runner that fails before its run directory exists keeps its log there for the app to read."""
-    cfg = config.apply_overrides(config.preset("smoke"), {"steps": 20, "eval_every": 10, "checkpoint_every": 0,
+    cfg = config.apply_overrides(preset("smoke"), {"steps": 20, "eval_every": 10, "checkpoint_every": 0,
                                                          "threads": 1, "device": "cpu"})
     other = tmp_path / "runs" / ".start" / "other.toml"
     other.parent.mkdir(parents=True)

@@ -6,7 +6,7 @@ checkpoint and draws the line and two heat maps. Earlier results of the first ru
 The computing is `grok-tui connect` / `landscape` in a child process of its own session (`tui.jobs`),
 followed through its progress file by one exclusive thread worker; cancel (x) signals the child. The
 file reading (runs, checkpoints, results) is in thread workers too; each answers with a message
-(shared/STYLE.md §5). This process imports no torch.
+(errors become notifications, never a crash). This process imports no torch.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from grok_tui.connect.files import list_results, load_result
+from grok_tui.connect.results import list_results, load_result
 from grok_tui.errors import GrokError
-from grok_tui.spec.config import usable_cpus
+from grok_tui.host import usable_cpus
 from grok_tui.store import runs as store
 from grok_tui.tui.jobs import ConnectJob, eta_text, new_job_id
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
@@ -39,11 +39,7 @@ CANCEL_WAIT_S = 30.0  # a cancelled child that has not ended by then is killed
 def checkpoint_options(info: store.RunInfo) -> list[tuple[str, str]]:
     """Choices for a run's checkpoint: its milestones, last, then every saved step."""
     steps = [s for s, _ in info.checkpoints()]
-    opts = []
-    for m in store.MILESTONES:
-        s = info.milestone_step(m)
-        if s is not None and s in steps:
-            opts.append((f"{m} ({s})", m))
+    opts = [(f"{m} ({s})", m) for m, s in store.milestone_checkpoints(info).items()]
     if steps:
         opts.append((f"last ({steps[-1]})", "last"))
     opts += [(f"step {s}", str(s)) for s in steps]

@@ -17,10 +17,10 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
+from grok_tui.display import device_text, gpu_text, threads_text
 from grok_tui.figures.export import Series, series
-from grok_tui.spec.config import usable_cpus
+from grok_tui.host import usable_cpus
 from grok_tui.store import runs as store
-from grok_tui.store.status import device_text, gpu_text, threads_text
 from grok_tui.tui.live import LiveRun, try_control
 from grok_tui.tui.screens.dialogs import AttachScreen
 from grok_tui.tui.widgets.chart import MetricChart

@@ -19,7 +19,9 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from grok_tui.errors import GrokError
 from grok_tui.spec import config as config_mod
 from grok_tui.spec import ops, optimizers
+from grok_tui.spec.checks import validate
 from grok_tui.spec.config import Config, FieldSpec
+from grok_tui.spec.presets import PRESETS, preset
 
 SECTION_TITLES = {"data": "Dataset", "model": "Model", "optim": "Optimizer", "train": "Training"}
 # Shorter labels for long field names, also phrases the validation sentences use.
@@ -30,6 +32,11 @@ ALIASES = {"operation": "op", "train ratio": "train_frac"}
 
 def label_of(name: str) -> str:
     return LABELS.get(name, name.replace("_", " "))  # cut with an ellipsis by the stylesheet where narrow
+
+
+def _text(value: Any) -> str:
+    """A field's value as the form shows it ('' for None; floats as Python writes them, 1e-3 stays 0.001)."""
+    return "" if value is None else (repr(value) if isinstance(value, float) else str(value))
 
 
 def _optimizer_fields() -> set[str]:
@@ -58,7 +65,8 @@ class ConfigForm(VerticalScroll):
     def __init__(self, cfg: Config | None = None, id: str | None = None):
         super().__init__(id=id)
         self.specs: dict[str, FieldSpec] = config_mod.field_specs()
-        self._initial = cfg or config_mod.preset("smoke")
+        self._initial = cfg or preset("smoke")
+        self._base: dict[str, Any] = self._initial.flat()
         self._loading = False
         self._choices: dict[str, list[str]] = {}  # option values of each Select field
         self.shown_errors: dict[str, str] = {}  # the problems shown at their fields now
@@ -66,7 +74,7 @@ class ConfigForm(VerticalScroll):
     # -- building -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Label("Preset", classes="section-title")
-        yield Select([(name, name) for name in config_mod.PRESETS], prompt="load a preset…", id="preset",
+        yield Select([(name, name) for name in PRESETS], prompt="load a preset…", id="preset",
                      compact=True, allow_blank=True)
         for section in config_mod.SECTIONS:
             yield Label(SECTION_TITLES.get(section, section.title()), classes="section-title")
@@ -110,8 +118,12 @@ class ConfigForm(VerticalScroll):
         """Put every field of cfg into the form (a preset, or a run's config)."""
         self._loading = True
         flat = cfg.flat()
+        self._base = flat  # an emptied field means this value, shown greyed as its placeholder
         for name in self.specs:
             self._set(name, flat.get(name))
+            w = self.editor(name)
+            if isinstance(w, Input) and not self.specs[name].optional:
+                w.placeholder = _text(flat.get(name))
         self._loading = False
         self.clear_errors()
         self.update_optimizer_fields()
@@ -127,7 +139,7 @@ class ConfigForm(VerticalScroll):
         elif isinstance(w, Checkbox):
             w.value = bool(value)
         elif isinstance(w, Input):
-            w.value = "" if value is None else (repr(value) if isinstance(value, float) else str(value))
+            w.value = _text(value)
 
     def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Parsed field values and the fields whose text is not a value of their type."""
@@ -142,11 +154,8 @@ class ConfigForm(VerticalScroll):
             elif isinstance(w, Input):
                 text = w.value.strip()
                 label = LABELS.get(name, name)
-                if not text:
-                    if spec.optional:
-                        values[name] = None
-                    else:
-                        errors[name] = f"{label} must be given."
+                if not text:  # the value it shows greyed: the loaded config's (None for an optional field)
+                    values[name] = None if spec.optional else self._base.get(name, spec.default)
                     continue
                 try:
                     if spec.type is int:
@@ -178,7 +187,7 @@ class ConfigForm(VerticalScroll):
             except GrokError as e:
                 general.append(str(e))
             if cfg is not None:
-                for sentence in config_mod.validate(cfg):
+                for sentence in validate(cfg):
                     name = field_for_error(sentence, list(self.specs))
                     if name is None:
                         general.append(sentence)
@@ -246,5 +255,5 @@ class ConfigForm(VerticalScroll):
     def _preset_chosen(self, event: Select.Changed) -> None:
         if event.value is Select.NULL:
             return
-        self.set_config(config_mod.preset(str(event.value)))
+        self.set_config(preset(str(event.value)))
         self.notify(f"loaded preset {event.value}", timeout=2)

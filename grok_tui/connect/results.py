@@ -1,14 +1,13 @@
-"""Result files of the connectivity and landscape work: names, summaries, JSON + CSV, bend checkpoints.
+"""Result files of the connectivity and landscape work: names, summaries, JSON + CSV.
 
 ``<run>/connect/<name>.json`` holds everything (inputs, arrays, summaries), ``<name>.csv`` the arrays
-one row per point, ``<name>.bend<j>.safetensors`` fitted bends in checkpoint format. Reading results needs no torch (the
-app lists and loads them in its own process; the computing runs in a child).
+one row per point (fitted bends are checkpoint files beside them, written by job.py). Reading results
+needs no torch (the app lists and loads them in its own process; the computing runs in a child).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -20,9 +19,8 @@ from grok_tui.errors import ConfigError
 from grok_tui.store.files import atomic_write, atomic_write_text, read_json
 
 if TYPE_CHECKING:
-    from grok_tui.connect.curves import Curve
-    from grok_tui.connect.evaluate import Endpoint, Problem
-    from grok_tui.train.model import Arch
+    from grok_tui.connect.problem import Endpoint, Problem
+
 
 def summarize(values: list[float], t: list[float]) -> dict[str, float]:
     finite = [v for v in values if math.isfinite(v)] or [math.nan]
@@ -64,6 +62,31 @@ def check_out(out: Path | None) -> None:
         raise ConfigError(f"--out {out} is not writable.")
 
 
+def result_name(directory: Path, name: str | None, default: str) -> str:
+    """The name a new result is saved under: `name` when no result of that name exists in `directory`
+    (else ConfigError: a result is never replaced silently), or `default` made unique (-2, -3, ...)."""
+    if name is not None:
+        if (Path(directory) / f"{name}.json").exists():
+            raise ConfigError(f"a result named '{name}' exists already in {directory} (choose another --name).")
+        return name
+    new, n = default, 1
+    while (Path(directory) / f"{new}.json").exists():
+        n += 1
+        new = f"{default}-{n}"
+    return new
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float as None, for JSON that any parser reads (NaN is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def endpoints_info(problem: Problem) -> list[dict[str, Any]]:
     return [{"ref": e.ref, "path": str(e.path), "step": e.step, "run": e.run} for e in problem.ends]
 
@@ -85,20 +108,6 @@ def save_result(result: dict[str, Any], directory: Path, columns: list[str]) -> 
 
     atomic_write(path.with_suffix(".csv"), write_csv)
     return path
-
-
-def save_bends(curve: Curve, arch: Arch, directory: Path, name: str) -> list[str]:
-    """Fitted bends as checkpoint-format files (so they can be named like a checkpoint path)."""
-    from safetensors.torch import save_file
-
-    paths = []
-    for j, w in enumerate(curve.bend_weights(), start=1):
-        path = directory / f"{name}.bend{j}.safetensors"
-        tensors = {k: v.detach().contiguous().cpu() for k, v in w.items()}
-        meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": "-1"}
-        atomic_write(path, lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m))
-        paths.append(str(path))
-    return paths
 
 
 def list_results(run_path: Path) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""How a run's device reads in a status line, for the CLI's progress bar and the app alike (no torch).
+"""How a run's device, GPU memory and threads read in a status line, for the CLI's progress bar and the
+app alike (no torch).
 
 On CUDA every metrics row carries ``gpu_mem_mib`` and ``gpu_peak_mib`` (memory in use and peak, MiB)
 and maybe ``gpu_util`` (percent, from NVML), and the run's ``started`` event carries ``gpu`` (the device
