@@ -104,6 +104,7 @@ def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
     at = time.time() + 3.0
     script = textwrap.dedent(f"""
         import time
+        from grok_tui.spec.tomlfile import load_toml
         from grok_tui.store import runs
         cfg = load_toml({str(tmp_path / 'c.toml')!r})
         time.sleep(max(0.0, {at} - time.time()))
@@ -329,8 +330,12 @@ def test_a_killed_run_without_an_end_event_is_still_interrupted(tiny_cfg, runs_d
     _train(tiny_cfg, runs_dir / "k")
     path = runs_dir / "k"
     summary = json.loads((path / "summary.json").read_text())
-    (path / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    started = runs.open_run(runs_dir, "k").events()[0]["time"]  # a summary last written while it trained
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
     assert runs.open_run(runs_dir, "k").status == "finished"  # its last event
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # rewritten after it:
+    assert runs.open_run(runs_dir, "k").status == "interrupted"  # that end was an earlier session's
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
     events = (path / "events.jsonl").read_text().splitlines()
     (path / "events.jsonl").write_text("\n".join(e for e in events if '"finished"' not in e) + "\n")
     assert runs.open_run(runs_dir, "k").status == "interrupted"

@@ -274,10 +274,17 @@ class RunInfo:
         return end.get("error") if end is not None else None
 
     def end_event(self) -> dict | None:
-        """The run's last event when it is an end (failed, stopped, finished), else None."""
+        """The run's last event when it is an end (failed, stopped, finished) written after the summary's
+        last update (an end of an earlier session, before a resume that rewrote the summary, is not this
+        session's end), else None."""
         events = self.events()
         last = events[-1] if events else None
-        return last if isinstance(last, dict) and last.get("event") in _ENDS else None
+        if not isinstance(last, dict) or last.get("event") not in _ENDS:
+            return None
+        written, updated = last.get("time"), self.summary.get("updated_at")
+        if _number(written) and _number(updated) and written < updated:
+            return None
+        return last
 
     @property
     def active(self) -> bool:
