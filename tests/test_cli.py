@@ -313,14 +313,14 @@ def test_the_console_says_when_a_run_is_paused_and_resumed_and_warns():
 
     p = RichProgress()
     with console.capture() as cap:
-        p.on_start({"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5, "steps": 100,
-                    "start_step": 0})
-        p.on_event({"event": "paused", "step": 40})
+        p.on_member_start("r1", {"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5,
+                                 "steps": 100, "start_step": 0})
+        p.on_event("r1", {"event": "paused", "step": 40})
         assert p.progress.tasks[0].fields["rate"] == "paused"
-        p.on_event({"event": "resumed", "step": 40})
-        p.on_event({"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); training "
-                                                                "goes on without it."})
-        p.on_end({"status": "finished", "steps_run": 100, "last": {}})
+        p.on_event("r1", {"event": "resumed", "step": 40})
+        p.on_event("r1", {"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); "
+                                                                      "training goes on without it."})
+        p.on_member_end("r1", {"status": "finished", "steps_run": 100, "last": {}})
     out = cap.get()
     assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out
     assert "warning at step 41: torch.compile failed (InductorError); training goes on" in out
