@@ -15,7 +15,8 @@ import time
 import pytest
 from helpers import train_run
 
-from grok_tui.errors import ConfigError
+from grok_tui.errors import ConfigError, TrainingError
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.store import control, files, runs
 from grok_tui.train import trainer as train
@@ -213,14 +214,14 @@ def test_a_runner_survives_its_stdout_and_a_hangup_and_is_stopped_through_its_di
 
 
 def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory_failure(tiny_cfg, runs_dir):
-    class Gone(train.Callback):
+    class Gone(Reporter):
         calls = 0
 
-        def on_eval(self, row):
+        def on_eval(self, run_id, row):
             Gone.calls += 1
             raise BrokenPipeError(32, "Broken pipe")
 
-    s = train_run(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    s = train_run(tiny_cfg, runs_dir / "r", reporters=[Gone()])
     assert s["status"] == "finished" and Gone.calls == 1
     info = runs.open_run(runs_dir, "r")
     assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
@@ -298,16 +299,75 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
 
     control = Control()
 
-    class PauseThenStop(train.Callback):
-        def on_eval(self, row: dict) -> None:
+    class PauseThenStop(Reporter):
+        def on_eval(self, run_id: str, row: dict) -> None:
             if row["step"] == 20:
                 control.pause.set()
 
-        def on_event(self, event: dict) -> None:
+        def on_event(self, run_id: str, event: dict) -> None:
             if event["event"] == "paused":  # the loop waits now: the stop comes while it is paused
                 control.stop.set()
 
-    s = train_run(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+    s = train_run(tiny_cfg, runs_dir / "ps", reporters=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
     events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
     assert "paused" in events and "resumed" not in events and events[-1] == "stopped"
+
+
+# --- every end with its reason ------------------------------------------------------------------------
+
+def _fail_at(monkeypatch, step, exc):
+    real = train.Trainer.train_step
+
+    def train_step(self, want_grads=False):
+        if self.step == step:
+            raise exc
+        return real(self, want_grads)
+
+    monkeypatch.setattr(train.Trainer, "train_step", train_step)
+
+
+def test_an_unexpected_exception_in_the_loop_is_recorded_as_failed_then_raised(tiny_cfg, runs_dir, monkeypatch):
+    """A bug or a device assert (anything not out of memory nor an OSError) ends the run directory as
+    failed with the exception's type and message, and still reaches the caller."""
+    _fail_at(monkeypatch, 15, RuntimeError("CUDA error: device-side assert triggered"))
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        train_run(tiny_cfg, runs_dir / "bug")
+    info = runs.open_run(runs_dir, "bug")
+    assert info.status == "failed" and info.summary["steps_run"] == 15
+    assert info.summary["error"] == "RuntimeError at step 15: CUDA error: device-side assert triggered"
+    assert info.events()[-1]["event"] == "failed" and "device-side assert" in info.events()[-1]["error"]
+
+
+def test_a_run_whose_summary_cannot_be_written_reads_as_its_last_event(tiny_cfg, runs_dir, monkeypatch):
+    """The end event is appended to events.jsonl (an existing file) where the summary's atomic rewrite
+    fails (a read-only directory): readers take the status and reason from that event."""
+    _fail_at(monkeypatch, 15, MemoryError())
+    real = runs.RunWriter.write_summary
+
+    def write_summary(self, force=True, **fields):
+        if fields.get("status") == "failed":
+            raise PermissionError(13, "Permission denied", str(self.path / "summary.json"))
+        return real(self, force, **fields)
+
+    monkeypatch.setattr(runs.RunWriter, "write_summary", write_summary)
+    with pytest.raises(TrainingError, match="out of memory at step 15"):
+        train_run(tiny_cfg, runs_dir / "ro")
+    info = runs.open_run(runs_dir, "ro")
+    assert info.summary["status"] == "running"  # what the file says
+    assert info.status == "failed" and "out of memory at step 15" in info.error
+
+
+def test_a_killed_run_without_an_end_event_is_still_interrupted(tiny_cfg, runs_dir):
+    train_run(tiny_cfg, runs_dir / "k")
+    path = runs_dir / "k"
+    summary = json.loads((path / "summary.json").read_text())
+    started = runs.open_run(runs_dir, "k").events()[0]["time"]  # a summary last written while it trained
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    assert runs.open_run(runs_dir, "k").status == "finished"  # its last event
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # rewritten after it:
+    assert runs.open_run(runs_dir, "k").status == "interrupted"  # that end was an earlier session's
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    events = (path / "events.jsonl").read_text().splitlines()
+    (path / "events.jsonl").write_text("\n".join(e for e in events if '"finished"' not in e) + "\n")
+    assert runs.open_run(runs_dir, "k").status == "interrupted"
