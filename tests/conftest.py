@@ -24,16 +24,11 @@ def runs_dir(tmp_path, monkeypatch):
 def smoke_pair(tmp_path_factory):
     """A runs dir with two short smoke runs for the connectivity tests: 'a' (seed 0, checkpoints every
     100 steps and at its memorized milestone, 300 steps) and 'b' (seed 1, milestones and step 300)."""
-    from grok_tui.store import runs
-    from grok_tui.train import trainer as train
+    from helpers import train_run
 
     root = tmp_path_factory.mktemp("smoke_pair") / "runs"
     for name, seed, every in (("a", 0, 100), ("b", 1, 0)):
         cfg = resolve("smoke", overrides={"steps": 300, "eval_every": 50, "checkpoint_every": every,
                                                  "seed": seed, "device": "cpu"})
-        writer = runs.RunWriter(root / name, cfg)
-        try:
-            train.run_training(cfg, writer)
-        finally:
-            writer.close()
+        train_run(cfg, root / name)
     return root

@@ -1,4 +1,5 @@
 import json
+import math
 import re
 import statistics
 
@@ -140,15 +141,34 @@ def test_bench_reports_both_sides_and_ratio(tmp_path):
     assert f"device cpu ({n} thread{'' if n == 1 else 's'})," in r.output  # '1 thread', not '1 threads'
 
 
-def test_bench_time_to_grok_for_both_sides():
-    r = invoke("bench", "--preset", "smoke", "--bench-steps", "10", "--repeat", "1", "--json", "--device", "cpu",
+HALF = 0.05 + 1e-9  # the progress lines give seconds with one decimal
+
+
+def _ratio_bounds(num: float, den: float) -> tuple[float, float]:
+    """The range of num/den for the true values behind two numbers printed with one decimal."""
+    return (max(num - HALF, 0.0) / (den + HALF), (num + HALF) / (den - HALF) if den > HALF else math.inf)
+
+
+def test_bench_time_to_grok_for_both_sides(tmp_path):
+    """Each side's seconds to grok is what its progress line said as it went; the ratio is reference over
+    engine (the engine's speed-up), checked against those lines, not against the result's own fields."""
+    out = tmp_path / "b.json"
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "10", "--repeat", "1", "--device", "cpu", "--out", out,
                "--time-to-grok", "--steps", "60", "--eval-every", "10", "--grokked-threshold", "0.01")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output.strip().splitlines()[-1])
-    assert 0 < res["engine_grok_step"] <= 60 and 0 < res["reference_grok_step"] <= 60
-    assert res["engine_grok_s"] > 0 and res["reference_grok_s"] > 0 and res["grok_ratio"] > 0
-    # the ratio is the engine's speed-up: reference seconds over engine seconds
-    assert res["grok_ratio"] == pytest.approx(res["reference_grok_s"] / res["engine_grok_s"], rel=1e-9)
+    res = json.loads(out.read_text())
+    said = {side: re.findall(rf"^\s*{side}: grokked at step (\d+) after ([0-9,.]+) s$", r.output, re.M)
+            for side in ("engine", "reference")}
+    assert all(len(v) == 1 for v in said.values()), r.output
+    step = {side: int(v[0][0]) for side, v in said.items()}
+    secs = {side: float(v[0][1].replace(",", "")) for side, v in said.items()}
+    assert 0 < step["engine"] <= 60 and 0 < step["reference"] <= 60
+    assert res["engine_grok_step"] == step["engine"] and res["reference_grok_step"] == step["reference"]
+    for side in ("engine", "reference"):
+        assert res[f"{side}_grok_s"] > 0 and abs(res[f"{side}_grok_s"] - secs[side]) <= HALF, side
+    lo, hi = _ratio_bounds(secs["reference"], secs["engine"])
+    assert lo <= res["grok_ratio"] <= hi, (secs, res["grok_ratio"])
+    assert re.search(rf"^\s*time-to-grok ratio {res['grok_ratio']:.2f}x$", r.output, re.M), r.output
 
 
 def test_config_file_preset_must_be_a_name(tmp_path, runs_dir):
@@ -240,16 +260,24 @@ def keep_torch_threads():
 
 
 @pytest.mark.parametrize("mode", ["--in-process", "--processes"])
-def test_bench_sweep_times_both_sides(mode, keep_torch_threads):
+def test_bench_sweep_times_both_sides(mode, keep_torch_threads, tmp_path):
+    """Each side's seconds is what its progress line said as it went (one timed run each); the ratio is the
+    sweep's speed-up, one-by-one over sweep, checked against those lines, not the result's own fields."""
     # --threads 1 goes into the config the bench writes, so the grok-tui children of --processes use one thread
-    r = invoke("bench", "--preset", "smoke", "--bench-steps", "5", "--repeat", "1", "--json", "--device", "cpu",
+    out = tmp_path / "b.json"
+    r = invoke("bench", "--preset", "smoke", "--bench-steps", "5", "--repeat", "1", "--device", "cpu", "--out", out,
                "--eval-every", "5", "--sweep", "2", "--workers", "1", "--threads", "1", mode)
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output.strip().splitlines()[-1])
+    res = json.loads(out.read_text())
     assert res["members"] == 2 and res["sweep_mode"] == mode.removeprefix("--") and res["workers"] == 1
-    assert res["one_by_one_s"] > 0 and res["sweep_s"] > 0 and res["sweep_ratio"] > 0
-    # the ratio is the sweep's speed-up: one-by-one seconds over sweep seconds
-    assert res["sweep_ratio"] == pytest.approx(res["one_by_one_s"] / res["sweep_s"], rel=1e-9)
+    said = {side: re.findall(rf"^\s*{side} 1/1: ([0-9,.]+) s", r.output, re.M) for side in ("one_by_one", "sweep")}
+    assert all(len(v) == 1 for v in said.values()), r.output
+    secs = {side: float(v[0].replace(",", "")) for side, v in said.items()}
+    for side in ("one_by_one", "sweep"):
+        assert res[f"{side}_s"] > 0 and abs(res[f"{side}_s"] - secs[side]) <= HALF, side
+    lo, hi = _ratio_bounds(secs["one_by_one"], secs["sweep"])
+    assert lo <= res["sweep_ratio"] <= hi, (secs, res["sweep_ratio"])
+    assert re.search(rf"^\s*sweep ratio {res['sweep_ratio']:.2f}x$", r.output, re.M), r.output
 
 
 def test_bench_child_process_failure_is_one_sentence(tmp_path):
@@ -313,14 +341,14 @@ def test_the_console_says_when_a_run_is_paused_and_resumed_and_warns():
 
     p = RichProgress()
     with console.capture() as cap:
-        p.on_start({"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5, "steps": 100,
-                    "start_step": 0})
-        p.on_event({"event": "paused", "step": 40})
+        p.on_member_start("r1", {"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5,
+                                 "steps": 100, "start_step": 0})
+        p.on_event("r1", {"event": "paused", "step": 40})
         assert p.progress.tasks[0].fields["rate"] == "paused"
-        p.on_event({"event": "resumed", "step": 40})
-        p.on_event({"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); training "
-                                                                "goes on without it."})
-        p.on_end({"status": "finished", "steps_run": 100, "last": {}})
+        p.on_event("r1", {"event": "resumed", "step": 40})
+        p.on_event("r1", {"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); "
+                                                                      "training goes on without it."})
+        p.on_member_end("r1", {"status": "finished", "steps_run": 100, "last": {}})
     out = cap.get()
     assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out
     assert "warning at step 41: torch.compile failed (InductorError); training goes on" in out
@@ -333,11 +361,12 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
 
     from grok_tui.cli.common import console
     from grok_tui.cli.run import RichProgress
+    from grok_tui.report import Reporter
     from grok_tui.spec import config
-    from grok_tui.train.trainer import Callback, run_training
+    from grok_tui.train.trainer import run_training
 
-    class Start(Callback):
-        def on_start(self, info: dict) -> None:
+    class Start(Reporter):
+        def on_member_start(self, run_id: str, info: dict) -> None:
             self.info = info
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # no inductor
@@ -346,7 +375,7 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
         run_training(config.apply_overrides(tiny_cfg, {"steps": 2, "compile": compile_}), None, [cb])
         p = RichProgress()
         with console.capture() as cap:
-            p.on_start(cb.info)
-            p.on_end({"status": "finished", "steps_run": 2, "last": {}})
+            p.on_member_start("", cb.info)
+            p.on_member_end("", {"status": "finished", "steps_run": 2, "last": {}})
         assert cb.info["compile"] is compile_
         assert ("compiling the training step" in cap.get()) is compile_

@@ -269,9 +269,17 @@ def test_connect_command_prints_a_table_and_saves(pair, tmp_path):
     res = invoke("connect", "a@100", "a@300", "--points", "5", "--runs-dir", pair, "--out", tmp_path,
                  "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert "train_err" in res.output and "saved" in res.output
+    assert "saved" in res.output
     saved = json.loads((tmp_path / "segment-100-300.json").read_text())
     assert len(saved["data"]["grad_norm"]) == 5
+    # the table shows the cross-entropy, as the app does, and the L2 term apart (not CE + L2 alone)
+    head = next(ln for ln in res.output.splitlines() if "train CE" in ln)
+    assert head.split() == ["t", "train", "CE", "val", "CE", "L2", "wd/2·‖w‖²", "train", "err", "val", "err",
+                            "grad", "norm"]
+    first = res.output.splitlines()[res.output.splitlines().index(head) + 1].split()
+    d = saved["data"]
+    assert first[1:4] == [f"{d['train_loss'][0]:.4g}", f"{d['val_loss'][0]:.4g}",
+                          f"{d['train_loss_l2'][0] - d['train_loss'][0]:.4g}"]
     res = invoke("connect", "a@300", "b@300", "--curve", "polyline", "--fit-steps", "3", "--points", "3",
                  "--no-grad-norm", "--runs-dir", pair, "--out", tmp_path, "--json")
     assert res.exit_code == 0, res.output

@@ -66,9 +66,21 @@ def test_csv_and_figures(tmp_path):
 
 def test_missing_matplotlib_gives_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(export.ExportError, match=r"pip install 'grok-tui\[plot\]'"):
+    with pytest.raises(export.ExportError, match=r"needs matplotlib, a dependency of grok-tui .*: pip install "
+                       r"matplotlib \(the CSV export works without it\)\.$"):
         panels.save_figure(tmp_path / "f.png", [export.Series("a", [1], [1])], "t", "y")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_matplotlib_is_a_dependency_and_no_text_asks_for_an_extra():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("matplotlib") for d in project["dependencies"])
+    assert not project["optional-dependencies"].get("plot")  # an empty alias at most
+    texts = [*root.joinpath("grok_tui").rglob("*.py"), root / "README.md", *root.joinpath("docs").glob("*.md")]
+    assert not [str(p) for p in texts if "grok-tui[plot]" in p.read_text()]
 
 
 def test_cli_plot(tmp_path):
@@ -213,3 +225,82 @@ def test_cli_runs_keeps_long_ids_whole_at_80_columns(tmp_path):
     assert r.exit_code == 0, r.output
     assert any(line.startswith(long_id) for line in r.output.splitlines())
     assert all(len(line) <= 80 for line in r.output.splitlines())
+
+
+# --- runs by id, and what differs between them ----------------------------------------------------
+
+def test_csvs_name_runs_by_id_not_by_the_legends_label(tmp_path):
+    a = export.Series("lr2e-3", [10, 20], [0.1, 0.5], run="smoke-lr2e-3")  # a legend's shortened label
+    b = export.Series("wd0.3", [10], [0.2], run="smoke-wd0.3")
+    settings = {"lr": {"smoke-lr2e-3": 2e-3, "smoke-wd0.3": 1e-3}}
+    rows = list(csv.DictReader(open(export.write_csv(tmp_path / "a.csv", [a, b], "val_acc", settings=settings))))
+    assert [(r["run"], r["lr"]) for r in rows] == [("smoke-lr2e-3", "2e-3")] * 2 + [("smoke-wd0.3", "1e-3")]
+    rows = list(csv.DictReader(open(panels.write_panels_csv(tmp_path / "b.csv", [panels.Panel("t", "y", [a, b])],
+                                                            settings=settings))))
+    assert {r["run"] for r in rows} == {"smoke-lr2e-3", "smoke-wd0.3"} and rows[0]["lr"] == "2e-3"
+    assert export.write_csv(tmp_path / "c.csv", [export.Series("x", [1], [1])], "m").read_text().startswith(
+        "run,step,metric,value\nx,")  # a series of no run keeps its label, and no settings: no columns
+
+
+def test_what_differs_between_runs_is_named():
+    from grok_tui.figures import compare
+
+    assert [export.short_value(v) for v in (1e-3, 3e-3, 2.5e-4, 0.5, 1.0, 1e6, 0.0, 7, None)] == [
+        "1e-3", "3e-3", "2.5e-4", "0.5", "1", "1e6", "0", "7", "-"]
+    fields = {"a": {"lr": 1e-3, "seed": 0, "data_seed": 0, "threads": 1, "op": "x+y"},
+              "b": {"lr": 3e-3, "seed": 0, "data_seed": 0, "threads": 2, "op": "x+y"}}
+    diff = compare.differing_settings(fields, ["op", "lr", "seed", "data_seed", "threads"])
+    assert diff == {"lr": {"a": 1e-3, "b": 3e-3}}  # threads change no experiment
+    assert compare.settings_title(diff) == "lr=1e-3 vs lr=3e-3"
+    seeds = {f"s{i}": {"seed": i, "data_seed": i, "lr": 1e-3} for i in range(8)}
+    diff = compare.differing_settings(seeds, ["seed", "data_seed", "lr"])
+    assert list(diff) == ["seed"]  # data_seed follows the seed: named once
+    assert compare.settings_title(diff) == "seed 0..7 (8 values)"
+    assert compare.settings_title({}) == ""
+
+
+def test_cli_plot_names_runs_by_id_and_the_differing_settings(tmp_path):
+    runs = _runs_copy(tmp_path)
+    ids = ["smoke-lr2e-3", "smoke-wd0.3"]
+    r = _plot(*ids, "-m", "train_acc,val_acc", "-o", str(tmp_path / "f.svg"), "--csv", str(tmp_path / "f.csv"),
+              "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert {row["run"] for row in rows} == set(ids)  # not 'smoke-lr2e-3: train accuracy'
+    assert {(row["run"], row["weight_decay"], row["steps"]) for row in rows} == {
+        ("smoke-lr2e-3", "1", "3500"), ("smoke-wd0.3", "0.3", "2000")}
+    svg = (tmp_path / "f.svg").read_text()
+    assert "weight_decay=1 steps=3500 vs weight_decay=0.3 steps=2000" in svg
+    r = _plot(ids[0], "-m", "train_acc,val_acc", "--csv", str(tmp_path / "one.csv"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "one.csv")))
+    assert {row["run"] for row in rows} == {ids[0]}  # one run, two metrics: still its id, not 'train accuracy'
+    assert list(rows[0]) == ["run", "step", "metric", "value", "raw", "lo", "hi", "n"]  # nothing differs
+    r = _plot(*ids, "--group-by", "weight_decay", "-o", str(tmp_path / "g.svg"), "--csv", str(tmp_path / "g.csv"),
+              "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert "validation accuracy by weight_decay: steps=3500 vs steps=2000" in (tmp_path / "g.svg").read_text()
+    rows = list(csv.DictReader(open(tmp_path / "g.csv")))
+    assert {(row["run"], row["weight_decay"]) for row in rows} == {("weight_decay=0.3 (1 run)", "0.3"),
+                                                                    ("weight_decay=1 (1 run)", "1")}
+
+
+def test_cli_plot_connect_names_the_file_and_the_title_after_the_end_points(tmp_path):
+    import json
+
+    runs = _runs_copy(tmp_path)
+    d = runs / "smoke-lr2e-3" / "connect"
+    d.mkdir()
+    ends = [{"ref": "smoke-lr2e-3@memorized", "path": "x", "step": 240, "run": "smoke-lr2e-3"},
+            {"ref": "smoke-lr2e-3@2460", "path": "y", "step": 2460, "run": "smoke-lr2e-3"}]
+    for name, curve, bends in (("cli-seg", "segment", 0), ("cli-poly", "polyline", 1)):
+        r = connect_result(name, 1.0)
+        r["inputs"] = {"curve": curve, "bends": bends, "endpoints": ends}
+        (d / f"{name}.json").write_text(json.dumps(r))
+    r = _plot("--connect", "smoke-lr2e-3/cli-seg", "-c", "smoke-lr2e-3/cli-poly", "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    png = d / "segment+polyline1_smoke-lr2e-3@240-smoke-lr2e-3@2460.png"
+    assert png.stat().st_size > 10_000, sorted(p.name for p in d.iterdir())
+    r = _plot("--connect", "smoke-lr2e-3/cli-seg", "-o", str(tmp_path / "c.svg"), "--runs-dir", str(runs))
+    assert r.exit_code == 0, r.output
+    assert "segment: smoke-lr2e-3@240 → smoke-lr2e-3@2460" in (tmp_path / "c.svg").read_text()

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import train_run
 
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
@@ -12,10 +13,10 @@ from grok_tui.optim.agd import AGD
 from grok_tui.optim.base import Composite
 from grok_tui.optim.grokfast import Grokfast
 from grok_tui.optim.orthograd import OrthoGrad
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.spec.resolve import resolve
-from grok_tui.store import runs
 from grok_tui.train import losses, metrics
 from grok_tui.train import trainer as train
 from grok_tui.train.model import Arch, build
@@ -204,7 +205,7 @@ def test_every_optimizer_trains_the_smoke_preset(setting):
     first = metrics.to_host(metrics.evaluate(t.model, t.split, t.loss_fn))["train_loss"]
     for _ in range(40):
         t.train_step()
-    row = t.eval_row({}, 0.0)
+    row = t.eval_rows({}, 0.0)[0]
     assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), row
     assert row["train_loss"] < first - 0.02, (first, row["train_loss"])
 
@@ -244,19 +245,11 @@ def test_muon_on_a_torch_without_it_is_one_sentence(monkeypatch):
     assert resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
 
 
-def _train(cfg, path, **kw):
-    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
-    try:
-        return train.run_training(cfg, writer, **kw)
-    finally:
-        writer.close()
-
-
-class Rows(train.Callback):
+class Rows(Reporter):
     def __init__(self):
         self.rows = []
 
-    def on_eval(self, row):
+    def on_eval(self, run_id, row):
         self.rows.append(row)
 
 
@@ -271,19 +264,19 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
     cfg = config.apply_overrides(tiny_cfg, {**setting, "steps": 40, "checkpoint_every": 0, "eval_every": 10,
                                             "sgn_every": 2})
     straight = Rows()
-    _train(cfg, runs_dir / "straight", callbacks=[straight])
+    train_run(cfg, runs_dir / "straight", reporters=[straight])
     control = train.Control()
 
     class StopAt(Rows):
-        def on_eval(self, row):
-            super().on_eval(row)
+        def on_eval(self, run_id, row):
+            super().on_eval(run_id, row)
             if row["step"] == 20:
                 control.stop.set()
 
     first = StopAt()
-    _train(cfg, runs_dir / "split", callbacks=[first], control=control)
+    train_run(cfg, runs_dir / "split", reporters=[first], control=control)
     second = Rows()
-    s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
+    s = train_run(cfg, runs_dir / "split", reporters=[second], resume=True,
                resume_from=resume_paths(runs_dir / "split"))
     assert s["steps_run"] == 40
     got = first.rows + second.rows
@@ -343,6 +336,13 @@ def test_sync_free_prodigy_is_prodigyopts_algorithm():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     sd = port.state_dict()
     assert sd["param_groups"][0]["d"] == pytest.approx(ref.param_groups[0]["d"], rel=1e-4)
-    again = SyncFreeProdigy(copy.deepcopy(m2).parameters(), **kw)
-    again.load_state_dict(sd)
-    assert float(again._t["d"]) == sd["param_groups"][0]["d"]
+    m3 = copy.deepcopy(m2)
+    again = SyncFreeProdigy(m3.parameters(), **kw)
+    again.load_state_dict(copy.deepcopy(sd))
+    assert again.state_dict()["param_groups"][0]["d"] == sd["param_groups"][0]["d"]  # saved again as loaded
+    for m, o in ((m2, port), (m3, again)):  # and it steps on from there as the optimizer it came from
+        o.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        o.step()
+    for a, b in zip(m2.parameters(), m3.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from grok_tui.spec import config, ops
+from grok_tui.spec import ops
+from grok_tui.spec.resolve import resolve
 from grok_tui.train import data, metrics, model, progress
 
 
@@ -219,7 +220,7 @@ def test_mul_with_p_not_prime_falls_back_to_the_additive_spectrum():
 
 
 def _tiny(op: str, tokens: str = "ab"):
-    cfg = config.resolve("smoke", overrides={"op": op, "p": 11, "tokens": tokens, "d_model": 32,
+    cfg = resolve("smoke", overrides={"op": op, "p": 11, "tokens": tokens, "d_model": 32,
                                              "device": "cpu"})
     net = model.build(model.arch_from_config(cfg), seed=0)
     return cfg, net

@@ -13,20 +13,14 @@ import threading
 import time
 
 import pytest
+from helpers import train_run
 
-from grok_tui.errors import ConfigError
+from grok_tui.errors import ConfigError, TrainingError
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.store import control, files, runs
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import prepare_run
-
-
-def _train(cfg, path, **kw):
-    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
-    try:
-        return train.run_training(cfg, writer, **kw)
-    finally:
-        writer.close()
 
 
 def _resume(runs_dir, run_id, **overrides):
@@ -52,7 +46,7 @@ def _first_eval(proc) -> None:
 
 
 def test_one_writer_per_run_and_a_concurrent_resume_is_refused(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     first = prepare_run(runs_dir, resume="r", overrides={"steps": 80})
     try:
         assert control.runner_alive(runs_dir / "r") and runs.open_run(runs_dir, "r").status == "running"
@@ -67,7 +61,7 @@ def test_one_writer_per_run_and_a_concurrent_resume_is_refused(tiny_cfg, runs_di
 
 
 def test_a_second_process_resuming_a_run_exits_2_with_one_sentence(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     held = runs.RunWriter(runs_dir / "r", tiny_cfg, resume=True)
     try:
         held.write_summary(status="running")
@@ -80,7 +74,7 @@ def test_a_second_process_resuming_a_run_exits_2_with_one_sentence(tiny_cfg, run
 
 
 def test_a_reused_pid_is_neither_running_nor_signalled(tiny_cfg, runs_dir):
-    _train(tiny_cfg, runs_dir / "r")
+    train_run(tiny_cfg, runs_dir / "r")
     path = runs_dir / "r"
     # a runner that died, whose pid now belongs to another live process (this one), without a lock file
     (path / "lock").unlink()
@@ -95,24 +89,58 @@ def test_a_reused_pid_is_neither_running_nor_signalled(tiny_cfg, runs_dir):
     assert runs.open_run(runs_dir, "r").status == "finished"
 
 
+def _poll_until(cond, what: str, proc_list=(), bound_s: float = 600.0, every_s: float = 0.01) -> None:
+    """Wait until cond() holds. The bound only stops a hang (a child that never gets there): no assertion
+    is about how long it takes. A child in proc_list that exits first ends the wait with its stderr."""
+    deadline = time.monotonic() + bound_s
+    while not cond():
+        for p in proc_list:
+            if p.poll() is not None:
+                raise AssertionError(f"a child exited ({p.returncode}) before {what}: {p.stderr.read()}")
+        assert time.monotonic() < deadline, f"no {what} after {bound_s:.0f} s: a hang"
+        time.sleep(every_s)
+
+
 def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
-    """Ten processes create an unnamed run at the same instant (ids have one-second resolution)."""
+    """Ten processes create an unnamed run at the same instant (ids have one-second resolution): each one,
+    once imported, says it is ready and waits for a go file, which appears when all ten are ready."""
     root = tmp_path / "runs"
     root.mkdir()
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    go = barrier / "go"
     (tmp_path / "c.toml").write_text(tiny_cfg.to_toml())
-    at = time.time() + 3.0
     script = textwrap.dedent(f"""
-        import time
+        import sys, time
+        from pathlib import Path
+        from grok_tui.spec.tomlfile import load_toml
         from grok_tui.store import runs
         cfg = load_toml({str(tmp_path / 'c.toml')!r})
-        time.sleep(max(0.0, {at} - time.time()))
+        barrier = Path({str(barrier)!r})
+        (barrier / ("ready-" + sys.argv[1])).touch()
+        deadline = time.monotonic() + 600  # only stops a hang: the parent died before the go
+        while not (barrier / "go").exists():
+            if time.monotonic() > deadline:
+                sys.exit("no go file")
+            time.sleep(0.002)
         w = runs.create_writer({str(root)!r}, cfg)
         print(w.run_id)
         w.close()
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(10)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    procs: list[subprocess.Popen] = []
+    try:
+        for i in range(10):
+            procs.append(subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        _poll_until(lambda: len(list(barrier.glob("ready-*"))) == 10, "all ten ready", procs)
+        assert not list(root.iterdir())  # nobody went before the go
+        go.touch()
+        outs = [p.communicate(timeout=600) for p in procs]  # the timeout only stops a hang
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
     ids = [o.strip() for o, _ in outs]
     assert len(set(ids)) == 10 and sorted(ids) == sorted(d.name for d in root.iterdir())
@@ -120,7 +148,7 @@ def test_unique_ids_under_ten_concurrent_starts(tiny_cfg, tmp_path):
 
 def test_a_torn_tail_is_repaired_before_a_resume_appends(tiny_cfg, runs_dir):
     cfg = config.apply_overrides(tiny_cfg, {"steps": 40})
-    _train(cfg, runs_dir / "r")
+    train_run(cfg, runs_dir / "r")
     path = runs_dir / "r"
     with open(path / "metrics.jsonl", "a") as f:
         f.write('{"step": 50, "train_lo')  # a SIGKILL in the middle of a write
@@ -134,11 +162,11 @@ def test_a_torn_tail_is_repaired_before_a_resume_appends(tiny_cfg, runs_dir):
 
 
 def test_one_row_per_step_after_a_kill_and_resume_with_the_same_rows(tiny_cfg, runs_dir):
-    straight = _train(tiny_cfg, runs_dir / "straight")
+    straight = train_run(tiny_cfg, runs_dir / "straight")
     assert straight["status"] == "finished"
     # the same run killed after step 50: resumable state at 40, rows and events written up to 50
     cut = runs_dir / "cut"
-    _train(config.apply_overrides(tiny_cfg, {"steps": 40}), cut)
+    train_run(config.apply_overrides(tiny_cfg, {"steps": 40}), cut)
     evs = [e for e in files.read_jsonl(cut / "events.jsonl") if e["event"] != "finished"]
     (cut / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs)
                                       + json.dumps({"event": "checkpoint", "step": 50}) + "\n")
@@ -186,14 +214,14 @@ def test_a_runner_survives_its_stdout_and_a_hangup_and_is_stopped_through_its_di
 
 
 def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory_failure(tiny_cfg, runs_dir):
-    class Gone(train.Callback):
+    class Gone(Reporter):
         calls = 0
 
-        def on_eval(self, row):
+        def on_eval(self, run_id, row):
             Gone.calls += 1
             raise BrokenPipeError(32, "Broken pipe")
 
-    s = _train(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    s = train_run(tiny_cfg, runs_dir / "r", reporters=[Gone()])
     assert s["status"] == "finished" and Gone.calls == 1
     info = runs.open_run(runs_dir, "r")
     assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
@@ -215,13 +243,15 @@ def test_pause_continue_and_stop_from_the_command_line(runs_dir):
         path = runs_dir / "ctl"
         r = cli.invoke(app, ["pause", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0, r.output
-        deadline = time.monotonic() + 120
-        while files.read_json(path / "summary.json").get("status") != "paused":
-            assert time.monotonic() < deadline, "the pause"
-            time.sleep(0.1)
+        _poll_until(lambda: files.read_json(path / "summary.json").get("status") == "paused", "pause", [proc],
+                    every_s=0.1)
         assert runs.open_run(runs_dir, "ctl").status == "paused"
         r = cli.invoke(app, ["continue", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0, r.output
+        # the runner says it resumed before it is stopped (a stop that came first would be a stop while
+        # paused, which says no 'resumed')
+        _poll_until(lambda: "resumed" in [e["event"] for e in files.read_jsonl(path / "events.jsonl")],
+                    "resumed event", [proc], every_s=0.1)
         r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
         assert r.exit_code == 0 and "stopped at step" in r.output, r.output
         assert proc.wait(60) == 130
@@ -231,7 +261,8 @@ def test_pause_continue_and_stop_from_the_command_line(runs_dir):
         proc.wait()
     info = runs.open_run(runs_dir, "ctl")
     assert info.status == "stopped"
-    assert [e["event"] for e in info.events()].count("resumed") == 1
+    control_events = [e["event"] for e in info.events() if e["event"] in ("paused", "resumed", "stopped")]
+    assert control_events == ["paused", "resumed", "stopped"]
     r = cli.invoke(app, ["stop", "ctl", "--runs-dir", str(runs_dir)])
     assert r.exit_code == 2 and "not training" in r.output
 
@@ -268,13 +299,75 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
 
     control = Control()
 
-    class PauseThenStop(train.Callback):
-        def on_eval(self, row: dict) -> None:
+    class PauseThenStop(Reporter):
+        def on_eval(self, run_id: str, row: dict) -> None:
             if row["step"] == 20:
                 control.pause.set()
-                threading.Timer(0.3, control.stop.set).start()
 
-    s = _train(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+        def on_event(self, run_id: str, event: dict) -> None:
+            if event["event"] == "paused":  # the loop waits now: the stop comes while it is paused
+                control.stop.set()
+
+    s = train_run(tiny_cfg, runs_dir / "ps", reporters=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
     events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
     assert "paused" in events and "resumed" not in events and events[-1] == "stopped"
+
+
+# --- every end with its reason ------------------------------------------------------------------------
+
+def _fail_at(monkeypatch, step, exc):
+    real = train.Trainer.train_step
+
+    def train_step(self, want_grads=False):
+        if self.step == step:
+            raise exc
+        return real(self, want_grads)
+
+    monkeypatch.setattr(train.Trainer, "train_step", train_step)
+
+
+def test_an_unexpected_exception_in_the_loop_is_recorded_as_failed_then_raised(tiny_cfg, runs_dir, monkeypatch):
+    """A bug or a device assert (anything not out of memory nor an OSError) ends the run directory as
+    failed with the exception's type and message, and still reaches the caller."""
+    _fail_at(monkeypatch, 15, RuntimeError("CUDA error: device-side assert triggered"))
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        train_run(tiny_cfg, runs_dir / "bug")
+    info = runs.open_run(runs_dir, "bug")
+    assert info.status == "failed" and info.summary["steps_run"] == 15
+    assert info.summary["error"] == "RuntimeError at step 15: CUDA error: device-side assert triggered"
+    assert info.events()[-1]["event"] == "failed" and "device-side assert" in info.events()[-1]["error"]
+
+
+def test_a_run_whose_summary_cannot_be_written_reads_as_its_last_event(tiny_cfg, runs_dir, monkeypatch):
+    """The end event is appended to events.jsonl (an existing file) where the summary's atomic rewrite
+    fails (a read-only directory): readers take the status and reason from that event."""
+    _fail_at(monkeypatch, 15, MemoryError())
+    real = runs.RunWriter.write_summary
+
+    def write_summary(self, force=True, **fields):
+        if fields.get("status") == "failed":
+            raise PermissionError(13, "Permission denied", str(self.path / "summary.json"))
+        return real(self, force, **fields)
+
+    monkeypatch.setattr(runs.RunWriter, "write_summary", write_summary)
+    with pytest.raises(TrainingError, match="out of memory at step 15"):
+        train_run(tiny_cfg, runs_dir / "ro")
+    info = runs.open_run(runs_dir, "ro")
+    assert info.summary["status"] == "running"  # what the file says
+    assert info.status == "failed" and "out of memory at step 15" in info.error
+
+
+def test_a_killed_run_without_an_end_event_is_still_interrupted(tiny_cfg, runs_dir):
+    train_run(tiny_cfg, runs_dir / "k")
+    path = runs_dir / "k"
+    summary = json.loads((path / "summary.json").read_text())
+    started = runs.open_run(runs_dir, "k").events()[0]["time"]  # a summary last written while it trained
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    assert runs.open_run(runs_dir, "k").status == "finished"  # its last event
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # rewritten after it:
+    assert runs.open_run(runs_dir, "k").status == "interrupted"  # that end was an earlier session's
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    events = (path / "events.jsonl").read_text().splitlines()
+    (path / "events.jsonl").write_text("\n".join(e for e in events if '"finished"' not in e) + "\n")
+    assert runs.open_run(runs_dir, "k").status == "interrupted"

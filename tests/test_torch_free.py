@@ -1,5 +1,6 @@
-"""The front that only reads files never imports torch: importing the CLI, --help, runs, runs show, ops,
-presets, optimizers and the TUI's first frame, each in a fresh interpreter (docs/architecture.md, "Layers")."""
+"""The front that only reads files never imports torch (nor matplotlib, a dependency only the figure
+functions import): importing the CLI, --help, runs, runs show, ops, presets, optimizers and the TUI's
+first frame, each in a fresh interpreter (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import sys
 from grok_tui.cli.main import app
 args = sys.argv[1:]
 rc = app(args, standalone_mode=False) if args != ["--import-only"] else 0
-print(json.dumps({"rc": rc or 0, "torch": "torch" in sys.modules}))
+print(json.dumps({"rc": rc or 0, "torch": "torch" in sys.modules, "matplotlib": "matplotlib" in sys.modules}))
 """
 
 TUI = """
@@ -36,7 +37,7 @@ async def first_frame():
         await pilot.pause()
 
 asyncio.run(first_frame())
-print(json.dumps({"rc": 0, "torch": "torch" in sys.modules}))
+print(json.dumps({"rc": 0, "torch": "torch" in sys.modules, "matplotlib": "matplotlib" in sys.modules}))
 """
 
 
@@ -125,11 +126,13 @@ def test_cli_without_torch(args, shows, plain_runs):
     assert result["rc"] == 0, out
     assert shows in out
     assert not result["torch"], f"grok-tui {' '.join(args)} imported torch"
+    assert not result["matplotlib"], f"grok-tui {' '.join(args)} imported matplotlib"
 
 
 def test_tui_first_frame_without_torch(plain_runs):
     result, _ = _python(TUI, str(plain_runs))
     assert not result["torch"], "the TUI's first frame imported torch"
+    assert not result["matplotlib"], "the TUI's first frame imported matplotlib"
 
 
 def test_tui_form_and_start_without_torch(tmp_path):

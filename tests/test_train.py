@@ -8,8 +8,10 @@ import threading
 
 import pytest
 import torch
+from helpers import reap, train_run
 
 from grok_tui.errors import CheckpointError, TrainingError
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.resolve import resolve
 from grok_tui.spec.tomlfile import load_toml
@@ -19,28 +21,20 @@ from grok_tui.train import trainer as train
 from grok_tui.train.prepare import resume_paths
 
 
-class Rows(train.Callback):
+class Rows(Reporter):
     def __init__(self):
         self.rows, self.events = [], []
 
-    def on_eval(self, row):
+    def on_eval(self, run_id, row):
         self.rows.append(row)
 
-    def on_event(self, event):
+    def on_event(self, run_id, event):
         self.events.append(event)
-
-
-def _train(cfg, path, **kw):
-    writer = runs.RunWriter(path, cfg, resume=kw.pop("resume", False))
-    try:
-        return train.run_training(cfg, writer, **kw)
-    finally:
-        writer.close()
 
 
 def test_run_directory_contract(tiny_cfg, runs_dir):
     cb = Rows()
-    s = _train(tiny_cfg, runs_dir / "r1", callbacks=[cb])
+    s = train_run(tiny_cfg, runs_dir / "r1", reporters=[cb])
     d = runs_dir / "r1"
     assert s["status"] == "finished" and s["steps_run"] == 60
     assert load_toml(d / "config.toml") == tiny_cfg
@@ -67,7 +61,7 @@ def test_milestones_are_first_crossings_with_tagged_checkpoints(tiny_cfg, runs_d
     cfg = config.apply_overrides(tiny_cfg, {"steps": 400, "eval_every": 20, "checkpoint_every": 0,
                                             "memorized_threshold": 0.9, "grokked_threshold": 0.01})
     cb = Rows()
-    s = _train(cfg, runs_dir / "m", callbacks=[cb])
+    s = train_run(cfg, runs_dir / "m", reporters=[cb])
     mem = next(r["step"] for r in cb.rows if r["train_acc"] >= 0.9)
     grok = next(r["step"] for r in cb.rows if r["val_acc"] >= 0.01)
     assert s["memorized_step"] == mem and s["grokked_step"] == grok
@@ -80,7 +74,7 @@ def test_milestones_are_first_crossings_with_tagged_checkpoints(tiny_cfg, runs_d
 
 
 def test_checkpoint_round_trip_and_clear_errors(tiny_cfg, runs_dir, tmp_path):
-    _train(tiny_cfg, runs_dir / "c")
+    train_run(tiny_cfg, runs_dir / "c")
     path = runs.resolve_checkpoint("c@last", runs_dir)
     arch = model.arch_from_config(tiny_cfg)
     m = model.build(arch, seed=99)
@@ -107,21 +101,21 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, opt):
     cfg = config.apply_overrides(tiny_cfg, {"optimizer": opt, "momentum": 0.9, "lr": 0.05 if opt == "sgd" else 2e-3,
                                             "steps": 50, "checkpoint_every": 0, "eval_every": 10})
     straight = Rows()
-    _train(cfg, runs_dir / "straight", callbacks=[straight])
+    train_run(cfg, runs_dir / "straight", reporters=[straight])
 
     control = train.Control()
 
     class StopAt(Rows):
-        def on_eval(self, row):
-            super().on_eval(row)
+        def on_eval(self, run_id, row):
+            super().on_eval(run_id, row)
             if row["step"] == 30:
                 control.stop.set()
 
     first = StopAt()
-    s = _train(cfg, runs_dir / "split", callbacks=[first], control=control)
+    s = train_run(cfg, runs_dir / "split", reporters=[first], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 30
     second = Rows()
-    s = _train(cfg, runs_dir / "split", callbacks=[second], resume=True,
+    s = train_run(cfg, runs_dir / "split", reporters=[second], resume=True,
                resume_from=resume_paths(runs_dir / "split"))
     assert s["status"] == "finished" and s["steps_run"] == 50
     got = first.rows + second.rows
@@ -144,7 +138,7 @@ def test_same_config_same_curve_on_cpu(tiny_cfg):
 def test_nan_loss_fails_with_one_sentence_and_keeps_what_was_written(tiny_cfg, runs_dir):
     cfg = config.apply_overrides(tiny_cfg, {"optimizer": "sgd", "lr": 1e30, "weight_decay": 0.0, "warmup_steps": 0})
     with pytest.raises(TrainingError, match="training diverged: the train loss became nan"):
-        _train(cfg, runs_dir / "nan")
+        train_run(cfg, runs_dir / "nan")
     info = runs.open_run(runs_dir, "nan")
     assert info.status == "failed" and "diverged" in info.summary["error"]
     assert runs.read_jsonl(runs_dir / "nan" / "events.jsonl")[-1]["event"] == "failed"
@@ -178,8 +172,8 @@ def test_sigkill_leaves_every_line_readable_and_the_run_interrupted(runs_dir):
             seen += json.loads(line)["type"] == "eval"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait()
         hung.cancel()
+        reap(proc)
     assert seen >= 30
     info = runs.open_run(runs_dir, "killed")
     rows = info.metrics()
@@ -203,8 +197,7 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):
         assert proc.wait() == 130
     finally:
         hung.cancel()
-        proc.kill()
-        proc.wait()
+        reap(proc)
     info = runs.open_run(runs_dir, "term")
     assert info.status == "stopped" and info.config.train.threads == 1
     step, path = info.checkpoints()[-1]

@@ -30,7 +30,6 @@ from rich.progress import (
 from rich.table import Table
 
 from grok_tui.cli.common import (
-    OUT_OF_MEMORY,
     ConfigFile,
     JsonOut,
     Preset,
@@ -41,13 +40,22 @@ from grok_tui.cli.common import (
     user_errors,
 )
 from grok_tui.connect.results import strict_json
-from grok_tui.errors import ConfigError, GrokError
+from grok_tui.errors import ConfigError, sentence
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.resolve import resolve
 from grok_tui.store.files import ProgressFile
 
-Ref = Annotated[str, typer.Argument(help="RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path",
-                                    show_default=False)]
+REF_HELP = "RUN@STEP, RUN@memorized, RUN@grokked, RUN@last or a .safetensors path"
+
+
+def _ref(metavar: str, where: str = "") -> Any:
+    """A checkpoint argument, named in the usage line as in the help (`connect [OPTIONS] A B`)."""
+    return typer.Argument(metavar=metavar, help=f"{where}{REF_HELP}", show_default=False)
+
+
+RefA = Annotated[str, _ref("A", "the start, phi(0): ")]
+RefB = Annotated[str, _ref("B", "the end, phi(1): ")]
+Ref = Annotated[str, _ref("CKPT")]
 Wd = Annotated[Optional[float], typer.Option("--wd", help="L2 coefficient of the loss-with-L2 figures "
                                              "(default: the run's weight decay)")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
@@ -58,7 +66,11 @@ Threads = Annotated[int, typer.Option("--threads", help="CPU threads of this pro
                                      "per core)")]
 ProgressOut = Annotated[Optional[Path], typer.Option("--progress-file", help="also write progress and the outcome "
                         "to this file as JSON lines (how the app follows the job)")]
-COLUMNS = ("train_loss_l2", "val_loss_l2", "train_err", "val_err", "grad_norm")
+# The connect table: the cross-entropy (what the app shows), the L2 term apart (with weight decay 1 it is
+# about 50 and would hide a barrier of a few nats inside CE + L2), the error and the gradient norm.
+COLUMNS = ("train_loss", "val_loss", "l2", "train_err", "val_err", "grad_norm")
+LABELS = {"train_loss": "train CE", "val_loss": "val CE", "l2": "L2 wd/2·‖w‖²", "train_err": "train err",
+          "val_err": "val err", "grad_norm": "grad norm"}
 
 
 class _Bar:
@@ -111,23 +123,11 @@ def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressF
         raise fail("cancelled.", 130) from None
     except BaseException as e:
         if file is not None and not isinstance(e, typer.Exit):
-            file.end("failed", error=_sentence(e))
+            file.end("failed", error=sentence(e))
         raise
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
-
-
-def _sentence(e: BaseException) -> str:
-    """What `user_errors` will say about e (one sentence), or its type and text for a bug."""
-    if isinstance(e, GrokError):
-        return str(e)
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and ("out of memory" in str(e)
-                                                                       or "allocate" in str(e))):
-        return OUT_OF_MEMORY
-    if isinstance(e, OSError):
-        return f"{e.strerror or e} ({e.filename})" if e.filename else str(e)
-    return f"{type(e).__name__}: {e}"
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:
@@ -138,15 +138,22 @@ def _rows(data: dict[str, list[float]], key: str, cols: tuple[str, ...], max_row
     n = len(data[key])
     every = max(1, -(-(n - 1) // (max_rows - 1)))
     idx = sorted(set(range(0, n, every)) | {n - 1})
-    table = Table(key, *(c for c in cols if c in data), box=None, header_style="bold")
+    table = Table(key, *(LABELS.get(c, c) for c in cols if c in data), box=None, header_style="bold")
     for i in idx:
         table.add_row(f"{data[key][i]:.3f}", *(f"{data[c][i]:.4g}" for c in cols if c in data))
     return table
 
 
+def _with_l2(data: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The arrays with the L2 term wd/2·‖w‖² on its own (`l2`: CE + L2 less CE, the same for both splits)."""
+    if "train_loss_l2" not in data or "train_loss" not in data:
+        return data
+    return {**data, "l2": [a - b for a, b in zip(data["train_loss_l2"], data["train_loss"], strict=True)]}
+
+
 def connect_cmd(
-    a: Ref,
-    b: Ref,
+    a: RefA,
+    b: RefB,
     curve: Annotated[str, typer.Option("--curve", help="segment, polyline, bezier or chain")] = "segment",
     bends: Annotated[int, typer.Option("--bends", help="bends of a polyline / control points of a Bezier")] = 1,
     points: Annotated[int, typer.Option("--points", help="evenly spaced t to evaluate (a chain rounds up so "
@@ -201,7 +208,7 @@ def connect_cmd(
                   f"{r['inputs']['points']} points on {r['inputs']['device']} in {r['wall_s']['total']:.1f} s")
     for note in r["notes"]:
         console.print(f"[yellow]note:[/] {note}")
-    console.print(_rows(r["data"], "t", COLUMNS))
+    console.print(_rows(_with_l2(r["data"]), "t", COLUMNS))
     s = r["summary"]
     console.print(f"train err: max {s['train_err']['max']:.3f} at t={s['train_err']['t_max']:.3f}, "
                   f"mean {s['train_err']['mean']:.3f}; train loss mean {s['train_loss']['mean']:.4g}; "

@@ -11,8 +11,8 @@ from grok_tui.spec.presets import DESCRIPTIONS, PRESETS
 
 
 def ops() -> None:
-    """The operations a dataset can use (by short name or by formula)."""
-    table = Table("name", "formula", "needs prime p", box=None, header_style="bold")
+    """The operations a dataset can use (by short name or by formula; a run stores the formula)."""
+    table = Table("short name", "formula (stored)", "needs prime p", box=None, header_style="bold")
     for op in OPS:
         table.add_row(op.name, op.formula, "yes" if op.needs_prime else "")
     console.print(table)

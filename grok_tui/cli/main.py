@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from grok_tui.cli import bench, connect, control, info, plot, progress, run, runs, sweep
-from grok_tui.cli.common import RunsDir, err_console, fail
+from grok_tui.cli.common import PlainUsage, RunsDir, err_console, fail
 from grok_tui.train import malloc
 
 
@@ -67,14 +67,14 @@ app.command("ops")(info.ops)
 app.command("optimizers")(info.optimizers)
 app.command("presets")(info.presets)
 app.command("bench")(bench.bench_cmd)
-app.command("connect")(connect.connect_cmd)
-app.command("landscape")(connect.landscape_cmd)
-app.command("plot")(plot.plot_cmd)
-app.command("inspect")(progress.inspect_cmd)
+app.command("connect", cls=PlainUsage)(connect.connect_cmd)
+app.command("landscape", cls=PlainUsage)(connect.landscape_cmd)
+app.command("plot", cls=PlainUsage)(plot.plot_cmd)
+app.command("inspect", cls=PlainUsage)(progress.inspect_cmd)
 app.command("sweep")(sweep.sweep_cmd)
-app.command("pause")(control.pause_cmd)
-app.command("continue")(control.continue_cmd)
-app.command("stop")(control.stop_cmd)
+app.command("pause", cls=PlainUsage)(control.pause_cmd)
+app.command("continue", cls=PlainUsage)(control.continue_cmd)
+app.command("stop", cls=PlainUsage)(control.stop_cmd)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ is in figures/, the run query in store/query.py.
 from __future__ import annotations
 
 import csv as csv_mod
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -83,7 +84,7 @@ def _write(path: Path, csv_path: Optional[Path], figure, rows_csv, out: Optional
 
 
 def plot_cmd(
-    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[RUN...]", help="run ids under the runs directory",
+    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="RUN...", help="run ids under the runs directory",
                                                            show_default=False)] = None,
     metric: Annotated[list[str], typer.Option("--metric", "-m", help="metric key(s) of metrics.jsonl, repeated or "
                                               "comma-separated to share a panel: train_acc,val_acc")] = ["val_acc"],  # noqa: B006
@@ -164,13 +165,17 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
         raise ExportError(f"no run matching '{where}' has values of {', '.join(metrics)}.")
     infos = kept
     name = " / ".join(metric_name(m) for m in metrics)
-    p = panels.metrics_panel(data, metrics, title or name, logx, logy)
-    stem = "+".join(metrics)
+    config_fields = [f for f in query.known_fields() if f not in query.SUMMARY_FIELDS]
+    settings = compare.differing_settings({r.id: query.run_fields(r) for r in infos}, config_fields)
+    field = None
     if group_by is not None:
         field = query.canonical(group_by)
         if field not in query.known_fields():
             raise ConfigError(f"cannot group by '{group_by}' (fields: every config field, e.g. train_frac, "
                               "optimizer, weight_decay, seed; or status).")
+    p = panels.metrics_panel(data, metrics, title or _title(name, settings, [r.id for r in infos], field), logx, logy)
+    stem = "+".join(metrics)
+    if field is not None:
         by_label = {s.label: s for s in p.series}
         values = {r.id: query.run_fields(r)[field] for r in infos}
         p.series, p.bands = [], []
@@ -189,7 +194,18 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
     elif weight:
         p.series = [compare.smooth(s, weight) for s in p.series]
     path = _target(out, infos[0].path / "figures" / f"{stem}.png")
-    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]), lambda f: panels.write_panels_csv(f, [p]), out)
+    return _write(path, csv_path, lambda f: panels.save_panels(f, [p]),
+                  lambda f: panels.write_panels_csv(f, [p], settings=settings), out)
+
+
+def _title(name: str, settings: dict, run_ids: list[str], group_field: Optional[str]) -> str:
+    """The metric(s), and what differs between the runs: `validation accuracy: lr=1e-3 vs lr=3e-3`;
+    grouped, `validation accuracy by train_frac` and what else differs."""
+    if group_field is not None:
+        rest = compare.settings_title({f: v for f, v in settings.items() if f != group_field}, run_ids)
+        return f"{name} by {group_field}" + (f": {rest}" if rest else "")
+    diff = compare.settings_title(settings, run_ids)
+    return f"{name}: {diff}" if diff else name
 
 
 def _spectrum(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], title: Optional[str],
@@ -270,7 +286,43 @@ def _connect(runs_dir: Path, specs: list[str], out: Optional[Path], csv_path: Op
     ps = panels.connect_panels(results)
     for p in ps:
         p.logx = logx
-    stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+    curves = list(dict.fromkeys(_curve_of(r) for r in results))
+    ends = [_ends_of(r) for r in results]
+    if all(ends):  # named after the curves and their end points: segment+polyline1 a@280-a@1140.png
+        ends = list(dict.fromkeys(ends))
+        stem = f"{'+'.join(curves)} {' + '.join(ends)}"
+        default_title = f"{' vs '.join(curves)}: {'; '.join(ends)}"
+    else:  # results saved without their end points
+        stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+        default_title = " vs ".join(r["name"] for r in results)
+    stem = re.sub(r"[^A-Za-z0-9@._+-]+", "_", stem.replace(" → ", "-").replace(" + ", "+"))
     target = _target(out, paths[0].parent / f"{stem}.png")
-    return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or " vs ".join(r["name"] for r in results)),
+    return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or default_title),
                   lambda f: panels.write_panels_csv(f, ps, label="result"), out)
+
+
+def _end(e: dict) -> str:
+    """An end point as the user names it: RUN@STEP, else what was given (a .safetensors file's name)."""
+    if e.get("run") and isinstance(e.get("step"), int):
+        return f"{e['run']}@{e['step']}"
+    return Path(str(e.get("ref") or e.get("path") or "?")).name
+
+
+def _ends_of(r: dict) -> Optional[str]:
+    """`RUN@280 → RUN@1140` (a chain: its first and last checkpoint; a 1-D landscape: `around RUN@280`),
+    from the end points a result file records; None for a result without them."""
+    ends = (r.get("inputs") or {}).get("endpoints") or []
+    if not ends:
+        return None
+    if r.get("kind") != "curve" or len(ends) == 1:
+        return f"around {_end(ends[0])}"
+    return f"{_end(ends[0])} → {_end(ends[-1])}"
+
+
+def _curve_of(r: dict) -> str:
+    """segment, polyline1, bezier2, chain; a landscape's kind; else the result's name."""
+    inputs = r.get("inputs") or {}
+    curve = inputs.get("curve")
+    if not curve:
+        return str(r.get("kind") if r.get("kind") not in (None, "curve") else r.get("name", "?"))
+    return f"{curve}{inputs.get('bends', '')}" if curve in ("polyline", "bezier") else str(curve)

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from grok_tui.cli.common import JsonOut, RunsDir, console, user_errors
+from grok_tui.cli.common import JsonOut, PlainUsage, RunsDir, console, user_errors
+from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.runs import fmt
@@ -42,6 +43,20 @@ def fit_columns(rows: list[dict[str, str]], width: int) -> list[str]:
         if c in cols:
             cols.remove(c)
     return cols
+
+
+def optimizer_reads(optim: dict) -> set[str]:
+    """The [optim] settings that matter for a run: its optimizer's own (an AdamW run shows its betas, not
+    SGD's momentum or Lion's betas), the common ones, and the gradient filters (Grokfast's decay only where
+    the filter is on). Every setting for an optimizer the registry does not know."""
+    spec = OPTIMIZERS.get(str(optim.get("optimizer")))
+    if spec is None:
+        return set(optim)
+    someones = {f for o in OPTIMIZERS.values() for f in o.fields}
+    keep = {k for k in optim if k not in someones or k in spec.fields}
+    if not optim.get("grokfast_lambda"):
+        keep.discard("grokfast_alpha")
+    return keep
 
 
 @app.callback()
@@ -77,8 +92,8 @@ def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: Js
     console.print(table)
 
 
-@app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="run id")], runs_dir: RunsDir = Path("runs"),
+@app.command("show", cls=PlainUsage)
+def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id", show_default=False)], runs_dir: RunsDir = Path("runs"),
               json_out: JsonOut = False) -> None:
     """Config, status, milestones, checkpoints and the last metrics of one run."""
     with user_errors():
@@ -95,6 +110,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="run id")], runs_dir: R
     console.print(f"[bold]{r.id}[/]  {r.status}  ({r.path})")
     if r.config:
         for section, values in r.config.to_dict().items():
+            if section == "optim":
+                values = {k: v for k, v in values.items() if k in optimizer_reads(values)}
             console.print(f"  [bold]{section}[/] " + "  ".join(f"{k}={v}" for k, v in values.items()))
     console.print(f"  memorized at {fmt(r.summary.get('memorized_step'))}, grokked at "
                   f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.reached()[1])}")

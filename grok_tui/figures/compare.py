@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 import statistics
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from grok_tui.figures.export import Series
+from grok_tui.figures.export import Series, short_value
 
 SMOOTH_LEVELS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)  # the app's `s` key steps through these
 BANDS = ("minmax", "std")
@@ -101,7 +101,7 @@ def aggregate(members: Sequence[Series], label: str, band: str = "minmax", color
     if band not in BANDS:
         raise ValueError(f"the band must be {' or '.join(BANDS)}, got '{band}'.")
     xs = sorted({x for s in members for x in s.x})
-    out = Band(label, [], [], [], [], [], [s.label for s in members], color=color)
+    out = Band(label, [], [], [], [], [], [s.run or s.label for s in members], color=color)
     for x in xs:
         vals = [v for v in (_at(s, x) for s in members) if v is not None and math.isfinite(v)]
         if not vals:
@@ -162,3 +162,37 @@ def group(items: Sequence[tuple[Series, Any]], field_name: str, band: str = "min
 def varying_fields(values: Sequence[dict[str, Any]], candidates: Sequence[str]) -> list[str]:
     """The candidate fields whose value differs between the given runs' field dicts."""
     return [f for f in candidates if len({repr(v.get(f)) for v in values}) > 1]
+
+
+# Settings that change how a run is computed or recorded, not the experiment: a figure does not name them.
+NOT_SETTINGS = ("device", "threads", "compile", "eval_every", "checkpoint_every", "sgn_every")
+
+
+def differing_settings(fields: Mapping[str, Mapping[str, Any]], candidates: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The settings (of the candidates) whose value differs between runs (fields: run id -> its fields),
+    as setting -> run id -> value. `data_seed` is left out where it is each run's seed."""
+    out = {f: {r: v.get(f) for r, v in fields.items()}
+           for f in varying_fields(list(fields.values()), [c for c in candidates if c not in NOT_SETTINGS])}
+    if "data_seed" in out and all(v.get("data_seed") == v.get("seed") for v in fields.values()):
+        del out["data_seed"]
+    return out
+
+
+def settings_title(settings: Mapping[str, Mapping[str, Any]], runs: Sequence[str] | None = None,
+                   most: int = 4) -> str:
+    """What differs between the runs, for a title: `lr=1e-3 vs lr=3e-3` for up to `most` combinations,
+    else each setting's values (`seed 0..7 (8 values), lr 1e-3, 3e-3`). Empty when nothing differs."""
+    if not settings:
+        return ""
+    runs = list(runs) if runs is not None else list(dict.fromkeys(r for v in settings.values() for r in v))
+    combos = dict.fromkeys(" ".join(f"{f}={short_value(v.get(r))}" for f, v in settings.items()) for r in runs)
+    if len(combos) <= most:
+        return " vs ".join(combos)
+    parts = []
+    for f, v in settings.items():
+        vals = sorted({x for x in v.values() if x is not None}, key=lambda x: (isinstance(x, str), x))
+        if len(vals) > most and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+            parts.append(f"{f} {short_value(vals[0])}..{short_value(vals[-1])} ({len(vals)} values)")
+        else:
+            parts.append(f"{f} {', '.join(short_value(x) for x in vals)}")
+    return ", ".join(parts)

@@ -1,16 +1,19 @@
 """Curves of runs as data: series from run-store rows, downsampling, log ticks, CSV and figures.
 
-The TUI's charts and `grok-tui plot` draw the same `Series` (the TUI through plotext, this module
-through matplotlib, an optional extra: `pip install 'grok-tui[plot]'`). No tensor math, no UI imports.
+The TUI's charts and `grok-tui plot` draw the same `Series` (the TUI through plotext, figures/ through
+matplotlib, a dependency imported only inside the functions that write a figure). No tensor math, no UI
+imports.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grok_tui.errors import GrokError
 
@@ -32,6 +35,11 @@ PAPER = {"cyan": "#0097a7", "magenta": "#c2185b", "green": "#2e7d32", "orange": 
          "red": "#c62828", "yellow": "#b59f00", "gray": "#616161"}
 
 
+# matplotlib is a dependency of grok-tui; this is said only where an environment lost it.
+MISSING_MATPLOTLIB = ("exporting figures needs matplotlib, a dependency of grok-tui that this environment "
+                      "lacks: pip install matplotlib")
+
+
 class ExportError(GrokError):
     exit_code = 2
 
@@ -48,6 +56,7 @@ class Series:
     raw: list[float] | None = None  # the values before smoothing (drawn faint behind y)
     style: str = "-"  # matplotlib line style: several metrics of one run share its colour
     metric: str | None = None  # the metric key, where series of several metrics share a figure or a CSV
+    run: str | None = None  # the id of the run it comes from (a CSV names runs by id, not by the legend's label)
 
 
 def metric_name(key: str) -> str:
@@ -134,6 +143,45 @@ def downsample(x: Sequence[float], y: Sequence[float], n: int, logx: bool = Fals
     return out_x, out_y
 
 
+def minmax_downsample(x: Sequence[float], y: Sequence[float], buckets: int, logx: bool = False,
+                      logy: bool = False, keep: Iterable[float] = ()) -> tuple[list[float], list[float]]:
+    """At most 2 * buckets + 2 points (plus those at the `keep` x values) of a curve whose x ascends (a
+    run's steps): the lowest and the highest point of each of `buckets` equal buckets of x (log10 x when
+    logx), so a spike between two drawn points is never lost; the first and the last point always; only
+    the points a log axis can show (`visible`). Bucket bounds are found by bisection and each bucket's
+    extremes by the built-in min and max, so a long curve costs little more than a short one."""
+    n = len(x)
+    start = bisect.bisect_right(x, 0.0) if logx else 0
+    if n - start <= 2 * buckets + 2 or buckets < 1:
+        return visible(list(x[start:]), list(y[start:]), logx, logy)
+    lo, hi = x[start], x[-1]
+    f = math.log10 if logx else float
+    flo, fhi = f(lo), f(hi)
+    width = (fhi - flo) / buckets
+    idx = {start, n - 1}
+    for k in keep:
+        i = bisect.bisect_left(x, k, start)
+        if i < n and x[i] == k:
+            idx.add(i)
+    i0 = start
+    for b in range(1, buckets + 1):
+        edge = flo + b * width
+        i1 = n if b == buckets else max(i0, bisect.bisect_left(x, 10 ** edge if logx else edge, i0))
+        if i1 > i0:
+            part = y[i0:i1]
+            if logy and min(part) <= 0:  # only the points a log axis shows
+                pos = [(v, i0 + j) for j, v in enumerate(part) if v > 0]
+                if pos:
+                    idx.add(min(pos)[1])
+                    idx.add(max(pos)[1])
+            else:
+                idx.add(i0 + part.index(min(part)))
+                idx.add(i0 + part.index(max(part)))
+        i0 = i1
+    out = sorted(i for i in idx if not logy or y[i] > 0)
+    return [x[i] for i in out], [y[i] for i in out]
+
+
 def human(v: float) -> str:
     """10 -> '10', 1000 -> '1k', 1e-3 -> '1e-3': short labels for log ticks."""
     if v >= 1e6:
@@ -167,22 +215,48 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], li
 
 # --- files ---------------------------------------------------------------------------------------
 
+Settings = Mapping[str, Mapping[str, Any]]  # setting -> run id -> its value: what differs between the runs
+
+
+def setting_cells(settings: Settings | None, runs: Sequence[str]) -> list[str]:
+    """The values of the differing settings for a CSV row of these runs (one run, or a group's members:
+    empty where its members differ)."""
+    out = []
+    for values in (settings or {}).values():
+        have = {short_value(values[r]) for r in runs if r in values}
+        out.append(have.pop() if len(have) == 1 else "")
+    return out
+
+
+def short_value(v: Any) -> str:
+    """A setting's value as a title shows it: 0.001 -> '1e-3', 3e-05 -> '3e-5', 0.5 -> '0.5'."""
+    if isinstance(v, float):
+        if v != 0 and math.isfinite(v) and (abs(v) < 1e-2 or abs(v) >= 1e5):
+            mant, exp = f"{v:.3e}".split("e")
+            return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+        return f"{v:g}"
+    return "-" if v is None else str(v)
+
+
 def write_csv(path: str | Path, all_series: Sequence[Series], metric: str, xname: str = "step",
-              run_label: str = "run") -> Path:
-    """Long format: run, step, metric, value; one row per point (every point, not downsampled; the
-    raw value where the series is smoothed, with a smoothed column then)."""
+              run_label: str = "run", settings: Settings | None = None) -> Path:
+    """Long format: run (its id), step, metric, value; one row per point (every point, not downsampled;
+    the raw value where the series is smoothed, with a smoothed column then); then a column per setting
+    that differs between the runs (`settings`, e.g. lr)."""
     path = Path(path)
     smoothed = any(s.raw is not None for s in all_series)
     try:
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow([run_label, xname, "metric", "value", *(["smoothed"] if smoothed else [])])
+            w.writerow([run_label, xname, "metric", "value", *(["smoothed"] if smoothed else []), *(settings or {})])
             for s in all_series:
                 raw = s.raw if s.raw is not None else s.y
+                run = s.run or s.label
+                cells = setting_cells(settings, [run])
                 for i, (x, y) in enumerate(zip(s.x, raw, strict=True)):
                     xv = int(x) if xname == "step" else repr(x)
-                    w.writerow([s.label, xv, s.metric or metric, repr(y),
-                                *([repr(s.y[i]) if s.raw is not None else ""] if smoothed else [])])
+                    w.writerow([run, xv, s.metric or metric, repr(y),
+                                *([repr(s.y[i]) if s.raw is not None else ""] if smoothed else []), *cells])
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
     return path

@@ -1,7 +1,8 @@
 """Figures for papers: one or several panels, each with series (smoothed ones over their faint raw
 values, several metrics of a run in one colour and different line styles) and group bands (mean line,
 min-max or +-std band); milestones as vertical lines. Also the panel sets of a run's summary and of
-connectivity results. matplotlib (the `plot` extra) is imported only when a file is written.
+connectivity results. matplotlib (a dependency) is imported only when a file is written, so listing runs and
+the app's first frame do not pay for it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from pathlib import Path
 
 from grok_tui.figures.compare import Band
 from grok_tui.figures.export import (
+    MISSING_MATPLOTLIB,
     PALETTE,
     PAPER,
     ExportError,
     Series,
+    Settings,
     check_figure_path,
     default_log_y,
     metric_name,
     series,
+    setting_cells,
     visible,
 )
 
@@ -48,8 +52,7 @@ def _matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]' "
-                          "(the CSV export works without it).") from None
+        raise ExportError(MISSING_MATPLOTLIB + " (the CSV export works without it).") from None
     return plt
 
 
@@ -124,24 +127,30 @@ def save_panels(path: str | Path, panels: Sequence[Panel], title: str | None = N
     return path
 
 
-def write_panels_csv(path: str | Path, panels: Sequence[Panel], label: str = "run") -> Path:
-    """Every series and band of the panels in long format: label, x, metric, value (+ lo, hi, n of bands)."""
+def write_panels_csv(path: str | Path, panels: Sequence[Panel], label: str = "run",
+                     settings: Settings | None = None) -> Path:
+    """Every series and band of the panels in long format: label (a series' run id, a band's group),
+    x, metric, value (+ lo, hi, n of bands), then a column per setting that differs between the runs
+    (`settings`; a band's cell is its members' value where they share one)."""
     path = Path(path)
     xname = panels[0].xlabel if panels else "step"
     try:
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow([label, xname, "metric", "value", "raw", "lo", "hi", "n"])
+            w.writerow([label, xname, "metric", "value", "raw", "lo", "hi", "n", *(settings or {})])
             for p in panels:
                 for s in p.series:
+                    run = s.run or s.label
+                    cells = setting_cells(settings, [run])
                     for i, (x, y) in enumerate(zip(s.x, s.y, strict=True)):
-                        w.writerow([s.label, int(x) if xname == "step" else repr(x), s.metric or p.ylabel,
-                                    repr(y), repr(s.raw[i]) if s.raw is not None else "", "", "", ""])
+                        w.writerow([run, int(x) if xname == "step" else repr(x), s.metric or p.ylabel,
+                                    repr(y), repr(s.raw[i]) if s.raw is not None else "", "", "", "", *cells])
                 for b in p.bands:
+                    cells = setting_cells(settings, b.members)
                     for i, x in enumerate(b.x):
                         w.writerow([b.label, int(x) if xname == "step" else repr(x), b.metric or p.ylabel,
                                     repr(b.mean[i]), repr(b.raw[i]) if b.raw is not None else "",
-                                    repr(b.lo[i]), repr(b.hi[i]), b.n[i]])
+                                    repr(b.lo[i]), repr(b.hi[i]), b.n[i], *cells])
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
     return path
@@ -160,8 +169,8 @@ STYLES = ("-", "--", ":", "-.")
 
 def metrics_panel(runs: Sequence[tuple[str, list[dict], dict[str, int]]], metrics: Sequence[str], title: str,
                   logx: bool = True, logy: bool | None = None, colors: Sequence[str] | None = None) -> Panel:
-    """Several metrics of several runs in one panel: a colour per run, a line style per metric;
-    milestones on the first metric's line of each run."""
+    """Several metrics of several runs (run id, metric rows, milestones) in one panel: a colour per run,
+    a line style per metric; milestones on the first metric's line of each run."""
     out = Panel(title, ", ".join(metric_name(m) for m in metrics), logx=logx,
                 logy=default_log_y(metrics[0]) if logy is None else logy)
     for i, (label, rows, ms) in enumerate(runs):
@@ -169,7 +178,7 @@ def metrics_panel(runs: Sequence[tuple[str, list[dict], dict[str, int]]], metric
         for k, m in enumerate(metrics):
             name = label if len(metrics) == 1 else (f"{label}: {metric_name(m)}" if len(runs) > 1 else metric_name(m))
             s = series(rows, m, label=name, milestones=ms if k == 0 else None, color=color)
-            s.style, s.metric = STYLES[k % len(STYLES)], m
+            s.style, s.metric, s.run = STYLES[k % len(STYLES)], m, label
             if s.x:
                 out.series.append(s)
     return out

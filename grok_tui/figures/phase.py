@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.figures.compare import fmt_value
-from grok_tui.figures.export import ExportError, check_figure_path
+from grok_tui.figures.export import MISSING_MATPLOTLIB, ExportError, check_figure_path
 
 VALUES = {"grokked": "steps to grok", "best_val": "best val acc", "gap": "steps from memorized to grokked"}
 
@@ -123,7 +123,7 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
         from matplotlib.colors import LogNorm, Normalize
         from matplotlib.patches import Rectangle
     except ImportError:
-        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]'.") from None
+        raise ExportError(MISSING_MATPLOTLIB + ".") from None
     nx, ny = len(g.xs), len(g.ys)
     data = [[math.nan] * nx for _ in range(ny)]
     for (i, j), c in g.cells.items():

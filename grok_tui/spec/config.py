@@ -8,6 +8,7 @@ checks.py, and resolve.py builds a run's config from all three.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from grok_tui.errors import ConfigError
+from grok_tui.spec import ops
 
 SECTIONS = ("data", "model", "optim", "train")
 
@@ -136,7 +138,13 @@ class FieldSpec:
 
 
 def field_specs() -> dict[str, FieldSpec]:
-    """Every config field by name (names are unique across sections)."""
+    """Every config field by name (names are unique across sections). Built once: resolving the type
+    hints cost ~4 ms, paid by every config read (a runs listing of 1,000 runs read 1,000 configs)."""
+    return dict(_field_specs())
+
+
+@functools.cache
+def _field_specs() -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for s in SECTIONS:
         cls = type(getattr(Config(), s))
@@ -190,7 +198,10 @@ def apply_overrides(cfg: Config, values: dict[str, Any], where: str = "") -> Con
         if key not in specs:
             raise ConfigError(f"unknown setting '{name}' {where}(known: {', '.join(sorted(specs))}).")
         spec = specs[key]
-        setattr(getattr(cfg, spec.section), key, coerce(spec, value, where))
+        value = coerce(spec, value, where)
+        if key == "op":  # one name per operation, whichever spelling came in (a flag, a form, an old file)
+            value = ops.canonical_op(value)
+        setattr(getattr(cfg, spec.section), key, value)
     return cfg
 
 

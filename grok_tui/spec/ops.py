@@ -60,6 +60,13 @@ def find_op(text: str) -> Op | None:
     return None
 
 
+def canonical_op(text: str) -> str:
+    """The one name an operation is stored and compared under: its formula (``mul``, ``x*y``, ``X * Y``
+    -> ``x*y``). A text that names no operation comes back stripped, for validation to report."""
+    op = find_op(text)
+    return op.formula if op is not None else text.strip()
+
+
 def get_op(text: str) -> Op:
     op = find_op(text)
     if op is None:

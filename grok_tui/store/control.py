@@ -1,11 +1,15 @@
 """Who writes a run directory, and control of its runner through it (no torch).
 
 One writer per run: the training process holds an exclusive ``flock`` on ``<run>/lock`` for as long as
-it writes the directory (the kernel drops it when the process dies, however it dies). The runner also
-records its pid and that process's start time (``/proc/<pid>/stat`` field 22, Linux) in summary.json.
-Readers ask ``runner_alive`` (is the lock held?) and control the runner with signals to the recorded
-pid, but only while the lock is held and the pid's start time is the recorded one, so a pid the kernel
-has given to another process is never signalled nor taken as running.
+it writes the directory (the kernel drops it when the process dies, however it dies). Once its signal
+handlers are installed, the runner records in the lock file who it is: its pid and that process's start
+time (``/proc/<pid>/stat`` field 22, Linux), and for a sweep's member the process its control signals go
+to. Readers ask ``runner_alive`` (is the lock held?) and ``owner`` (who holds it?), and control the runner
+with signals sent through a pidfd opened on the recorded pid and checked against the recorded start
+time, so a pid the kernel has given to another process is never signalled nor taken as running. A run
+whose lock is held but whose owner is not recorded yet is starting: it is not signalled (its handlers
+may not be installed). Runs written before lock files existed fall back on summary.json's pid, and only
+with a recorded start time.
 
 Signals (the runner's protocol): SIGUSR1 pause, SIGUSR2 resume, SIGTERM stop with a final checkpoint.
 """
@@ -13,6 +17,7 @@ Signals (the runner's protocol): SIGUSR1 pause, SIGUSR2 resume, SIGTERM stop wit
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import time
@@ -54,6 +59,12 @@ def identity() -> dict:
     return {"pid": pid, "pid_start": proc_start_time(pid)}
 
 
+def owner(run_path: Path) -> dict:
+    """Who holds a run's lock, as its runner recorded it there ({} when nobody recorded: no lock file, a
+    free lock of an ended run that recorded nothing, or a runner still starting)."""
+    return read_json(Path(run_path) / LOCK_NAME)
+
+
 class RunLock:
     """The exclusive lock of one run directory, held from acquire() to release() (or the process's end)."""
 
@@ -66,7 +77,7 @@ class RunLock:
         (runner_alive) holds a shared lock for a few microseconds."""
         if fcntl is None:  # pragma: no cover
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # less the umask
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -87,6 +98,15 @@ class RunLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def record(self, **fields: object) -> None:
+        """Write who holds the lock into it: this process's identity and `fields` (e.g. a sweep's control
+        pid). Call it once the process answers the control signals (its handlers installed)."""
+        if self._fd is None:
+            return
+        data = json.dumps({**identity(), **fields}).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -148,26 +168,62 @@ def runner_alive(run_path: Path, summary: dict | None = None) -> bool:
     return bool(same) if same is not None else True
 
 
+def control_target(run_path: Path, summary: dict | None = None) -> tuple[object, object]:
+    """(pid, start time) of the process a run's control signals go to: its lock's owner (a sweep member's
+    coordinator where it records one), else, for a run without a lock file, its summary's."""
+    rec = owner(run_path)
+    if not rec:
+        rec = read_json(Path(run_path) / "summary.json") if summary is None else summary
+    return rec.get("control_pid", rec.get("pid")), rec.get("control_pid_start", rec.get("pid_start"))
+
+
+def _send(pid: int, sig: int, start: object) -> None:
+    """Signal `pid` through a pidfd (Linux >= 5.3) after checking, with the fd held, that it is still the
+    process that started at `start`; os.kill where pidfds do not exist. OSErrors as os.kill raises them."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError) as e:
+        if isinstance(e, ProcessLookupError):
+            raise
+        os.kill(pid, sig)
+        return
+    try:
+        if isinstance(start, int) and proc_start_time(pid) != start:
+            raise ProcessLookupError(errno.ESRCH, "the pid belongs to another process now")
+        signal.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
+
+
 def signal_run(run_path: Path, what: str) -> int:
     """Send the runner of a run `what` (pause, resume, stop); returns the pid signalled.
 
-    Raises ConfigError with one sentence when the run is not training or its recorded pid is not the
-    process that holds it."""
+    Raises ConfigError with one sentence when the run is not training, is still starting, or its
+    recorded pid is not the process that holds it."""
     run_path = Path(run_path)
     sig = SIGNALS.get(what)
     if sig is None:
         raise ConfigError(f"cannot {what} a run on this system.")
     summary = read_json(run_path / "summary.json")
     name = run_path.name
+    status = summary.get("status", "unknown")
     if not runner_alive(run_path, summary):
-        raise ConfigError(f"run '{name}' is not training (status {summary.get('status', 'unknown')}).")
-    pid = summary.get("control_pid", summary.get("pid"))
-    start = summary.get("control_pid_start", summary.get("pid_start"))
-    if _same_process(pid, start) is False:
+        if status in ("running", "paused"):
+            raise ConfigError(f"run '{name}' is not training: its process is gone (it was interrupted; "
+                              f"grok-tui run --resume {name} continues it from its last checkpoint).")
+        raise ConfigError(f"run '{name}' is not training (status {status}).")
+    pid, start = control_target(run_path, summary)
+    if pid is None:
+        raise ConfigError(f"run '{name}' is starting (its runner has not said who it is yet); try again in a moment.")
+    same = _same_process(pid, start)
+    if same is False:
         raise ConfigError(f"run '{name}' is held by a process that is not the one it records (pid {pid}); "
                           "it was not signalled.")
+    if same is None and lock_held(run_path) is None:
+        raise ConfigError(f"run '{name}' has no lock file and no recorded start time, so pid {pid} may belong "
+                          "to another process now; it was not signalled.")
     try:
-        os.kill(pid, sig)
+        _send(pid, sig, start)
     except ProcessLookupError:
         raise ConfigError(f"run '{name}' has just ended.") from None
     except PermissionError:

@@ -11,23 +11,40 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new empty temp file .<name>.<random>.tmp beside path, open for writing. Created with mode 0666
+    less the umask, as open() creates any file (tempfile.mkstemp makes 0600: on a shared machine a
+    colleague could then read a run's metrics but not its config, summary or checkpoints)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name beside {path}")
+
+
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """Call write(tmp_path), then rename onto path; on any failure the old file (if any) stays."""
+    """Call write(tmp_path), then rename onto path; on any failure the old file (if any) stays. The file
+    gets the mode every file the user creates gets (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
+            if stat.S_IMODE(os.fstat(f.fileno()).st_mode) != mode:  # a writer that made its own file
+                os.fchmod(f.fileno(), mode)  # (safetensors' save_file makes 0600) gets ours back
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

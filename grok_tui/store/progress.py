@@ -72,12 +72,6 @@ def read_progress(run_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def append_progress(run_dir: Path, row: dict) -> None:
-    """Append one row (the file opened for this write alone)."""
-    with open(Path(run_dir) / PROGRESS_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, allow_nan=False) + "\n")
-
-
 def write_progress(run_dir: Path, rows: list[dict]) -> Path:
     """Replace the run's progress.jsonl by `rows` merged with the rows it has (a row of `rows` wins at
     its step), in step order, atomically. Only for a run no process is training (its lock held)."""

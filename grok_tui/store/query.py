@@ -8,7 +8,8 @@ A query is words separated by spaces, all of which must hold (AND):
   `gap`) or `run` (the id); the runs table's short names (`ratio`, `opt`, `wd`) work too.
 - a bare boolean field: `grokked`, `memorized`, `nesterov`, ...; `!grokked` (or `-grokked`) negates it.
 
-Numbers compare as numbers, everything else as text (`=` ignores case). A run without a value for a
+Numbers compare as numbers, everything else as text (`=` ignores case). An operation is stored under
+its formula and any spelling finds it: `op=add`, `op=x+y`, `op='x + y'` (quotes keep blanks in one word). A run without a value for a
 field (a run that has not grokked has no `grok` step) matches no comparison on it. Errors are one
 sentence (`QueryError`, exit code 2). No torch, no UI imports.
 """
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from grok_tui.errors import ConfigError
 from grok_tui.spec.config import field_specs
+from grok_tui.spec.ops import canonical_op, find_op, op_names
 from grok_tui.store.runs import RunInfo
 
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~")  # longest first, so `>=` is not read as `>`
@@ -138,6 +141,10 @@ def _term(word: str) -> Term:
                 raise QueryError(f"'{value}' in '{word}' is not a regular expression ({e}).") from None
         elif op not in ("=", "!=") and _number(value) is None:
             raise QueryError(f"'{word}' compares with '{value}', which is not a number.")
+        elif field == "op":  # runs store an operation by its formula: op=mul is op=x*y
+            if find_op(value) is None:
+                raise QueryError(f"unknown operation '{value}' in '{word}' (known: {', '.join(op_names())}).")
+            value = canonical_op(value)
         return Term(word, field, op, value)
     neg = word[:1] in ("!", "-")
     name = word[1:] if neg else word
@@ -151,9 +158,20 @@ def _term(word: str) -> Term:
                      "yes/no field such as grokked or memorized.")
 
 
+def words(text: str) -> list[str]:
+    """The words of a query: split at blanks, except inside quotes (`op='x * y'` is one word). A
+    backslash stays as it is (`run~^frac-\\d`)."""
+    lex = shlex.shlex(text, posix=True)
+    lex.whitespace_split, lex.escape, lex.commenters = True, "", ""
+    try:
+        return list(lex)
+    except ValueError:
+        raise QueryError(f"the query '{text}' has a quote that is not closed.") from None
+
+
 def parse(text: str) -> Query:
     """The query in text (an empty text matches every run); QueryError with one sentence when it cannot."""
-    return Query(text, tuple(_term(w) for w in text.split()))
+    return Query(text, tuple(_term(w) for w in words(text)))
 
 
 # --- sorting -----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The run directory (the contract between the parts) and the one store API every view reads through.
 
-runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json (docs/architecture.md, "The run directory").
+runs/<run-id>/config.toml, metrics.jsonl, events.jsonl, checkpoints/, summary.json, lock (docs/architecture.md, "The run directory").
 Lines are appended and flushed as they are written, so a run killed with SIGKILL leaves every
 complete line readable; a torn last line is ignored by the readers.
 """
@@ -27,13 +27,14 @@ from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
 from grok_tui.store.names import check_name, name_error
-from grok_tui.store.progress import PROGRESS_FILE, append_progress
+from grok_tui.store.progress import PROGRESS_FILE
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
-# its run directory exists (tui/live.py); the runner removes them itself once that directory exists
+# its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
 MILESTONES = ("memorized", "grokked")
+_ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -67,11 +68,17 @@ def _step_at_most(step: int) -> Callable[[dict], bool]:
     return keep
 
 
+# Failures of the machine, not of the input (exit 1): a full disk or quota, an I/O error, no file
+# descriptor or memory left.
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM)
+
+
 class RunWriter:
     """Appends rows and events, writes checkpoints and the summary of one run directory.
 
     It holds the run's lock (store/control.py) from its creation to close(): a second writer of the same
-    run, in this process or another, is refused with one sentence. On a resume from step `resume_step`
+    run, in this process or another, is refused with one sentence. The lock is the only file it keeps
+    open: rows and events are appended with the file opened for each write. On a resume from step `resume_step`
     the rows and events past that step are dropped (the run writes them again) and a torn last line is
     repaired before anything is appended.
     """
@@ -95,8 +102,9 @@ class RunWriter:
                 for name in ("metrics.jsonl", "events.jsonl", PROGRESS_FILE):
                     files.rewrite_jsonl(self.path / name, keep)
             files.remove_temp_files(self.path)
-            self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-            self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
+            self._metrics, self._events = self.path / "metrics.jsonl", self.path / "events.jsonl"
+            for f in (self._metrics, self._events):
+                os.close(os.open(f, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except FileExistsError:
             self.lock.release()
             raise RunExists(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
@@ -107,7 +115,7 @@ class RunWriter:
             if created:  # what this writer made and nothing else: the name stays free
                 shutil.rmtree(self.path, ignore_errors=True)
             why = f"cannot {'open' if resume else 'create'} the run directory {self.path}: {e.strerror or e}."
-            if e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            if e.errno in _MACHINE_ERRNOS:
                 raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
             raise ConfigError(why) from None
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
@@ -120,9 +128,16 @@ class RunWriter:
     def run_id(self) -> str:
         return self.path.name
 
-    def _append(self, f, obj: dict) -> None:
-        f.write(json.dumps(obj, allow_nan=True) + "\n")
-        f.flush()
+    def _append(self, path: Path, obj: dict) -> None:
+        """One line appended with one write, the file opened for it alone: a writer holds no descriptor
+        but its lock's between writes, so an ensemble of many members fits the open-file limit."""
+        data = (json.dumps(obj, allow_nan=True) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
     def metrics(self, row: dict) -> None:
         self._append(self._metrics, row)
@@ -132,7 +147,7 @@ class RunWriter:
 
     def progress(self, row: dict) -> None:
         """One row of progress.jsonl (store/progress.py)."""
-        append_progress(self.path, row)
+        self._append(self.path / PROGRESS_FILE, row)
 
     def write_summary(self, force: bool = True, **fields: Any) -> None:
         self.summary.update(fields)
@@ -150,11 +165,6 @@ class RunWriter:
                     raise
 
     def close(self) -> None:
-        for f in (self._metrics, self._events):
-            try:
-                f.close()
-            except OSError:
-                pass
         self.lock.release()
 
 
@@ -249,12 +259,37 @@ class RunInfo:
     @property
     def status(self) -> str:
         """The summary's status; a run that says running (or paused) with no process writing it (its
-        lock free, or its pid gone or reused by another process) is "interrupted"."""
+        lock free, or its pid gone or reused by another process) ended as its last event says (failed,
+        stopped, finished: the summary could not be written, e.g. a read-only directory), else it is
+        "interrupted"."""
         s = self.summary.get("status", "unknown")
         if s in ("running", "paused") and self.summary.get("host") in (None, socket.gethostname()):
             if not control.runner_alive(self.path, self.summary):
-                return "interrupted"
+                end = self.end_event()
+                return end["event"] if end is not None else "interrupted"
         return s
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed: the summary's error, or that of its last event when the summary could not
+        be written."""
+        if self.summary.get("error"):
+            return self.summary["error"]
+        end = self.end_event() if self.status in _ENDS else None
+        return end.get("error") if end is not None else None
+
+    def end_event(self) -> dict | None:
+        """The run's last event when it is an end (failed, stopped, finished) written after the summary's
+        last update (an end of an earlier session, before a resume that rewrote the summary, is not this
+        session's end), else None."""
+        events = self.events()
+        last = events[-1] if events else None
+        if not isinstance(last, dict) or last.get("event") not in _ENDS:
+            return None
+        written, updated = last.get("time"), self.summary.get("updated_at")
+        if _number(written) and _number(updated) and written < updated:
+            return None
+        return last
 
     @property
     def active(self) -> bool:
@@ -334,8 +369,18 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 
 def active_run_ids(root: Path) -> list[str]:
-    """The runs some process is training now, the most recently started first."""
-    runs = [r for r in list_runs(root) if r.active]
+    """The runs some process is training now, the most recently started first. Only summaries are read
+    (and the locks of runs whose summary says they train): no config is parsed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
+            summary = read_json(d / "summary.json")
+            if summary.get("status") in ("running", "paused"):
+                runs.append(RunInfo(d.name, d, None, summary))
+    runs = [r for r in runs if r.active]
     runs.sort(key=lambda r: r.summary.get("started_at") or 0, reverse=True)
     return [r.id for r in runs]
 

@@ -18,7 +18,7 @@ from grok_tui.errors import ConfigError
 from grok_tui.host import usable_cpus
 from grok_tui.spec.checks import validate
 from grok_tui.spec.config import Config, apply_overrides, from_dict
-from grok_tui.spec.ops import get_op
+from grok_tui.spec.ops import canonical_op, get_op
 from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store.names import MAX_LEN, name_error
@@ -100,6 +100,8 @@ def plan(base: Config, grid: dict[str, list[Any]], runs_dir: str | Path, name: s
     workers > 1 cuts groups into chunks of at most ceil(members / workers), so that every worker
     gets a share (0: default_workers for the device)."""
     grid = {k.replace("-", "_"): dedupe(v) for k, v in grid.items() if v}
+    if "op" in grid:  # mul,x*y is one operation: one value in the grid, the summary and a phase diagram
+        grid["op"] = dedupe([canonical_op(v) if isinstance(v, str) else v for v in grid["op"]])
     total = math.prod(len(v) for v in grid.values()) if grid else 1
     if total > MAX_MEMBERS:
         raise ConfigError(f"the grid has {total} members (at most {MAX_MEMBERS}).")

@@ -22,7 +22,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
@@ -111,11 +110,9 @@ class Ensemble:
         self.opt = VecOptimizer(cfgs, self.flat)
         self.batched = False
         self.batched = self._batched_matches_model()
-        factors = [optim.lr_factor(c.optim, c.train.steps) for c in cfgs]
-        lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
-                        for s in range(t0.steps)], dtype=np.float64)
-        self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
-        self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
+        lrs = optim.lr_table([c.optim for c in cfgs], t0.steps)  # (steps, K) float64, built on the host
+        self.lr_table = lrs.to(device)
+        self.lr_host = lrs.numpy()  # the same on the host: the fused optimizer takes Python floats (no sync)
         self.step = 0
         self.warnings: list[str] = []
         self._chunk: tuple[int, torch.Tensor] | None = None
@@ -301,31 +298,19 @@ class Ensemble:
         return {k: v / batches for k, v in sums.items()}
 
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
-        """Every member's metrics row (the keys trainer.Trainer.eval_row writes), with one host sync."""
-        lrs = [self.lr_now(k) for k in range(self.K)]
+        """Every member's metrics row (metrics.eval_rows: the rows a single run writes), one host sync; at
+        a measuring evaluation each row carries its member's progress measures ("progress")."""
         measure = progress.due(self.cfgs[0].train, self.step)
         keep = [] if measure and progress.keeps_logits(self.K, *self.table_y.shape[1:], self.cfgs[0].data.p) else None
-        vals = self.evaluate(keep)
-        weights = {k: v for k, v in vals.items() if k.startswith("weight_norm")}
-        vals.update(grads)
-        vals.update(metrics.effective(weights, grads, torch.tensor(lrs, device=self.device)))
-        tc = self.cfgs[0].train
-        if grads and tc.sgn_every and (self.step // tc.eval_every) % tc.sgn_every == 0:
-            vals.update(self.mean_grad_norms())
-        keys = list(vals)
-        host = torch.stack([vals[k].detach().float() for k in keys]).tolist()  # the one sync of this eval
-        rows = []
-        for k in range(self.K):
-            row: dict[str, Any] = {"step": self.step, "epoch": round(self.orders[k].epoch_of(self.step), 3),
-                                   "wall_s": round(wall, 3), "lr": lrs[k]}
-            row.update({key: host[i][k] for i, key in enumerate(keys)})
-            rows.append(row)
+        rows = metrics.eval_rows(self.evaluate(keep), grads, self.mean_grad_norms, self.cfgs[0].train, self.step, wall,
+                                 [self.lr_now(k) for k in range(self.K)],
+                                 [o.epoch_of(self.step) for o in self.orders])
         if measure:  # the loop's Recorder writes each member's (progress.jsonl and columns)
             emb = self._params(self.flat.detach())["tok_emb.weight"]
             found = progress.live(list(emb), torch.cat(keep, 1) if keep is not None else None,
                                   [c.data.op for c in self.cfgs], self.cfgs[0].data.p, list(self.is_train))
-            for row, m in zip(rows, found, strict=True):
-                row["progress"] = m
+            for row, found_k in zip(rows, found, strict=True):
+                row["progress"] = found_k
         return rows
 
     def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:

@@ -1,9 +1,11 @@
 """The Textual app: modes (train, runs, connect), the runs it follows, exports.
 
 `make_app(runs_dir)` is the factory the CLI and the tests use. The app owns the long-lived work: one
-follower thread that tails the run directory of every run it follows (shared/STYLE.md §4: its own,
-one from before a restart, one started in another terminal or by a sweep) and posts typed messages,
-the launch of detached runs, and exports (thread workers). Quitting never stops a run unless asked.
+follower thread that tails the run directory of every run a view follows (its own launch, one from
+before a restart, one started in another terminal or by a sweep, the runs selected in the Runs view),
+one `LiveRun` per run whoever shows it, and posts a typed `RunUpdated` when a run changed, which the app
+hands to the screen shown; the launch of detached runs, and exports (thread workers). A run no view
+holds any more is not read again. Quitting never stops a run unless asked.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from grok_tui.figures.export import ExportError, write_csv
 from grok_tui.figures.panels import save_figure
 from grok_tui.spec.config import Config
 from grok_tui.store import runs as store
-from grok_tui.tui.live import Launch, LiveRun, try_control
-from grok_tui.tui.messages import ActiveRuns, ExportDone, RowsAppended, RunEnded, RunEvent, RunStateChanged
+from grok_tui.store.follow import Polled
+from grok_tui.tui.followed import Launch, LiveRun, try_control
+from grok_tui.tui.messages import ExportDone, RunEnded, RunEvent, RunUpdated
 from grok_tui.tui.screens.connect import ConnectScreen
 from grok_tui.tui.screens.dialogs import ExportScreen, QuitScreen
 from grok_tui.tui.screens.runs import RunsScreen
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
 
-FOLLOW_S = 0.25  # the follower's poll interval (slower while the UI's message queue is long)
+FOLLOW_S = 0.25  # the follower's poll interval (an unchanged run costs a few stat calls per poll)
 NOTIFY_EVENTS = ("memorized", "grokked", "warning")  # a warning: e.g. torch.compile failed, eager goes on
 
 
@@ -58,11 +61,14 @@ class GrokApp(App):
         self.runs_dir = Path(runs_dir)
         self.python = python
         self.live: LiveRun | None = None  # the run the Train view shows
-        self.followed: dict[str, LiveRun] = {}  # every run the follower reads (launched or attached)
-        self.active_ids: list[str] = []  # runs training under runs_dir at the last scan
+        self.followed: dict[str, LiveRun] = {}  # every run the follower reads: held by a view, or launched
+        self._holders: dict[str, set[str]] = {}  # run id -> the views holding it ("train", "runs")
         self.attach_on_start = attach_on_start
         self._stop_following = threading.Event()
         self._follower: threading.Thread | None = None
+        self._sending = threading.Lock()
+        self._unsent: dict[str, RunUpdated] = {}  # what changed while the run's last RunUpdated was queued
+        self._in_flight: set[str] = set()  # runs with a RunUpdated the app has not handled yet
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "switch_mode":
@@ -104,41 +110,87 @@ class GrokApp(App):
 
     # -- following runs through their directories --------------------------------------------------
     def _follow_loop(self) -> None:
-        """The follower thread: every run's new rows and state, as messages (toolong's watcher)."""
+        """The follower thread: every followed run's new rows and state, as typed messages."""
         while not self._stop_following.is_set():
             for run in list(self.followed.values()):
-                first, was_active = not getattr(run, "_seen", False), run.active
+                first, was_active = not run.seen, run.active
                 try:
-                    rows, changed, events = run.update()
+                    polled = run.update()
                 except Exception as e:  # noqa: BLE001 - a run directory must never take the follower down
                     run.state, run.error = "failed", f"cannot read the run directory: {e}."
-                    rows, changed, events = 0, True, []
-                run._seen = True
-                if rows:
-                    self.post_message(RowsAppended(run.run_id, rows))
+                    polled = Polled(0, True, [])
+                run.seen = True
                 if not first:
-                    for e in events:
+                    for e in polled.events:
                         if e.get("event") in NOTIFY_EVENTS:
                             self.post_message(RunEvent(run.run_id, e))
-                if changed:
-                    self.post_message(RunStateChanged(run.run_id, run.state, run.error))
-                    if was_active and not run.active and not first:
+                    if polled.state_changed and was_active and not run.active:
                         self.post_message(RunEnded(run.run_id, run.state, run.error))
-            busy = self._message_queue.qsize() if hasattr(self, "_message_queue") else 0
-            self._stop_following.wait(FOLLOW_S * (4 if busy > 50 else 1))
+                self._send(run.run_id, polled)
+            self._stop_following.wait(FOLLOW_S)
 
-    def attach(self, run_id: str) -> LiveRun:
-        """Show run `run_id` in the Train view (following it from now on)."""
+    def _send(self, run_id: str, polled: Polled | None) -> None:
+        """Post what changed in a run as one RunUpdated, unless its last one is still queued: then it is
+        added to the next (sent by a later poll, once the app has handled the last)."""
+        with self._sending:
+            msg = self._unsent.pop(run_id, None)
+            if polled is not None and polled.changed:
+                if msg is None:
+                    msg = RunUpdated(run_id, 0, False)
+                msg.rows = polled.rows if polled.restarted else msg.rows + polled.rows
+                msg.state_changed |= polled.state_changed
+                msg.restarted |= polled.restarted
+            if msg is None:
+                return
+            if run_id in self._in_flight:
+                self._unsent[run_id] = msg
+                return
+            self._in_flight.add(run_id)
+        self.post_message(msg)
+
+    @on(RunUpdated)
+    def _run_updated(self, msg: RunUpdated) -> None:
+        with self._sending:
+            self._in_flight.discard(msg.run_id)
+        if msg.state_changed:
+            self.refresh_bindings()
+        # the screen shown reads the run if it shows it (a message to a screen does not bubble back here)
+        self.screen.post_message(RunUpdated(msg.run_id, msg.rows, msg.state_changed, msg.restarted))
+
+    def follow(self, run_id: str, holder: str) -> LiveRun:
+        """The one LiveRun of `run_id`, read by the follower thread until every holder lets it go."""
         run = self.followed.get(run_id)
         if run is None:
             run = self.followed[run_id] = LiveRun(self.runs_dir / run_id)
-        self.live = run
+        self._holders.setdefault(run_id, set()).add(holder)
         return run
+
+    def unfollow(self, run_id: str, holder: str) -> None:
+        """`holder` no longer shows `run_id`: the follower stops reading it when no view holds it, unless
+        the app launched it and it still trains (the quit dialog asks about it)."""
+        held = self._holders.get(run_id, set())
+        held.discard(holder)
+        if held:
+            return
+        self._holders.pop(run_id, None)
+        run = self.followed.get(run_id)
+        if run is not None and run is not self.live and not (run.launch is not None and run.active):
+            del self.followed[run_id]
+
+    def attach(self, run_id: str) -> LiveRun:
+        """Show run `run_id` in the Train view (following it from now on)."""
+        run = self.follow(run_id, "train")
+        self._show(run)
+        return run
+
+    def _show(self, run: LiveRun) -> None:
+        old, self.live = self.live, run
+        if old is not None and old is not run:
+            self.unfollow(old.run_id, "train")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan-active", description="scan active runs")
     def scan_active(self, attach: bool = False) -> None:
         ids = store.active_run_ids(self.runs_dir)
-        self.post_message(ActiveRuns(ids))
         if attach and ids:
             self.call_from_thread(self._attach_first, ids)
 
@@ -147,10 +199,6 @@ class GrokApp(App):
             self.attach(ids[0])
             more = f" ({len(ids) - 1} more training: a to attach)" if len(ids) > 1 else ""
             self.notify(f"following {ids[0]}, training{more}", timeout=5, markup=False)
-
-    @on(ActiveRuns)
-    def _active_runs(self, msg: ActiveRuns) -> None:
-        self.active_ids = msg.run_ids
 
     def start_run(self, cfg: Config) -> LiveRun:
         """Start a detached run of cfg and show it. The files are written and the process started in a
@@ -161,7 +209,8 @@ class GrokApp(App):
         launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
         run = LiveRun(self.runs_dir / run_id, launch)
         self.followed[run_id] = run
-        self.live = run
+        self._holders.setdefault(run_id, set()).add("train")
+        self._show(run)
         self._launch(run)
         return run
 
@@ -176,10 +225,10 @@ class GrokApp(App):
             self.followed.pop(run.run_id, None)
             run.error = f"cannot write the runs directory {self.runs_dir}: {e.strerror or e}."
             run.state = "failed"
-            run._seen = True
+            run.seen = True
             run.launch.returncode = -1
-            self.post_message(RunStateChanged(run.run_id, run.state, run.error))
             self.post_message(RunEnded(run.run_id, run.state, run.error))
+            self._send(run.run_id, Polled(0, True, []))
 
     @on(RunEvent)
     def _run_event(self, msg: RunEvent) -> None:
@@ -192,6 +241,9 @@ class GrokApp(App):
 
     @on(RunEnded)
     def _run_ended(self, msg: RunEnded) -> None:
+        run = self.followed.get(msg.run_id)
+        if run is not None and not self._holders.get(msg.run_id) and run is not self.live:
+            del self.followed[msg.run_id]  # a launched run that no view shows: nothing more to follow
         if msg.status in ("failed", "interrupted"):
             self.notify(msg.error or f"the run was {msg.status}.", title=f"{msg.run_id} {msg.status}",
                         severity="error", timeout=10, markup=False)

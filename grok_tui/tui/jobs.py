@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from grok_tui.store.files import JsonlTail
+from grok_tui.store.logs import error_line
 
 JOBS_DIR = ".jobs"  # <run>/connect/.jobs/<id>.progress.jsonl and <id>.log, removed when read
 
@@ -83,17 +84,7 @@ class ConnectJob:
         """Why the job did not finish: its outcome's sentence, else the child's last line of output."""
         if self.outcome and self.outcome.get("error"):
             return str(self.outcome["error"])
-        try:
-            lines = [ln.strip() for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            lines = []
-        rc = self.poll()
-        for ln in reversed(lines):
-            if ln.startswith("error:"):
-                return ln[len("error:"):].strip()
-        if lines:
-            return lines[-1]
-        return f"the {self.label} process exited with code {rc}."
+        return error_line(self.log_file) or f"the {self.label} process exited with code {self.poll()}."
 
     def cleanup(self) -> None:
         for p in (self.progress_file, self.log_file):

@@ -1,7 +1,10 @@
-"""Messages the run follower and the dialogs post to the app (small dataclasses, shared/STYLE.md §7).
+"""Messages the run follower and the dialogs post to the app (small dataclasses; what a handler needs,
+never the data itself).
 
-Metric rows are never carried: they live in the followed run (``LiveRun.rows``) and the charts read
-them on their own timer; `RowsAppended` only says how many came. Only the state is coalesced.
+Metric rows are never carried: they live in the followed run (``LiveRun.rows``, one per run for every
+view) and a view reads them when `RunUpdated` says that its run changed. The follower posts at most one
+`RunUpdated` per run until the app has handled it (what comes meanwhile is added to the next one), so a
+busy interface is never flooded.
 """
 
 from __future__ import annotations
@@ -12,23 +15,15 @@ from textual.message import Message
 
 
 @dataclass
-class RowsAppended(Message):
-    """`count` new metric rows of a followed run."""
+class RunUpdated(Message, bubble=False):
+    """A followed run changed: `rows` new metric rows (all of them again when `restarted`: a resume
+    dropped the rows past its checkpoint), and whether its state (starting running paused stopping
+    finished stopped failed interrupted) or error changed. The app hands it on to the screen shown."""
 
     run_id: str
-    count: int
-
-
-@dataclass
-class RunStateChanged(Message):
-    """A followed run's state (starting running paused stopping finished stopped failed interrupted)."""
-
-    run_id: str
-    state: str
-    error: str | None
-
-    def can_replace(self, message: Message) -> bool:  # the latest state of the same run wins
-        return isinstance(message, RunStateChanged) and message.run_id == self.run_id
+    rows: int
+    state_changed: bool
+    restarted: bool = False
 
 
 @dataclass
@@ -46,13 +41,6 @@ class RunEnded(Message):
     run_id: str
     status: str
     error: str | None
-
-
-@dataclass
-class ActiveRuns(Message):
-    """The runs training now under the runs directory (a scan off the UI thread), newest first."""
-
-    run_ids: list[str]
 
 
 @dataclass

@@ -1,16 +1,17 @@
-"""What the runs view overlays, apart from its widgets: the rows of the followed runs, and the chart's
-series and group bands composed from them for the view's metric, pairing, smoothing and grouping.
-The series math is figures/compare.py's; nothing here draws."""
+"""What the runs view overlays, apart from its widgets: the chart's series and group bands composed from
+the selected runs (the app's followed runs, `tui/followed.LiveRun`, one per run for every view) for the
+view's metric, pairing, smoothing and grouping. The series math is figures/compare.py's; nothing here
+draws."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from grok_tui.figures import compare
-from grok_tui.figures.export import PALETTE, Series, metric_name, milestones_of, series
+from grok_tui.figures.export import PALETTE, Series, metric_name, milestones_of
 from grok_tui.store import query
 from grok_tui.store import runs as store
-from grok_tui.store.files import JsonlTail
+from grok_tui.tui.followed import LiveRun
 from grok_tui.tui.widgets.run_table import short_id
 
 # Fields `g` groups by, in this order, when they differ between the selected runs.
@@ -25,30 +26,6 @@ def partner(metric: str) -> str | None:
 
 
 SORT_COLUMNS = ("run", "grok", "mem", "gap", "best_val", "ratio", "wd", "lr", "opt", "status")
-
-
-@dataclass
-class Followed:
-    """The rows of one selected run read so far (its files are tailed, not re-read)."""
-
-    metrics: JsonlTail
-    events: JsonlTail
-    rows: dict[int, dict] = field(default_factory=dict)
-    milestones: dict[str, int] = field(default_factory=dict)
-
-    def read(self) -> bool:
-        new = self.metrics.read()
-        evs = self.events.read()
-        if new:  # swap in a new dict: the UI thread may be reading the old one
-            rows = dict(self.rows)
-            rows.update({r["step"]: r for r in new if isinstance(r.get("step"), int)})
-            self.rows = rows
-        if evs:
-            self.milestones = {**milestones_of(evs), **self.milestones}
-        return bool(new or evs)
-
-    def sorted_rows(self) -> list[dict]:
-        return [self.rows[s] for s in sorted(self.rows)]
 
 
 @dataclass
@@ -68,25 +45,25 @@ class OverlayView:
         return [(train, "train"), (val, "val")]
 
 
-def _series(view: OverlayView, metric: str, split: str | None, selected: list[str], followed: dict[str, Followed],
+def _series(view: OverlayView, metric: str, split: str | None, selected: list[str], followed: dict[str, LiveRun],
             infos: dict[str, store.RunInfo], colors: dict[str, str]) -> list[tuple[str, Series]]:
     out = []
     for rid in selected:
         f = followed.get(rid)
-        if f is None:
+        if f is None or not f.seen:  # not read yet: it joins the chart with its rows
             continue
         info = infos.get(rid)
         ms = dict(f.milestones)
         if info is not None:
             ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
         label = short_id(rid) + (f" {split}" if split else "")
-        s = series(f.sorted_rows(), metric, label=label, milestones={} if split == "val" else ms, color=colors[rid])
-        s.metric = metric
+        col = f.series(metric)  # kept by the run and extended with its new rows only
+        s = Series(label, col.x, col.y, {} if split == "val" else ms, colors[rid], metric=metric)
         out.append((rid, s))
     return out
 
 
-def overlay(view: OverlayView, selected: list[str], followed: dict[str, Followed], infos: dict[str, store.RunInfo],
+def overlay(view: OverlayView, selected: list[str], followed: dict[str, LiveRun], infos: dict[str, store.RunInfo],
             colors: dict[str, str]) -> tuple[list[Series], list[compare.Band], str]:
     """The chart's series (smoothed, raw kept) or, when grouped, its bands; and its title."""
     out: list[Series] = []

@@ -10,6 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from grok_tui.tui.live import Launch
+from helpers import reap
+from textual.notifications import Notify
+
+from grok_tui.tui.jobs import ConnectJob
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
 
@@ -22,6 +27,23 @@ def fixture_runs(tmp_path) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def no_child_left(monkeypatch):
+    """Every runner (Launch) and connect job (ConnectJob) an app starts in a test is ended when the test
+    ends, passed or failed: both are sessions of their own, so their process groups are killed."""
+    started = []
+    for cls in (Launch, ConnectJob):
+        def start(self, _start=cls.start):
+            _start(self)
+            started.append(self.proc)
+
+        monkeypatch.setattr(cls, "start", start)
+    yield
+    for proc in started:
+        if proc is not None:
+            reap(proc, group=True)
+
+
 async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
     """Let the app run until cond() holds (the child trains in its own process meanwhile)."""
     t0 = time.monotonic()
@@ -30,3 +52,9 @@ async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") 
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await pilot.pause(0.1)
     await asyncio.sleep(0)
+
+
+def notified(messages: list, text: str) -> bool:
+    """Whether the app was asked to show a notification containing `text`: the Notify messages that
+    `app.run_test(message_hook=messages.append)` saw (App.notify posts one per toast)."""
+    return any(isinstance(m, Notify) and text in m.notification.message for m in messages)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import reap
 from textual.notifications import Notify
 from textual.widgets import Input, Select, Static
 
@@ -15,7 +16,7 @@ from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import runs as store
 from grok_tui.tui.app import make_app
-from grok_tui.tui.live import Launch, LiveRun
+from grok_tui.tui.followed import Launch, LiveRun
 from grok_tui.tui.messages import RunEnded
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
@@ -302,6 +303,7 @@ async def test_every_refused_key_says_why_and_a_fixed_field_clears_its_error(fix
         assert any("is running; stop it first" in m.notification.message for m in messages if isinstance(m, Notify))
         assert app.live is run
         run.state = "finished"
+        screen.refresh_run()  # what a RunUpdated from the follower does
         form = screen.query_one(ConfigForm)
         await wait_for(pilot, lambda: not form.disabled, 5, "the form to take input again")
         # a bad field shows its error; the error goes as soon as the field holds a good value
@@ -332,7 +334,7 @@ def _headless(runs, name, steps=100000):
 async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
     """A run started headless in another terminal: the app, opened later, follows it live through its
     run directory alone and stops it; quitting while it trains asks, and cancel keeps the app."""
-    from grok_tui.tui.messages import RowsAppended
+    from grok_tui.tui.messages import RunUpdated
     from grok_tui.tui.screens.dialogs import QuitScreen
 
     runs = tmp_path / "runs"
@@ -348,7 +350,7 @@ async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
             await wait_for(pilot, lambda: run.state == "running", 20, "its state")
             n = len(run.rows)
             await wait_for(pilot, lambda: len(run.rows) > n + 2, 60, "rows to arrive")
-            assert any(isinstance(m, RowsAppended) and m.run_id == "elsewhere" for m in messages)
+            assert any(isinstance(m, RunUpdated) and m.run_id == "elsewhere" and m.rows for m in messages)
             acc = app.screen.query_one("#chart-acc", MetricChart)
             await wait_for(pilot, lambda: acc.points > 0, 20, "its accuracy chart")
             assert "elsewhere" in str(app.screen.query_one("#status", Static).render())
@@ -365,8 +367,7 @@ async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
         info = store.open_run(runs, "elsewhere")
         assert info.status == "stopped" and "final" in json.dumps(info.events()[-2])
     finally:
-        proc.kill()
-        proc.wait()
+        reap(proc, group=True)
 
 
 async def _wait_proc(cond, timeout, what):
@@ -382,11 +383,15 @@ async def _wait_proc(cond, timeout, what):
 def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
     """The app's process (here a stand-in that launches the run exactly as the app does) dies with kill -9:
     the run, a process of its own session writing only files, finishes with every row."""
+    import contextlib
     import os
     import signal
     import subprocess
     import sys
     import textwrap
+    import time
+
+    from grok_tui.store.control import proc_start_time
 
     runs = tmp_path / "runs"
     cfg = config.apply_overrides(preset("smoke"), {"steps": 300, "eval_every": 10, "device": "cpu",
@@ -395,7 +400,8 @@ def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
     app_stand_in = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from grok_tui.tui.live import Launch, LiveRun
+        from grok_tui.spec.tomlfile import load_toml
+        from grok_tui.tui.followed import Launch, LiveRun
         launch = Launch(Path({str(runs)!r}), "orphan", load_toml({str(tmp_path / 'c.toml')!r}))
         Path({str(runs)!r}).mkdir(parents=True, exist_ok=True)
         launch.start()
@@ -403,26 +409,32 @@ def test_a_run_the_app_launched_outlives_the_app_killed_with_sigkill(tmp_path):
         time.sleep(600)
     """)
     app_proc = subprocess.Popen([sys.executable, "-c", app_stand_in], stdout=subprocess.PIPE, text=True)
-    runner_pid = int(app_proc.stdout.readline())
-    t0 = __import__("time").monotonic()
-    while not (runs / "orphan" / "metrics.jsonl").is_file():
-        assert __import__("time").monotonic() - t0 < 300, "the runner's first row"
-        __import__("time").sleep(0.1)
-    os.kill(app_proc.pid, signal.SIGKILL)
-    app_proc.wait()
-    assert os.getsid(runner_pid) == runner_pid  # its own session: a hang-up of the app's terminal misses it
-    t0 = __import__("time").monotonic()
-    while store.open_run(runs, "orphan").active or not (runs / "orphan" / "summary.json").is_file():
-        assert __import__("time").monotonic() - t0 < 600, "the orphaned run to finish"
-        __import__("time").sleep(0.2)
+    runner_pid, runner_start = None, None
+    try:
+        runner_pid = int(app_proc.stdout.readline())
+        runner_start = proc_start_time(runner_pid)  # to know it is still the runner when the test ends
+        t0 = time.monotonic()  # the bounds below only stop a hang: no assertion is about the time taken
+        while not (runs / "orphan" / "metrics.jsonl").is_file():
+            assert time.monotonic() - t0 < 300, "the runner's first row"
+            time.sleep(0.1)
+        os.kill(app_proc.pid, signal.SIGKILL)
+        app_proc.wait()
+        assert os.getsid(runner_pid) == runner_pid  # its own session: a hang-up of the app's terminal misses it
+        t0 = time.monotonic()
+        while store.open_run(runs, "orphan").active or not (runs / "orphan" / "summary.json").is_file():
+            assert time.monotonic() - t0 < 600, "the orphaned run to finish"
+            time.sleep(0.2)
+    finally:
+        reap(app_proc)
+        # the runner is no child of this process (its parent was the stand-in): its group is killed if it is
+        # still the runner (same pid, same start time), and init reaps it
+        if runner_pid is not None and runner_start is not None and proc_start_time(runner_pid) == runner_start:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(runner_pid, signal.SIGKILL)
     info = store.open_run(runs, "orphan")
     assert info.status == "finished"
     assert [r["step"] for r in info.metrics()] == list(range(10, 301, 10))
     assert (runs / "orphan" / "runner.log").is_file()
-    try:
-        os.waitpid(runner_pid, 0)
-    except ChildProcessError:
-        pass
 
 
 async def test_a_runs_directory_that_is_a_file_is_one_sentence(tmp_path):

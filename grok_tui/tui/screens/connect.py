@@ -129,7 +129,9 @@ class ConnectScreen(Screen):
                 yield Button("Landscape", id="land", compact=True)
             with Horizontal(classes="connect-row"):
                 yield Select([], prompt="earlier results of run A", id="results", compact=True)
-                yield ProgressBar(id="connect-progress", show_eta=False)
+                bar = ProgressBar(id="connect-progress", show_eta=False)
+                bar.display = False  # shown while a job runs: an idle bar would pulse as if one did
+                yield bar
             yield Static("pick two checkpoints and a curve, then Run (g)", id="connect-status")
             with Horizontal(id="connect-panels"):
                 yield ConnectPlot("loss + L2", id="panel-loss")
@@ -261,6 +263,9 @@ class ConnectScreen(Screen):
 
     def _start(self, jobs: list[ConnectJob]) -> None:
         self.last_progress = None
+        bar = self.query_one("#connect-progress", ProgressBar)
+        bar.update(total=1, progress=0)  # a known total does not animate
+        bar.display = True
         self.jobs = jobs
         self._compute(jobs)
 
@@ -335,6 +340,7 @@ class ConnectScreen(Screen):
 
     @on(Finished)
     def _finished(self, msg: Finished) -> None:
+        self.query_one("#connect-progress", ProgressBar).display = False
         if msg.error:
             self._status(msg.error)
             self.notify(msg.error, severity="warning" if msg.error == "cancelled." else "error", timeout=8,

@@ -1,7 +1,11 @@
 """Runs / compare: every run under the runs directory, and the selected ones overlaid on one chart.
 
-A thread worker rescans the directory about once a second (runs started headless in another terminal
-appear, running ones update) and reads the new rows of the selected runs with `store.files.JsonlTail`.
+A thread worker rescans the directory every second or so (runs started headless in another terminal
+appear, running ones update) through `store.scan.RunScanner`, which re-reads only the runs whose files
+changed; the table is touched only when a scan found a change, and then only the rows that changed. A
+large directory is scanned less often (a scan takes at most about SCAN_DUTY of a core) and its first
+scan shows its runs in batches. The selected runs are the app's followed runs (one follower per run
+for every view); the chart is redrawn when one of them has new rows or the view changed.
 Like a lab notebook: `/` filters the table with a query (store/query.py), `O` sorts it, `s` smooths
 the chart (TensorBoard's debiased EMA, the raw curve dim behind), `g` groups the selected runs by a
 config field (mean line and band, figures/compare.py), `P` opens the phase diagram of a sweep.
@@ -9,7 +13,7 @@ config field (mean line and band, figures/compare.py), `P` opens the phase diagr
 
 from __future__ import annotations
 
-import shutil
+import time
 from dataclasses import dataclass
 
 from textual import on, work
@@ -31,14 +35,19 @@ from grok_tui.figures.export import (
 )
 from grok_tui.store import query
 from grok_tui.store import runs as store
-from grok_tui.store.files import JsonlTail
-from grok_tui.tui.overlay import GROUP_FIELDS, SORT_COLUMNS, Followed, OverlayView, overlay, partner
+from grok_tui.store.delete import DeleteError, delete_run
+from grok_tui.store.scan import RunScanner
+from grok_tui.tui.messages import RunUpdated
+from grok_tui.tui.overlay import GROUP_FIELDS, SORT_COLUMNS, OverlayView, overlay, partner
 from grok_tui.tui.screens.dialogs import ConfirmScreen, RunDetailsScreen
 from grok_tui.tui.screens.phase import PhaseScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.run_table import RunTable
 
-SCAN_S = 1.0  # seconds between scans of the runs directory
+SCAN_S = 1.0  # seconds between scans of the runs directory, at least
+SCAN_MAX_S = 10.0  # and at most, however large the directory
+SCAN_DUTY = 0.02  # a scan's share of a core: a scan that takes 50 ms waits 2.5 s for the next
+FIRST_BATCH, BATCH = 25, 200  # runs read before the table first shows, then per update of a first scan
 DEFAULT_METRICS = tuple(METRIC_NAMES)
 
 
@@ -69,13 +78,17 @@ class RunsScreen(Screen):
 
     @dataclass
     class Scanned(Message):
+        """The runs of a scan that found a change (none is posted when nothing changed)."""
+
         runs: list[store.RunInfo]
-        changed: bool
 
     def __init__(self) -> None:
         super().__init__()
-        self.selected: list[str] = []  # in selection order; colours follow it
-        self.followed: dict[str, Followed] = {}
+        self.selected: list[str] = []  # in selection order; colours follow it (the app follows them)
+        self.scanner: RunScanner | None = None
+        self.scan_interval = SCAN_S
+        self._next_scan = 0.0
+        self._drawn: tuple | None = None  # what the chart shows: the view and each selected run's version
         self.metric = "val_acc"
         self.infos: dict[str, store.RunInfo] = {}  # every run in the directory
         self.shown: list[store.RunInfo] = []  # the table's runs: filtered and sorted
@@ -97,12 +110,14 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(RunTable).focus()
+        self.scanner = RunScanner(self.runs_dir)
         self.scan()
         self.set_interval(SCAN_S, self._maybe_scan)
         self._update_hint()
 
     def on_screen_resume(self) -> None:
         self.scan()
+        self.redraw()  # the selected runs' rows that came while another view was shown
 
     @property
     def runs_dir(self):
@@ -112,32 +127,51 @@ class RunsScreen(Screen):
     def colors(self) -> dict[str, str]:
         return {rid: PALETTE[i % len(PALETTE)] for i, rid in enumerate(self.selected)}
 
+    @property
+    def followed(self) -> dict:
+        """The app's followed runs (the selected ones among them)."""
+        return self.app.followed
+
     # -- scanning -------------------------------------------------------------------------------
     def _maybe_scan(self) -> None:
-        if self.app.screen is self:
+        if self.app.screen is self and time.monotonic() >= self._next_scan:
             self.scan()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-scan", description="scan runs")
     def scan(self) -> None:
-        runs = store.list_runs(self.runs_dir)
-        for r in runs:  # a killed run's headline reads its metrics file: here, not on the UI thread
-            r.reached()
-        changed = False
-        for rid in list(self.selected):
-            f = self.followed.get(rid)
-            if f is None:
-                path = self.runs_dir / rid
-                f = self.followed[rid] = Followed(JsonlTail(path / "metrics.jsonl"),
-                                                  JsonlTail(path / "events.jsonl"))
-            changed |= f.read()
-        self.post_message(self.Scanned(runs, changed))
+        scanner = self.scanner
+        if scanner is None:
+            return
+        t0 = time.perf_counter()
+        limit = FIRST_BATCH if not scanner.opened else None  # a first scan shows its runs in batches
+        while True:
+            runs, changed = scanner.scan(limit=limit)
+            if changed:
+                for r in runs:  # a killed run's headline reads its metrics file: here, not on the UI thread
+                    r.reached()  # (once per RunInfo; the scanner keeps those of unchanged runs)
+                self.post_message(self.Scanned(runs))
+            if scanner.complete:
+                break
+            limit = BATCH
+        cost = time.perf_counter() - t0
+        self.scan_interval = min(SCAN_MAX_S, max(SCAN_S, cost / SCAN_DUTY))
+        self._next_scan = time.monotonic() + self.scan_interval
 
     @on(Scanned)
     def _scanned(self, msg: Scanned) -> None:
         self.infos = {r.id: r for r in msg.runs}
-        self.selected = [rid for rid in self.selected if rid in self.infos]
+        gone = [rid for rid in self.selected if rid not in self.infos]
+        for rid in gone:
+            self.selected.remove(rid)
+            self.app.unfollow(rid, "runs")
         self._sync_table()
+        self._update_hint()  # "12/1000 where ...": the counts change as a first scan comes in
         self.redraw()
+
+    @on(RunUpdated)
+    def _run_updated(self, msg: RunUpdated) -> None:
+        if msg.run_id in self.selected:
+            self.redraw()
 
     def _sync_table(self) -> None:
         runs = list(self.infos.values())
@@ -149,8 +183,15 @@ class RunsScreen(Screen):
         self.query_one(RunTable).sync(runs, self.colors)
 
     def redraw(self) -> None:
+        """Compose the chart again, when the view or a selected run changed since it was drawn."""
         view = OverlayView(self.metric, self.paired, self.smoothing, self.group_by, self.band)
-        out, bands, title = overlay(view, self.selected, self.followed, self.infos, self.colors)
+        followed = self.followed
+        key = (view, tuple((rid, followed[rid].version if rid in followed else -1, id(self.infos.get(rid)))
+                           for rid in self.selected), self.chart.logx, self.chart.logy)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        out, bands, title = overlay(view, self.selected, followed, self.infos, self.colors)
         self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
@@ -184,18 +225,18 @@ class RunsScreen(Screen):
             return
         if rid in self.selected:
             self.selected.remove(rid)
-            self.followed.pop(rid, None)
+            self.app.unfollow(rid, "runs")
         else:
             self.selected.append(rid)
+            self.app.follow(rid, "runs")  # read by the app's follower thread: RunUpdated comes
         if self.group_by is not None and self.group_by not in self._group_choices():
             self.group_by = None
         self._update_hint()
         self._sync_table()
         self.redraw()
-        self.scan()
 
     def _metric_choices(self) -> list[str]:
-        rows = [r for f in self.followed.values() for r in list(f.rows.values())[-1:]]
+        rows = [r for rid in self.selected if rid in self.followed for r in self.followed[rid].rows[-1:]]
         keys = metric_keys(rows) if rows else []
         return keys or list(DEFAULT_METRICS)
 
@@ -385,22 +426,17 @@ class RunsScreen(Screen):
 
     @work(thread=True, exit_on_error=False, group="runs-delete", description="delete a run")
     def _delete(self, info: store.RunInfo) -> None:
-        if info.active:  # it may have been resumed since the table was drawn
-            self.app.call_from_thread(self.notify, f"{info.id} is training; stop it before deleting it.",
-                                      severity="warning", markup=False)
-            return
-        try:
-            shutil.rmtree(info.path)
-        except OSError as e:
-            self.app.call_from_thread(self.notify, f"cannot delete {info.id}: {e.strerror or e}",
-                                      severity="error", markup=False)
+        try:  # refused while a process holds the run's lock (it may have been resumed since the table was drawn)
+            delete_run(info.path)
+        except DeleteError as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error", markup=False)
             return
         self.app.call_from_thread(self._deleted, info)
 
     def _deleted(self, info: store.RunInfo) -> None:
         if info.id in self.selected:
             self.selected.remove(info.id)
-        self.followed.pop(info.id, None)
+            self.app.unfollow(info.id, "runs")
         self.notify(f"deleted {info.id}", timeout=3)
         self._update_hint()
         self.scan()

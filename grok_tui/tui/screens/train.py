@@ -2,7 +2,9 @@
 
 The run shown is `app.live`: one the app started (a detached process) or any run training under the
 runs directory, attached by keyboard (a) or the palette. The app's follower thread reads its run
-directory; this screen reads what it found on a timer (a few times a second), never per metric row.
+directory and posts `RunUpdated` when it changed; only then does this screen redraw its status line,
+and its charts at most once a chart interval (never per metric row). Nothing is drawn while nothing
+changes.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from grok_tui.display import device_text, gpu_text, threads_text
-from grok_tui.figures.export import Series, series
+from grok_tui.figures.export import Series
 from grok_tui.host import usable_cpus
 from grok_tui.store import runs as store
-from grok_tui.tui.live import LiveRun, try_control
+from grok_tui.tui.followed import LiveRun, try_control
+from grok_tui.tui.messages import RunUpdated
 from grok_tui.tui.screens.dialogs import AttachScreen
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.config_form import ConfigForm
@@ -35,7 +38,6 @@ CHARTS = (
 )
 COLORS = {"train_acc": "cyan", "val_acc": "magenta", "train_loss": "cyan", "val_loss": "magenta",
           "weight_norm": "green", "grad_norm": "orange"}
-STATUS_HZ = 4.0  # status line refresh rate
 # Charts re-plot at most once a second, only when there is new data, and slower when drawing them
 # costs more than CHART_DUTY of one core (a large terminal, a loaded machine): training shares the CPU,
 # and on a small CPU box every slice the UI takes stalls all of the child's threads at their next barrier.
@@ -52,14 +54,15 @@ def _keys(patterns: tuple[str, ...], row: dict) -> list[str]:
     return keys
 
 
-def chart_series(rows: list[dict], patterns: tuple[str, ...], milestones: dict[str, int]) -> list[Series]:
-    """The series of one train chart; the milestone marks ride on the first series."""
-    keys = _keys(patterns, rows[-1] if rows else {})
+def run_series(run: LiveRun, patterns: tuple[str, ...], milestones: dict[str, int]) -> list[Series]:
+    """The series of one train chart, from the columns the run keeps (only its new rows are read); the
+    milestone marks ride on the first series."""
+    keys = _keys(patterns, run.last)
     out = []
     for i, k in enumerate(keys):
-        s = series(rows, k, milestones=milestones if i == 0 else None, color=COLORS.get(k))
+        s = run.series(k)
         if s.x:
-            out.append(s)
+            out.append(Series(k, s.x, s.y, dict(milestones) if i == 0 else {}, COLORS.get(k)))
     return out
 
 
@@ -90,6 +93,7 @@ class TrainScreen(Screen):
         self._chart_cost = 0.0
         self._shown: LiveRun | None = None
         self._last_state: tuple = (None, None)
+        self._chart_timer = None  # a redraw of the charts waiting for the chart interval
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -108,15 +112,25 @@ class TrainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.set_interval(1 / STATUS_HZ, self.tick)
+        self.refresh_run()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_run()  # what changed while another view was shown
 
     @property
     def child(self) -> LiveRun | None:
         """The run shown (the app's `live` run)."""
         return getattr(self.app, "live", None)
 
-    # -- the timer ----------------------------------------------------------------------------
-    def tick(self) -> None:
+    # -- what the follower says ---------------------------------------------------------------
+    @on(RunUpdated)
+    def _run_updated(self, msg: RunUpdated) -> None:
+        child = self.child
+        if child is not None and msg.run_id == child.run_id:
+            self.refresh_run()
+
+    def refresh_run(self) -> None:
+        """Show the run's state now, and its charts now or when the chart interval has passed."""
         if self.app.screen is not self:
             return
         child = self.child
@@ -132,16 +146,23 @@ class TrainScreen(Screen):
         status.update(self.status_text(child), layout=False)
         now = time.monotonic()
         if now >= self._next_chart or child is not self._shown:
+            self._charts_due()
+        elif self._chart_timer is None:
+            self._chart_timer = self.set_timer(self._next_chart - now, self._charts_due)
+
+    def _charts_due(self) -> None:
+        self._chart_timer = None
+        child = self.child
+        if child is not None and self.app.screen is self:
             self.update_charts(child)
-            self._next_chart = now + self.chart_interval
+            self._next_chart = time.monotonic() + self.chart_interval
 
     def update_charts(self, child: LiveRun) -> None:
         self._shown = child
-        rows = list(child.rows)
         charts = [self.query_one(f"#chart-{cid}", MetricChart) for cid, *_ in CHARTS]
         changed = False
         for chart, (_cid, _title, patterns, _lx, _ly) in zip(charts, CHARTS, strict=True):
-            changed |= chart.show(chart_series(rows, patterns, dict(child.milestones)))
+            changed |= chart.show(run_series(child, patterns, dict(child.milestones)))
         if changed:  # what the last round cost (its re-plot and render) sets the pace of the next
             cost = sum(c.redraw_s for c in charts)
             spent, self._chart_cost = cost - self._chart_cost, cost
@@ -285,6 +306,8 @@ class TrainScreen(Screen):
             chart.show([])
         self.query_one("#status", Static).update(f"[dim]…[/] following {run.run_id}")
         self._update_controls(run)
+        if run.seen:  # read already (another view follows it): no update may come soon
+            self.refresh_run()
 
     def action_toggle_form(self) -> None:
         form = self.query_one("#form")

@@ -1,8 +1,10 @@
 """A metric chart: several series against step, log axes drawn as log10 with readable ticks.
 
 `show()` only stores the series; the chart re-plots when the data or the axes changed, and only its
-own widget is refreshed (textual-plotext issue #11). Callers call `show()` from a timer a few times
-per second, never per metric row (shared/STYLE.md §8).
+own widget is refreshed (textual-plotext issue #11). Callers call `show()` when their data changed, at
+most a few times per second, never per metric row. plotext gets at most about two points per column
+of each series (the lowest and highest of each column's steps, `minmax_downsample`), whatever the
+length of the run; an export takes the series whole.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from grok_tui.figures.compare import Band
-from grok_tui.figures.export import PALETTE, Series, downsample, log_ticks, visible
+from grok_tui.figures.export import PALETTE, Series, log_ticks, minmax_downsample
 
 MARKS = {"memorized": "M", "grokked": "G"}
 
@@ -107,6 +109,7 @@ class MetricChart(PlotextPlot):
         self._drawn: tuple | None = None
         self.redraws = 0
         self.redraw_s = 0.0  # time spent building plots (re-plot + render), for the tests and the note
+        self.plotted = 0  # the most points one line of the last re-plot handed plotext
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -136,9 +139,9 @@ class MetricChart(PlotextPlot):
     def points(self) -> int:
         return sum(len(s.x) for s in self.series) + sum(len(b.x) for b in self.bands)
 
-    def _line(self, x: list[float], y: list[float], n: int, **kw) -> tuple[list[float], list[float]]:
-        x, y = visible(x, y, self.logx, self.logy)
-        x, y = downsample(x, y, n, self.logx)
+    def _line(self, x: list[float], y: list[float], n: int, keep=(), **kw) -> tuple[list[float], list[float]]:
+        x, y = minmax_downsample(x, y, n, self.logx, self.logy, keep)
+        self.plotted = max(self.plotted, len(x))
         if not x:
             return [], []
         px = [math.log10(v) for v in x] if self.logx else x
@@ -150,7 +153,8 @@ class MetricChart(PlotextPlot):
         t0 = time.perf_counter()
         plt = self.plt
         plt.clear_figure()
-        n = max(2 * (self.size.width or 80), 40)
+        n = max(self.size.width or 80, 20)  # buckets: two points (lowest, highest) each
+        self.plotted = 0
         xs_all: list[float] = []
         ys_all: list[float] = []
         marks: list[str] = []  # per series, in legend order
@@ -166,7 +170,7 @@ class MetricChart(PlotextPlot):
                 rx, ry = self._line(s.x, s.raw, n, color=color, style="dim")
                 xs_all += rx
                 ys_all += ry
-            px, py = self._line(s.x, s.y, n, label=s.label, color=color,
+            px, py = self._line(s.x, s.y, n, s.milestones.values(), label=s.label, color=color,
                                 **({"marker": "dot"} if s.style != "-" else {}))
             if not px:
                 continue

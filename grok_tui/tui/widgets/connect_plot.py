@@ -1,7 +1,7 @@
 """Panels of the connectivity view: line plots against t (or alpha) and a landscape heat map.
 
 `ConnectPlot` keeps its lines and re-plots them before each build (plotext rebuilds on every resize),
-then refreshes only itself (shared/STYLE.md §8). Results have tens of points, so no downsampling.
+then refreshes only itself (a refresh of the screen would render every widget again). Results have tens of points, so no downsampling.
 `LandscapeHeatmap` draws a grid of values with half-block characters, two grid rows per line, colours
 on a log scale when the values span decades (losses), with letters at marked points.
 """

@@ -1,4 +1,7 @@
-"""The table of runs: one row per run directory, updated in place (the cursor stays where it is)."""
+"""The table of runs: one row per run directory, updated in place (the cursor stays where it is).
+
+A run whose `RunInfo` is the one of the last sync (the scanner keeps the RunInfo of a run whose files
+did not change) and whose colour is the same is not looked at again."""
 
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ class RunTable(DataTable):
     def __init__(self, id: str | None = None):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._cells: dict[str, dict[str, Any]] = {}
+        self._from: dict[str, tuple[RunInfo, str | None]] = {}  # what each row's cells were made from
+        self.made = 0  # rows whose cells were computed (a sync of unchanged runs adds none)
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -53,7 +58,7 @@ class RunTable(DataTable):
         if after != order:
             current = self.current_id
             self.clear()
-            self._cells = {}
+            self._cells, self._from = {}, {}
             self.sync(runs, colors)
             if current in self._cells:
                 self.move_cursor(row=order.index(current))
@@ -61,7 +66,13 @@ class RunTable(DataTable):
         seen = set()
         for r in runs:
             seen.add(r.id)
-            cells = row_cells(r, colors.get(r.id))
+            color = colors.get(r.id)
+            made = self._from.get(r.id)
+            if made is not None and made[0] is r and made[1] == color:
+                continue
+            self._from[r.id] = (r, color)
+            self.made += 1
+            cells = row_cells(r, color)
             old = self._cells.get(r.id)
             if old is None:
                 self.add_row(*(cells[k] for k, _ in COLUMNS), key=r.id)
@@ -73,6 +84,7 @@ class RunTable(DataTable):
         for gone in set(self._cells) - seen:
             self.remove_row(gone)
             del self._cells[gone]
+            self._from.pop(gone, None)
 
     @property
     def current_id(self) -> str | None:

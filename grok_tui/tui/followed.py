@@ -3,9 +3,9 @@
 A run the app starts is `python -m grok_tui run --config FILE --name ID --log`, a process of its own
 session whose output goes to a file (``<runs>/.start/ID.log`` until the run directory exists, then
 ``<run>/runner.log``), never to a pipe the app holds: closing the terminal, a dropped connection or a
-``kill -9`` of the app leaves it training (shared/DESIGN.md, "A run lives on its own"). The app follows
-it like any other run (``store.follow.RunFollower``) and controls it through ``store.control``.
-No textual and no torch here.
+``kill -9`` of the app leaves it training (a run lives on its own; only its files tie it to the app).
+The app follows it like any other run, through one ``store.follow.RunFollower`` per run that every
+view reads, and controls it through ``store.control``. No textual and no torch here.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 from grok_tui.errors import GrokError
+from grok_tui.figures.export import Series, series
 from grok_tui.spec.config import Config
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
-from grok_tui.store.follow import ACTIVE, RunFollower
+from grok_tui.store.follow import ACTIVE, Polled, RunFollower
+from grok_tui.store.logs import error_line
 from grok_tui.store.runs import START_DIR
 
 
@@ -57,15 +59,7 @@ class Launch:
 
     def error_line(self) -> str | None:
         """The runner's one-sentence error, if it failed before its run directory existed."""
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return None
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        for ln in reversed(lines):
-            if ln.startswith("error:"):
-                return ln[len("error:"):].strip()
-        return lines[-1] if lines else None
+        return error_line(self.log_file)
 
     def cleanup(self) -> None:
         for p in (self.config_file, self.log_file):
@@ -76,18 +70,22 @@ class Launch:
 
 
 class LiveRun:
-    """One run as the Train view shows it: what its directory says, plus the launch when the app started it.
+    """One run as every view shows it: what its directory says, plus the launch when the app started it.
 
     `update()` runs in the app's follower thread; the UI reads the attributes (whole values, replaced
-    rather than mutated)."""
+    rather than mutated; the rows list grows in place) and the series of a metric through `series()`,
+    which keeps the columns it extracted and extends them with the new rows only."""
 
     def __init__(self, path: Path, launch: Launch | None = None):
         self.follower = RunFollower(path)
         self.launch = launch
         self.state = "starting"
         self.error: str | None = None
+        self.seen = False  # read once by the follower thread (its first events are history, not news)
         self._stopping = False
+        self._cleaned = False  # the launch's start files are removed (they are the app's to remove once)
         self._threads: int | None = launch.cfg.train.threads if launch is not None else None
+        self._columns: dict[str, tuple[int, int, Series]] = {}  # metric -> (epoch, rows used, series)
 
     @property
     def run_id(self) -> str:
@@ -161,11 +159,34 @@ class LiveRun:
     def returncode(self) -> int | None:
         return self.launch.returncode if self.launch is not None else None
 
+    @property
+    def version(self) -> int:
+        """Grows whenever the follower read something new (rows, events, state)."""
+        return self.follower.version
+
     def steps_per_s(self) -> float | None:
         return self.follower.steps_per_s()
 
-    def update(self) -> tuple[int, bool, list[dict]]:
-        """Read what is new; returns (new rows, state changed, new events)."""
+    def series(self, key: str) -> Series:
+        """The (step, value) points of one metric over every row so far (figures.export.series of the
+        rows), extended by the rows that came since the last call; started over when the rows were
+        replaced (a resume dropped some). Call it from one thread (the UI's). The series is shared:
+        copy it before changing it."""
+        epoch, rows = self.follower.rows_and_epoch()
+        got = self._columns.get(key)
+        if got is None or got[0] != epoch or got[1] > len(rows):
+            got = (epoch, 0, Series(key, [], []))
+        _, used, s = got
+        n = len(rows)
+        if n > used:
+            new = series(rows[used:n], key)
+            s.x.extend(new.x)
+            s.y.extend(new.y)
+        self._columns[key] = (epoch, n, s)
+        return s
+
+    def update(self) -> Polled:
+        """Read what is new (the follower's Polled, with state_changed as this view of the run says it)."""
         before = (self.state, self.error)
         rc = self.launch.poll() if self.launch is not None else None
         polled = self.follower.poll()
@@ -182,13 +203,19 @@ class LiveRun:
             if state in ("running", "paused", "interrupted") and rc is not None:
                 state = "interrupted" if rc not in (0, 130) else state  # its process is gone
             self.state, self.error = state, f.error
-            if self.launch is not None and (self.path / "runner.log").exists():
+            if self.launch is not None and not self._cleaned and (self.path / "runner.log").exists():
                 self.launch.cleanup()
-        elif rc is not None:  # the runner ended before its run directory existed
+                self._cleaned = True
+        elif rc is not None and not self._cleaned:  # the runner ended before its run directory existed
             self.state = "failed"
             self.error = (self.launch.error_line() if self.launch else None) or f"the runner exited with code {rc}."
             self.launch.cleanup()
-        return polled.rows, (self.state, self.error) != before, polled.events
+            self._cleaned = True
+        counted = polled.changed  # the follower's version already counts this poll
+        polled.state_changed = (self.state, self.error) != before
+        if polled.state_changed and not counted:
+            self.follower.version += 1
+        return polled
 
     # -- control: signals through the run directory (store/control.py) ---------------------------
     def pause(self) -> None:
