@@ -119,7 +119,7 @@ class RunWriter:
                 raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
             raise ConfigError(why) from None
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
-        for stale in ("error", "finished_at"):
+        for stale in ("error", "finished_at", "control_pid", "control_pid_start"):  # a resume answers itself
             self.summary.pop(stale, None)
         self.summary.update({**control.identity(), "host": socket.gethostname()})
         self._last_summary = 0.0
@@ -148,6 +148,11 @@ class RunWriter:
     def progress(self, row: dict) -> None:
         """One row of progress.jsonl (store/progress.py)."""
         self._append(self.path / PROGRESS_FILE, row)
+
+    def announce(self, signals_to: dict | None = None) -> None:
+        """Record in the run's lock who holds it and where its control signals go (`signals_to`: a sweep
+        worker's coordinator; else this process). Call it once this process answers those signals."""
+        self.lock.record(**(signals_to or {}))
 
     def write_summary(self, force: bool = True, **fields: Any) -> None:
         self.summary.update(fields)
@@ -388,14 +393,12 @@ def active_run_ids(root: Path) -> list[str]:
 def controlled_with(root: Path, run_id: str) -> list[str]:
     """The other runs being trained now that a pause, continue or stop of `run_id` reaches too: those whose
     signals go to the same process (a sweep's members: its coordinating process, or one worker)."""
-    def key(summary: dict) -> tuple[Any, Any]:
-        return (summary.get("control_pid", summary.get("pid")), summary.get("control_pid_start", summary.get("pid_start")))
-
     me = open_run(root, run_id)
-    mine = key(me.summary)
+    mine = control.control_target(me.path, me.summary)
     if mine[0] is None:
         return []
-    return sorted(r.id for r in list_runs(root) if r.id != run_id and r.active and key(r.summary) == mine)
+    return sorted(r.id for r in list_runs(root)
+                  if r.id != run_id and r.active and control.control_target(r.path, r.summary) == mine)
 
 
 def controlled_with_text(root: Path, run_id: str, verb: str) -> str | None:

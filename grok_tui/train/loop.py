@@ -42,6 +42,9 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     pause: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = "stopped"
+    # Where pause/continue/stop signals for these runs go when not to this process: a sweep worker's
+    # are its coordinator's ({"control_pid": ..., "control_pid_start": ...}), which forwards them.
+    signals_to: dict = field(default_factory=dict)
 
 
 class Fanout:
@@ -217,7 +220,8 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 "steps": tc.steps, "start_step": start_step, **r.info}
         r.call("on_member_start", info)
 
-        guarded(r, _start, r, str(stepper.device), {**info, **({"resumed_from": start_step} if resumed else {})})
+        guarded(r, _start, r, str(stepper.device), {**info, **({"resumed_from": start_step} if resumed else {})},
+                control.signals_to)
 
     def active() -> list[tuple[int, Recorder]]:
         return [(k, r) for k, r in enumerate(recorders) if r.active]
@@ -292,7 +296,9 @@ def _record(stepper: Stepper, r: Recorder, k: int, row: dict, warnings: list[str
     r.summary(force=bool(tags), last=row)
 
 
-def _start(r: Recorder, device: str, info: dict) -> None:
+def _start(r: Recorder, device: str, info: dict, signals_to: dict) -> None:
+    if r.writer is not None:  # the front end's signal handlers are installed: control may reach this run now
+        r.writer.announce(signals_to)
     r.summary(device=device, started_at=time.time())
     r.emit({"event": "started", **info})
 
