@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from grok_tui.cli.common import JsonOut, PlainUsage, RunsDir, console, user_errors
 from grok_tui.spec.optimizers import OPTIMIZERS
@@ -45,6 +45,24 @@ def fit_columns(rows: list[dict[str, str]], width: int) -> list[str]:
     return cols
 
 
+LEFT = ("run", "op", "opt", "status")  # text columns; the numbers are right-aligned
+
+
+def plain_table(rows: list[dict[str, str]], cols: list[str], left: tuple[str, ...]) -> Text:
+    """Rows as aligned columns two spaces apart, the header bold, every cell literal (no markup): one
+    Text, so a listing of thousands of runs prints in a blink (a rich Table measured every cell of
+    every row again: 7 s for 1,000 runs)."""
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+
+    def line(values: dict[str, str]) -> str:
+        return "  ".join(values[c].ljust(width[c]) if c in left else values[c].rjust(width[c])
+                         for c in cols).rstrip()
+
+    out = Text(line({c: c for c in cols}), style="bold")
+    out.append("\n" + "\n".join(line(r) for r in rows), style="")
+    return out
+
+
 def optimizer_reads(optim: dict) -> set[str]:
     """The [optim] settings that matter for a run: its optimizer's own (an AdamW run shows its betas, not
     SGD's momentum or Lion's betas), the common ones, and the gradient filters (Grokfast's decay only where
@@ -80,16 +98,7 @@ def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: Js
         console.print(f"no runs in {runs_dir}" + (f" match '{where}'" if where else ""), soft_wrap=True)
         return
     cells = [{k: fmt(v) for k, v in row.items()} for row in rows]
-    cols = fit_columns(cells, console.width)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in cols:
-        left = col in ("run", "op", "opt", "status")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True,
-                         overflow="fold" if col == "run" else "ellipsis",
-                         min_width=max(len(c["run"]) for c in cells) if col == "run" else None)
-    for row in cells:
-        table.add_row(*(row[c] for c in cols))
-    console.print(table)
+    console.print(plain_table(cells, fit_columns(cells, console.width), LEFT), soft_wrap=True)
 
 
 @app.command("show", cls=PlainUsage)

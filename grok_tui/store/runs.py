@@ -26,6 +26,7 @@ from grok_tui.spec.ops import get_op
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
+from grok_tui.store.index import ConfigIndex
 from grok_tui.store.names import check_name, name_error
 from grok_tui.store.progress import PROGRESS_FILE
 
@@ -363,13 +364,23 @@ def open_run(root: Path, run_id: str) -> RunInfo:
 
 
 def list_runs(root: Path) -> list[RunInfo]:
+    """Every run under root, by id. Configs come from the runs' derived index where it is current
+    (store/index.py), so a listing parses only the configs that changed since the last one."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except OSError:
         return []
+    index = ConfigIndex(root)
     runs = []
-    for d in sorted(root.iterdir()):
-        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
-            runs.append(open_run(root, d.name))
+    for name in entries:
+        if name_error("run", name) is not None:
+            continue
+        path = root / name
+        if not (path / "config.toml").is_file():
+            continue
+        runs.append(RunInfo(name, path, index.config(path), read_json(path / "summary.json")))
+    index.save()
     return runs
 
 
