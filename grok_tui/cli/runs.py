@@ -10,10 +10,10 @@ import typer
 from rich.text import Text
 
 from grok_tui.cli.common import JsonOut, PlainUsage, RunsDir, console, user_errors
+from grok_tui.display import fmt
 from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.store import query
 from grok_tui.store import runs as store
-from grok_tui.store.runs import fmt
 
 app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
 
