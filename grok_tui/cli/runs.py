@@ -110,7 +110,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id"
     metrics = r.metrics()
     ckpts = r.checkpoints()
     if json_out:
-        steps_run, best_val = r.reached()  # a killed run's: from its metric rows
+        steps_run, best_val = r.steps_and_best()  # a killed run's: from its metric rows
         print(json.dumps({"run": r.id, "status": r.status, "summary": r.summary, "steps_run": steps_run,
                           "best_val_acc": best_val,
                           "config": r.config.to_dict() if r.config else None,
@@ -123,7 +123,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id"
                 values = {k: v for k, v in values.items() if k in optimizer_reads(values)}
             console.print(f"  [bold]{section}[/] " + "  ".join(f"{k}={v}" for k, v in values.items()))
     console.print(f"  memorized at {fmt(r.summary.get('memorized_step'))}, grokked at "
-                  f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.reached()[1])}")
+                  f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.steps_and_best()[1])}")
     if r.summary.get("error"):
         console.print(f"  [red]error:[/] {r.summary['error']}")
     console.print(f"  {len(metrics)} metric rows; checkpoints at steps: "

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from grok_tui.errors import CheckpointError, ConfigError
+from grok_tui.spec.config import MILESTONES
 from grok_tui.store.names import name_error
-from grok_tui.store.runs import MILESTONES, RunInfo, open_run
+from grok_tui.store.runs import RunInfo, open_run
 
 
 def resolve_checkpoint(ref: str, root: Path) -> Path:

@@ -33,7 +33,6 @@ RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
 # its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
-MILESTONES = ("memorized", "grokked")
 _ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
@@ -232,7 +231,7 @@ class RunInfo:
     path: Path
     config: Config | None
     summary: dict = field(default_factory=dict)
-    _reached: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _steps_and_best: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -282,11 +281,11 @@ class RunInfo:
     def checkpoints(self) -> list[tuple[int, Path]]:
         return files.checkpoints(self.path / "checkpoints")
 
-    def reached(self) -> tuple[Any, Any]:
+    def steps_and_best(self) -> tuple[Any, Any]:
         """Steps run and best validation accuracy: the summary's, or for an interrupted run the newer of
         those and its metric rows (a running summary is rewritten at most once a second, so a killed
         run's can lag its last evaluations). Read once per RunInfo (the runs view reads it in its scan worker)."""
-        if self._reached is None:
+        if self._steps_and_best is None:
             steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
             if self.status == "interrupted":
                 rows = self.metrics()
@@ -296,13 +295,13 @@ class RunInfo:
                     if _number(best):
                         vals.append(best)
                     best = max(vals) if vals else best
-            self._reached = (steps, best)
-        return self._reached
+            self._steps_and_best = (steps, best)
+        return self._steps_and_best
 
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
         c, s = self.config, self.summary
-        steps, best = self.reached()
+        steps, best = self.steps_and_best()
         return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
                 "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
                 "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
