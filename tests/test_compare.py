@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grok_tui.figures import compare, phase
-from grok_tui.figures.export import Series
+from grok_tui.figures.series import Series
 from grok_tui.store import query, runs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grok_tui.cli.main import app
-from grok_tui.figures import export, panels
+from grok_tui.figures import export, panels, series
 
 FIXTURE_RUNS = Path(__file__).parent / "fixtures" / "runs"
 
@@ -19,7 +19,7 @@ FIXTURE_RUNS = Path(__file__).parent / "fixtures" / "runs"
 def test_series_skips_missing_and_non_finite_values():
     rows = [{"step": 10, "val_acc": 0.1}, {"step": 20}, {"step": 30, "val_acc": float("nan")},
             {"step": 40, "val_acc": 0.9}]
-    s = export.series(rows, "val_acc", milestones={"grokked": 40})
+    s = series.series(rows, "val_acc", milestones={"grokked": 40})
     assert s.x == [10.0, 40.0] and s.y == [0.1, 0.9] and s.milestones == {"grokked": 40}
 
 
@@ -27,31 +27,31 @@ def test_downsample_keeps_ends_and_bounds_the_count():
     x = list(range(1, 10_001))
     y = [v * 2 for v in x]
     for logx in (False, True):
-        dx, dy = export.downsample(x, y, 100, logx)
+        dx, dy = series.downsample(x, y, 100, logx)
         assert dx[0] == 1 and dx[-1] == 10_000 and len(dx) <= 102
         assert all(b == 2 * a for a, b in zip(dx, dy, strict=True))
         assert dx == sorted(dx)
-    assert export.downsample([1, 2], [3, 4], 100) == ([1, 2], [3, 4])
+    assert series.downsample([1, 2], [3, 4], 100) == ([1, 2], [3, 4])
 
 
 def test_log_ticks_are_readable_and_inside_the_range():
-    pos, labels = export.log_ticks(10, 100_000)
+    pos, labels = series.log_ticks(10, 100_000)
     assert labels == ["10", "100", "1k", "10k", "100k"]
-    pos, labels = export.log_ticks(20, 3500)
+    pos, labels = series.log_ticks(20, 3500)
     assert labels[0] == "20" and "100" in labels and all(1.3 - 1e-9 <= p <= 3.545 for p in pos)
-    pos, labels = export.log_ticks(1e-3, 2.0)
+    pos, labels = series.log_ticks(1e-3, 2.0)
     assert labels[:3] == ["1e-3", "1e-2", "1e-1"]
 
 
 def test_milestones_from_events_and_summary():
     evs = [{"event": "memorized", "step": 240}, {"event": "checkpoint", "step": 240},
            {"event": "memorized", "step": 300}]
-    assert export.milestones_of(evs, {"grokked_step": 2700}) == {"memorized": 240, "grokked": 2700}
+    assert series.milestones_of(evs, {"grokked_step": 2700}) == {"memorized": 240, "grokked": 2700}
 
 
 def test_csv_and_figures(tmp_path):
-    a = export.Series("a", [10, 20, 30], [0.1, 0.5, 1.0], {"memorized": 20})
-    b = export.Series("b", [10, 20], [0.2, 0.3], {})
+    a = series.Series("a", [10, 20, 30], [0.1, 0.5, 1.0], {"memorized": 20})
+    b = series.Series("b", [10, 20], [0.2, 0.3], {})
     out = export.write_csv(tmp_path / "d.csv", [a, b], "val_acc")
     rows = list(csv.reader(open(out)))
     assert rows[0] == ["run", "step", "metric", "value"] and len(rows) == 6 and rows[1] == ["a", "10", "val_acc", "0.1"]
@@ -68,7 +68,7 @@ def test_missing_matplotlib_gives_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(export.ExportError, match=r"needs matplotlib, a dependency of grok-tui .*: pip install "
                        r"matplotlib \(the CSV export works without it\)\.$"):
-        panels.save_figure(tmp_path / "f.png", [export.Series("a", [1], [1])], "t", "y")
+        panels.save_figure(tmp_path / "f.png", [series.Series("a", [1], [1])], "t", "y")
     assert not (tmp_path / "f.png").exists()
 
 
@@ -230,15 +230,15 @@ def test_cli_runs_keeps_long_ids_whole_at_80_columns(tmp_path):
 # --- runs by id, and what differs between them ----------------------------------------------------
 
 def test_csvs_name_runs_by_id_not_by_the_legends_label(tmp_path):
-    a = export.Series("lr2e-3", [10, 20], [0.1, 0.5], run="smoke-lr2e-3")  # a legend's shortened label
-    b = export.Series("wd0.3", [10], [0.2], run="smoke-wd0.3")
+    a = series.Series("lr2e-3", [10, 20], [0.1, 0.5], run="smoke-lr2e-3")  # a legend's shortened label
+    b = series.Series("wd0.3", [10], [0.2], run="smoke-wd0.3")
     settings = {"lr": {"smoke-lr2e-3": 2e-3, "smoke-wd0.3": 1e-3}}
     rows = list(csv.DictReader(open(export.write_csv(tmp_path / "a.csv", [a, b], "val_acc", settings=settings))))
     assert [(r["run"], r["lr"]) for r in rows] == [("smoke-lr2e-3", "2e-3")] * 2 + [("smoke-wd0.3", "1e-3")]
     rows = list(csv.DictReader(open(panels.write_panels_csv(tmp_path / "b.csv", [panels.Panel("t", "y", [a, b])],
                                                             settings=settings))))
     assert {r["run"] for r in rows} == {"smoke-lr2e-3", "smoke-wd0.3"} and rows[0]["lr"] == "2e-3"
-    assert export.write_csv(tmp_path / "c.csv", [export.Series("x", [1], [1])], "m").read_text().startswith(
+    assert export.write_csv(tmp_path / "c.csv", [series.Series("x", [1], [1])], "m").read_text().startswith(
         "run,step,metric,value\nx,")  # a series of no run keeps its label, and no settings: no columns
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grok_tui.figures.export import minmax_downsample
+from grok_tui.figures.series import minmax_downsample
 from grok_tui.store import control, files, scan
 from grok_tui.store.delete import DeleteError, delete_run
 from grok_tui.store.follow import RunFollower

@@ -19,15 +19,8 @@ import typer
 from grok_tui.cli.common import RunsDir, console, err_console, user_errors
 from grok_tui.errors import ConfigError
 from grok_tui.figures import compare, panels, phase
-from grok_tui.figures.export import (
-    PALETTE,
-    ExportError,
-    check_figure_path,
-    metric_keys,
-    metric_name,
-    milestones_of,
-    series,
-)
+from grok_tui.figures.export import ExportError, check_figure_path
+from grok_tui.figures.series import PALETTE, metric_keys, metric_name, milestones_of, series
 from grok_tui.store import progress as pstore
 from grok_tui.store import query
 from grok_tui.store import runs as store

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from grok_tui.figures.export import Series, short_value
+from grok_tui.figures.export import short_value
+from grok_tui.figures.series import Series
 
 SMOOTH_LEVELS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)  # the app's `s` key steps through these
 BANDS = ("minmax", "std")

@@ -14,20 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grok_tui.figures.compare import Band
-from grok_tui.figures.export import (
-    PALETTE,
-    PAPER,
-    ExportError,
-    Series,
-    Settings,
-    check_figure_path,
-    default_log_y,
-    figure,
-    metric_name,
-    series,
-    setting_cells,
-    visible,
-)
+from grok_tui.figures.export import ExportError, Settings, check_figure_path, figure, setting_cells
+from grok_tui.figures.series import PALETTE, PAPER, Series, default_log_y, metric_name, series, visible
 
 
 @dataclass

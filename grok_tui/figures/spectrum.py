@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from grok_tui.figures.export import ExportError, check_figure_path, figure, log_ticks
+from grok_tui.figures.export import ExportError, check_figure_path, figure
+from grok_tui.figures.series import log_ticks
 from grok_tui.store.progress import spectrum_matrix
 
 

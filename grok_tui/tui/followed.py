@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from grok_tui.errors import GrokError
-from grok_tui.figures.export import Series, series
+from grok_tui.figures.series import Series, series
 from grok_tui.spec.config import Config
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control
@@ -168,7 +168,7 @@ class LiveRun:
         return self.follower.steps_per_s()
 
     def series(self, key: str) -> Series:
-        """The (step, value) points of one metric over every row so far (figures.export.series of the
+        """The (step, value) points of one metric over every row so far (figures.series.series of the
         rows), extended by the rows that came since the last call; started over when the rows were
         replaced (a resume dropped some). Call it from one thread (the UI's). The series is shared:
         copy it before changing it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grok_tui.figures import compare
-from grok_tui.figures.export import PALETTE, Series, metric_name, milestones_of
+from grok_tui.figures.series import PALETTE, Series, metric_name, milestones_of
 from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.tui.followed import LiveRun

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from grok_tui.figures.export import Series
+from grok_tui.figures.series import Series
 from grok_tui.tui.widgets.chart import MetricChart
 
 
@@ -69,7 +69,7 @@ def test_ansi_lines_match_rich_from_ansi():
 async def test_non_finite_and_huge_values_are_skipped_not_fatal():
     from textual.app import App
 
-    from grok_tui.figures.export import series
+    from grok_tui.figures.series import series
     from grok_tui.tui.widgets.chart import MetricChart
 
     rows = [{"step": 10, "val_loss": 1.0}, {"step": 20, "val_loss": 1e308}, {"step": 30, "val_loss": -1e308},

@@ -8,7 +8,7 @@ import json
 
 from textual.app import App, ComposeResult
 
-from grok_tui.figures.export import Series
+from grok_tui.figures.series import Series
 from grok_tui.store import files
 from grok_tui.tui.app import make_app
 from grok_tui.tui.messages import RunUpdated

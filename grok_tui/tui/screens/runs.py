@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from grok_tui.figures import compare
-from grok_tui.figures.export import (
+from grok_tui.figures.series import (
     METRIC_NAMES,
     PALETTE,
     default_log_y,

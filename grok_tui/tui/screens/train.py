@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from grok_tui.display import device_text, gpu_text, threads_text
-from grok_tui.figures.export import Series
+from grok_tui.figures.series import Series
 from grok_tui.host import usable_cpus
 from grok_tui.store import control_groups
 from grok_tui.store import runs as store

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from grok_tui.figures.compare import Band
-from grok_tui.figures.export import PALETTE, Series, log_ticks, minmax_downsample
+from grok_tui.figures.series import PALETTE, Series, log_ticks, minmax_downsample
 
 MARKS = {"memorized": "M", "grokked": "G"}
 
