@@ -14,7 +14,7 @@ from helpers import reap
 from textual.notifications import Notify
 
 from grok_tui.tui.jobs import ConnectJob
-from grok_tui.tui.live import Launch
+from grok_tui.tui.followed import Launch
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
 
