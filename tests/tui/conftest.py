@@ -13,8 +13,8 @@ import pytest
 from helpers import reap
 from textual.notifications import Notify
 
-from grok_tui.tui.jobs import ConnectJob
 from grok_tui.tui.followed import Launch
+from grok_tui.tui.jobs import ConnectJob
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
 
