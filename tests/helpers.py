@@ -17,7 +17,7 @@ from grok_tui.train import trainer
 def train_run(cfg: Config, path: Path, *, resume: bool = False, **kw: Any) -> dict:
     """Train `cfg` in this process into the run directory `path` (a new run, or with resume=True the run
     there), as `grok-tui run` does; the writer is closed however training ends. `kw` goes to
-    trainer.run_training (callbacks, control, resume_from, ...); its summary is returned."""
+    trainer.run_training (reporters, control, resume_from, ...); its summary is returned."""
     writer = runs.RunWriter(path, cfg, resume=resume)
     try:
         return trainer.run_training(cfg, writer, **kw)

@@ -341,14 +341,14 @@ def test_the_console_says_when_a_run_is_paused_and_resumed_and_warns():
 
     p = RichProgress()
     with console.capture() as cap:
-        p.on_start({"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5, "steps": 100,
-                    "start_step": 0})
-        p.on_event({"event": "paused", "step": 40})
+        p.on_member_start("r1", {"device": "cpu", "run_id": "r1", "params": 10, "n_train": 5, "n_val": 5,
+                                 "steps": 100, "start_step": 0})
+        p.on_event("r1", {"event": "paused", "step": 40})
         assert p.progress.tasks[0].fields["rate"] == "paused"
-        p.on_event({"event": "resumed", "step": 40})
-        p.on_event({"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); training "
-                                                                "goes on without it."})
-        p.on_end({"status": "finished", "steps_run": 100, "last": {}})
+        p.on_event("r1", {"event": "resumed", "step": 40})
+        p.on_event("r1", {"event": "warning", "step": 41, "message": "torch.compile failed (InductorError); "
+                                                                      "training goes on without it."})
+        p.on_member_end("r1", {"status": "finished", "steps_run": 100, "last": {}})
     out = cap.get()
     assert "paused at step 40 (grok-tui continue r1 resumes it)" in out and "resumed at step 40" in out
     assert "warning at step 41: torch.compile failed (InductorError); training goes on" in out
@@ -361,11 +361,12 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
 
     from grok_tui.cli.common import console
     from grok_tui.cli.run import RichProgress
+    from grok_tui.report import Reporter
     from grok_tui.spec import config
-    from grok_tui.train.trainer import Callback, run_training
+    from grok_tui.train.trainer import run_training
 
-    class Start(Callback):
-        def on_start(self, info: dict) -> None:
+    class Start(Reporter):
+        def on_member_start(self, run_id: str, info: dict) -> None:
             self.info = info
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # no inductor
@@ -374,7 +375,7 @@ def test_the_console_says_the_first_step_waits_for_the_compiler(tiny_cfg, monkey
         run_training(config.apply_overrides(tiny_cfg, {"steps": 2, "compile": compile_}), None, [cb])
         p = RichProgress()
         with console.capture() as cap:
-            p.on_start(cb.info)
-            p.on_end({"status": "finished", "steps_run": 2, "last": {}})
+            p.on_member_start("", cb.info)
+            p.on_member_end("", {"status": "finished", "steps_run": 2, "last": {}})
         assert cb.info["compile"] is compile_
         assert ("compiling the training step" in cap.get()) is compile_

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.spec.resolve import resolve
@@ -11,15 +12,15 @@ from grok_tui.train import trainer as train
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-class Rows(train.Callback):
+class Rows(Reporter):
     def __init__(self):
         self.rows = []
         self.info = {}
 
-    def on_start(self, info):
+    def on_member_start(self, run_id, info):
         self.info = info
 
-    def on_eval(self, row):
+    def on_eval(self, run_id, row):
         self.rows.append(row)
 
 

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.resolve import resolve
-from grok_tui.store import runs
+from grok_tui.store import refs, runs
 from grok_tui.sweep import group
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
@@ -138,7 +139,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     assert [s for s, _ in run.checkpoints()] == [20, 40]
     # the final weights are a plain Transformer's, and give the accuracies of the last row
     m = model.build(model.arch_from_config(run.config), seed=123)
-    checkpoint.load_into(m, runs.resolve_checkpoint("c-001@last", tmp_path), model.arch_from_config(run.config))
+    checkpoint.load_into(m, refs.resolve_checkpoint("c-001@last", tmp_path), model.arch_from_config(run.config))
     split = data.build_from_config(run.config)
     ev = metrics.to_host(metrics.evaluate(m, split))
     last = run.metrics()[-1]
@@ -161,7 +162,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     _compare([r for r in resumed if r["step"] > 20], [r for r in run.metrics() if r["step"] > 20])
 
 
-class _StopAt(group.SweepCallback):
+class _StopAt(Reporter):
     """Asks the loop to stop once it reports `step` (checked between steps, like SIGINT)."""
 
     def __init__(self, control, step):
@@ -196,7 +197,7 @@ def test_vmap_path_trains_like_single_runs(base, tmp_path):
             t.train_step()
     ev = metrics.to_host({f"{k}.{i}": v[i] for k, v in ens.evaluate().items() for i in range(2)})
     for i, t in enumerate(trainers):
-        row = t.eval_row({}, 0.0)
+        row = t.eval_rows({}, 0.0)[0]
         assert ev[f"train_loss.{i}"] == pytest.approx(row["train_loss"], rel=1e-4)
         assert ev[f"weight_norm.{i}"] == pytest.approx(row["weight_norm"], rel=1e-5)
 
@@ -221,3 +222,26 @@ def test_fused_step_is_torchs_fused_step(base, name):
         vec.step(p, g, torch.full((2, 1), 0.01, dtype=torch.float64), [0.01, 0.01])
     for k in range(2):
         assert torch.equal(p[k], refs[k].detach())
+
+
+def test_one_members_io_failure_stays_with_that_member(base, tmp_path, monkeypatch):
+    """A member whose run directory stops taking writes fails with its sentence; the others go on (as a
+    member with a NaN loss does)."""
+    import errno
+
+    real = runs.RunWriter.metrics
+
+    def metrics(self, row):
+        if self.run_id == "io-000" and row["step"] >= 20:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self.path / "metrics.jsonl"))
+        return real(self, row)
+
+    monkeypatch.setattr(runs.RunWriter, "metrics", metrics)
+    cfgs = _member_cfgs(base, [{"seed": 0}, {"seed": 1}])
+    members = [sweep.Member(i, f"io-{i:03d}", c, {}) for i, c in enumerate(cfgs)]
+    out = group.run_ensemble(members, tmp_path, "io")
+    assert out["io-000"]["status"] == "failed" and "cannot write the run directory" in out["io-000"]["error"]
+    assert out["io-000"]["steps_run"] == 20 and out["io-001"]["status"] == "finished"
+    assert runs.open_run(tmp_path, "io-000").status == "failed"
+    other = runs.open_run(tmp_path, "io-001")
+    assert other.status == "finished" and other.metrics()[-1]["step"] == base.train.steps

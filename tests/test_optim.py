@@ -73,3 +73,15 @@ def test_schedule_warmup_and_cooldowns():
     assert g(90) == pytest.approx(0.5) and g(99) < 0.01 and g(80) == pytest.approx(1.0)
     o.warmup_steps = 0
     assert optim.lr_factor(o, 100)(0) == 1.0
+
+
+def test_the_ensembles_lr_table_is_every_members_schedule():
+    """optim.lr_table (tensor ops, all steps and members at once) is lr_factor's schedule times each lr."""
+    settings = [{}, {"warmup_steps": 10, "lr": 3e-3}, {"cooldown": "linear", "cooldown_steps": 20},
+                {"warmup_steps": 7, "cooldown": "cosine", "cooldown_steps": 33, "lr": 0.5}, {"cooldown_steps": 5}]
+    optims = [config.apply_overrides(config.Config(), s).optim for s in settings]
+    table = optim.lr_table(optims, 100)
+    assert table.shape == (100, len(optims)) and table.dtype == torch.float64
+    for k, o in enumerate(optims):
+        f = optim.lr_factor(o, 100)
+        assert table[:, k].tolist() == pytest.approx([o.lr * f(s) for s in range(100)], rel=1e-12, abs=0)

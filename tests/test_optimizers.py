@@ -13,6 +13,7 @@ from grok_tui.optim.agd import AGD
 from grok_tui.optim.base import Composite
 from grok_tui.optim.grokfast import Grokfast
 from grok_tui.optim.orthograd import OrthoGrad
+from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.optimizers import OPTIMIZERS
 from grok_tui.spec.resolve import resolve
@@ -204,7 +205,7 @@ def test_every_optimizer_trains_the_smoke_preset(setting):
     first = metrics.to_host(metrics.evaluate(t.model, t.split, t.loss_fn))["train_loss"]
     for _ in range(40):
         t.train_step()
-    row = t.eval_row({}, 0.0)
+    row = t.eval_rows({}, 0.0)[0]
     assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), row
     assert row["train_loss"] < first - 0.02, (first, row["train_loss"])
 
@@ -244,11 +245,11 @@ def test_muon_on_a_torch_without_it_is_one_sentence(monkeypatch):
     assert resolve("smoke", overrides={"optimizer": "muon"}).optim.optimizer == "muon"
 
 
-class Rows(train.Callback):
+class Rows(Reporter):
     def __init__(self):
         self.rows = []
 
-    def on_eval(self, row):
+    def on_eval(self, run_id, row):
         self.rows.append(row)
 
 
@@ -263,19 +264,19 @@ def test_resume_equals_straight_run(tiny_cfg, runs_dir, setting):
     cfg = config.apply_overrides(tiny_cfg, {**setting, "steps": 40, "checkpoint_every": 0, "eval_every": 10,
                                             "sgn_every": 2})
     straight = Rows()
-    train_run(cfg, runs_dir / "straight", callbacks=[straight])
+    train_run(cfg, runs_dir / "straight", reporters=[straight])
     control = train.Control()
 
     class StopAt(Rows):
-        def on_eval(self, row):
-            super().on_eval(row)
+        def on_eval(self, run_id, row):
+            super().on_eval(run_id, row)
             if row["step"] == 20:
                 control.stop.set()
 
     first = StopAt()
-    train_run(cfg, runs_dir / "split", callbacks=[first], control=control)
+    train_run(cfg, runs_dir / "split", reporters=[first], control=control)
     second = Rows()
-    s = train_run(cfg, runs_dir / "split", callbacks=[second], resume=True,
+    s = train_run(cfg, runs_dir / "split", reporters=[second], resume=True,
                resume_from=resume_paths(runs_dir / "split"))
     assert s["steps_run"] == 40
     got = first.rows + second.rows

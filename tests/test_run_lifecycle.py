@@ -15,9 +15,10 @@ import time
 import pytest
 from helpers import train_run
 
-from grok_tui.errors import ConfigError
+from grok_tui.errors import ConfigError, TrainingError
+from grok_tui.report import Reporter
 from grok_tui.spec import config
-from grok_tui.store import control, files, runs
+from grok_tui.store import control, control_groups, files, runs
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import prepare_run
 
@@ -213,14 +214,14 @@ def test_a_runner_survives_its_stdout_and_a_hangup_and_is_stopped_through_its_di
 
 
 def test_a_front_end_whose_output_fails_is_dropped_not_taken_for_a_run_directory_failure(tiny_cfg, runs_dir):
-    class Gone(train.Callback):
+    class Gone(Reporter):
         calls = 0
 
-        def on_eval(self, row):
+        def on_eval(self, run_id, row):
             Gone.calls += 1
             raise BrokenPipeError(32, "Broken pipe")
 
-    s = train_run(tiny_cfg, runs_dir / "r", callbacks=[Gone()])
+    s = train_run(tiny_cfg, runs_dir / "r", reporters=[Gone()])
     assert s["status"] == "finished" and Gone.calls == 1
     info = runs.open_run(runs_dir, "r")
     assert [r["step"] for r in info.metrics()] == [10, 20, 30, 40, 50, 60]
@@ -276,21 +277,24 @@ def test_control_names_the_other_runs_a_signal_reaches(tmp_path, tiny_cfg):
     writers = [runs.RunWriter(root / f"m{i}", tiny_cfg) for i in range(3)]
     for w in writers:
         w.write_summary(status="running")
+        w.announce()  # each lock says: this process takes the run's signals
     elsewhere = runs.RunWriter(root / "other", tiny_cfg)
     parent = os.getppid()
-    elsewhere.write_summary(status="running", control_pid=parent, control_pid_start=control.proc_start_time(parent))
+    elsewhere.write_summary(status="running")
+    elsewhere.announce({"control_pid": parent, "control_pid_start": control.proc_start_time(parent)})
     ended = runs.RunWriter(root / "ended", tiny_cfg)
     ended.write_summary(status="running")
+    ended.announce()
     ended.close()
     try:
-        assert runs.controlled_with(root, "m0") == ["m1", "m2"]
-        assert runs.controlled_with(root, "other") == []
+        assert control_groups.controlled_with(root, "m0") == ["m1", "m2"]
+        assert control_groups.controlled_with(root, "other") == []
         assert _with_others(root, "m1", "pause") == "; the same process trains 2 other runs (m0, m2), which pause with it"
         assert _with_others(root, "other", "stop") == ""
     finally:
         for w in (*writers, elsewhere):
             w.close()
-    assert runs.controlled_with(root, "m0") == []  # nothing trains them any more
+    assert control_groups.controlled_with(root, "m0") == []  # nothing trains them any more
 
 
 def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir):
@@ -298,16 +302,131 @@ def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir)
 
     control = Control()
 
-    class PauseThenStop(train.Callback):
-        def on_eval(self, row: dict) -> None:
+    class PauseThenStop(Reporter):
+        def on_eval(self, run_id: str, row: dict) -> None:
             if row["step"] == 20:
                 control.pause.set()
 
-        def on_event(self, event: dict) -> None:
+        def on_event(self, run_id: str, event: dict) -> None:
             if event["event"] == "paused":  # the loop waits now: the stop comes while it is paused
                 control.stop.set()
 
-    s = train_run(tiny_cfg, runs_dir / "ps", callbacks=[PauseThenStop()], control=control)
+    s = train_run(tiny_cfg, runs_dir / "ps", reporters=[PauseThenStop()], control=control)
     assert s["status"] == "stopped" and s["steps_run"] == 20
     events = [e["event"] for e in runs.open_run(runs_dir, "ps").events()]
     assert "paused" in events and "resumed" not in events and events[-1] == "stopped"
+
+
+# --- every end with its reason ------------------------------------------------------------------------
+
+def _fail_at(monkeypatch, step, exc):
+    real = train.Trainer.train_step
+
+    def train_step(self, want_grads=False):
+        if self.step == step:
+            raise exc
+        return real(self, want_grads)
+
+    monkeypatch.setattr(train.Trainer, "train_step", train_step)
+
+
+def test_an_unexpected_exception_in_the_loop_is_recorded_as_failed_then_raised(tiny_cfg, runs_dir, monkeypatch):
+    """A bug or a device assert (anything not out of memory nor an OSError) ends the run directory as
+    failed with the exception's type and message, and still reaches the caller."""
+    _fail_at(monkeypatch, 15, RuntimeError("CUDA error: device-side assert triggered"))
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        train_run(tiny_cfg, runs_dir / "bug")
+    info = runs.open_run(runs_dir, "bug")
+    assert info.status == "failed" and info.summary["steps_run"] == 15
+    assert info.summary["error"] == "RuntimeError at step 15: CUDA error: device-side assert triggered"
+    assert info.events()[-1]["event"] == "failed" and "device-side assert" in info.events()[-1]["error"]
+
+
+def test_a_run_whose_summary_cannot_be_written_reads_as_its_last_event(tiny_cfg, runs_dir, monkeypatch):
+    """The end event is appended to events.jsonl (an existing file) where the summary's atomic rewrite
+    fails (a read-only directory): readers take the status and reason from that event."""
+    _fail_at(monkeypatch, 15, MemoryError())
+    real = runs.RunWriter.write_summary
+
+    def write_summary(self, force=True, **fields):
+        if fields.get("status") == "failed":
+            raise PermissionError(13, "Permission denied", str(self.path / "summary.json"))
+        return real(self, force, **fields)
+
+    monkeypatch.setattr(runs.RunWriter, "write_summary", write_summary)
+    with pytest.raises(TrainingError, match="out of memory at step 15"):
+        train_run(tiny_cfg, runs_dir / "ro")
+    info = runs.open_run(runs_dir, "ro")
+    assert info.summary["status"] == "running"  # what the file says
+    assert info.status == "failed" and "out of memory at step 15" in info.error
+
+
+def test_a_killed_run_without_an_end_event_is_still_interrupted(tiny_cfg, runs_dir):
+    train_run(tiny_cfg, runs_dir / "k")
+    path = runs_dir / "k"
+    summary = json.loads((path / "summary.json").read_text())
+    started = runs.open_run(runs_dir, "k").events()[0]["time"]  # a summary last written while it trained
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    assert runs.open_run(runs_dir, "k").status == "finished"  # its last event
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running"}))  # rewritten after it:
+    assert runs.open_run(runs_dir, "k").status == "interrupted"  # that end was an earlier session's
+    (path / "summary.json").write_text(json.dumps({**summary, "status": "running", "updated_at": started}))
+    events = (path / "events.jsonl").read_text().splitlines()
+    (path / "events.jsonl").write_text("\n".join(e for e in events if '"finished"' not in e) + "\n")
+    assert runs.open_run(runs_dir, "k").status == "interrupted"
+
+
+# --- one owner per run -------------------------------------------------------------------------------
+
+def test_a_run_is_not_signalled_before_its_runner_says_who_it_is(tiny_cfg, runs_dir):
+    """Between taking the lock and installing its signal handlers a runner records nothing in its lock, so a
+    pause then is refused (SIGUSR1 would kill a runner without its handler); once announced it is the lock's
+    owner that control signals, not a pid read from a stale summary."""
+    w = runs.RunWriter(runs_dir / "starting", tiny_cfg)
+    try:
+        w.write_summary(status="running")  # the summary has a pid: the process that writes it
+        for _ in range(50):
+            with pytest.raises(ConfigError, match="is starting"):
+                control.pause_run(w.path)
+        w.announce()
+        assert control.owner(w.path)["pid"] == os.getpid()
+        assert control.control_target(w.path) == (os.getpid(), control.proc_start_time(os.getpid()))
+    finally:
+        w.close()
+
+
+def test_a_resumed_sweep_member_answers_itself(tiny_cfg, runs_dir):
+    """A member resumed on its own while the sweep runs: its summary no longer names the sweep's process,
+    and its lock names the resuming process, so `stop MEMBER` reaches it and not the sweep."""
+    w = runs.RunWriter(runs_dir / "sw-000", tiny_cfg)
+    w.write_summary(status="stopped", sweep="sw", control_pid=1, control_pid_start=1)
+    w.close()
+    again = runs.RunWriter(runs_dir / "sw-000", tiny_cfg, resume=True)
+    try:
+        again.write_summary(status="running")
+        again.announce()
+        assert "control_pid" not in again.summary and again.summary["sweep"] == "sw"
+        assert control.control_target(again.path)[0] == os.getpid()
+    finally:
+        again.close()
+
+
+def test_a_removed_lock_file_never_lets_a_second_writer_in(tiny_cfg, runs_dir):
+    """The lock file of a paused run is deleted: a second writer takes a lock on a new file, but the live
+    writer the summary records (pid and start time) still refuses it."""
+    path = runs_dir / "held"
+    w = runs.RunWriter(path, tiny_cfg)
+    w.write_summary(status="paused")
+    w.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        summary.update(pid=holder.pid, pid_start=control.proc_start_time(holder.pid))
+        (path / "summary.json").write_text(json.dumps(summary))
+        (path / "lock").unlink()
+        with pytest.raises(control.RunLocked, match="whose lock file was removed"):
+            runs.RunWriter(path, tiny_cfg, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    runs.RunWriter(path, tiny_cfg, resume=True).close()  # its process gone: the run is free again

@@ -118,6 +118,7 @@ def plain_runs(tmp_path) -> Path:
     (["ops"], "x^2+xy+y^2"),
     (["presets"], "seed004"),
     (["optimizers"], "lion_beta2"),
+    (["inspect", "--help"], "--checkpoints"),
 ], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
 def test_cli_without_torch(args, shows, plain_runs):
     runs_dir = ["--runs-dir", str(plain_runs)] if args[0] == "runs" else []

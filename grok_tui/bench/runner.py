@@ -26,13 +26,14 @@ import torch
 from torch.nn.functional import cross_entropy
 
 from grok_tui.errors import ConfigError, GrokError
+from grok_tui.report import Reporter
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
 from grok_tui.train import data, model
 from grok_tui.train.device import apply_precision, autocast
-from grok_tui.train.trainer import Callback, Control, resolve_device, run_training
+from grok_tui.train.trainer import Control, resolve_device, run_training
 
 REFERENCE_OPTIMIZERS = ("adamw", "adam", "sgd")  # what the notebook's loop trains with
 
@@ -118,11 +119,11 @@ def reference_loop(cfg: Config, steps: int, device: torch.device, until_grokked:
     return {"steps": done, "grokked_step": grokked, **history}
 
 
-class _StopAtGrok(Callback):
+class _StopAtGrok(Reporter):
     def __init__(self, control: Control):
         self.control = control
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, run_id: str, event: dict) -> None:
         if event["event"] == "grokked":
             self.control.stop.set()
 

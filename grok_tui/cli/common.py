@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand
 
-from grok_tui.errors import GrokError
+from grok_tui.errors import describe
+from grok_tui.report import Reporter
 from grok_tui.spec.config import FieldSpec, field_specs
 from grok_tui.store.runs import RUNS_DIR_ENV
 
@@ -74,22 +75,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the engine's user-facing errors into one sentence on stderr and their exit code."""
+    """Turn the engine's user-facing errors into one sentence on stderr and their exit code (the
+    classification is errors.describe: a GrokError, an OSError, out of memory); a bug goes on up."""
     try:
         yield
-    except GrokError as e:
-        raise fail(str(e), e.exit_code) from None
-    except OSError as e:
-        raise fail(f"{e.strerror or e} ({e.filename})" if e.filename else str(e), 1) from None
-    except MemoryError:
-        raise fail(OUT_OF_MEMORY, 1) from None
-    except RuntimeError as e:  # torch.OutOfMemoryError and the CPU allocator's failure are RuntimeErrors
-        if type(e).__name__ != "OutOfMemoryError" and "allocate" not in str(e) and "out of memory" not in str(e):
+    except Exception as e:
+        known = describe(e)
+        if known is None:
             raise
-        raise fail(OUT_OF_MEMORY, 1) from None
-
-
-OUT_OF_MEMORY = "out of memory (try a smaller model, batch size or number of points)."
+        raise fail(*known) from None
 
 
 # --- one flag per config field -------------------------------------------------------------------
@@ -135,9 +129,9 @@ with_config_flags = field_flags("overrides", _config_option, lambda v: v is not 
 
 # --- output and signals --------------------------------------------------------------------------
 
-class JsonLines:
-    """The engine's callbacks as JSON lines on stdout, {"type": kind, ...}: the start and the end here,
-    the hooks in between in the run's and the sweep's subclasses."""
+class JsonLines(Reporter):
+    """The engine's reports (report.Reporter) as JSON lines on stdout, {"type": kind, ...}; which hooks
+    become which lines is the run's and the sweep's subclasses' choice."""
 
     closed = False  # set when stdout went away: the run goes on, printing nothing more
 
@@ -150,12 +144,6 @@ class JsonLines:
         except (OSError, ValueError):
             self.closed = True
             silence(sys.stdout)
-
-    def on_start(self, info: dict) -> None:
-        self.write("start", info)
-
-    def on_end(self, summary: dict) -> None:
-        self.write("end", summary)
 
 
 @contextmanager

@@ -30,7 +30,6 @@ from rich.progress import (
 from rich.table import Table
 
 from grok_tui.cli.common import (
-    OUT_OF_MEMORY,
     ConfigFile,
     JsonOut,
     Preset,
@@ -41,7 +40,7 @@ from grok_tui.cli.common import (
     user_errors,
 )
 from grok_tui.connect.results import strict_json
-from grok_tui.errors import ConfigError, GrokError
+from grok_tui.errors import ConfigError, sentence
 from grok_tui.spec import config as config_mod
 from grok_tui.spec.resolve import resolve
 from grok_tui.store.files import ProgressFile
@@ -124,23 +123,11 @@ def job(progress_file: Path | None) -> Iterator[tuple[threading.Event, ProgressF
         raise fail("cancelled.", 130) from None
     except BaseException as e:
         if file is not None and not isinstance(e, typer.Exit):
-            file.end("failed", error=_sentence(e))
+            file.end("failed", error=sentence(e))
         raise
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
-
-
-def _sentence(e: BaseException) -> str:
-    """What `user_errors` will say about e (one sentence), or its type and text for a bug."""
-    if isinstance(e, GrokError):
-        return str(e)
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and ("out of memory" in str(e)
-                                                                       or "allocate" in str(e))):
-        return OUT_OF_MEMORY
-    if isinstance(e, OSError):
-        return f"{e.strerror or e} ({e.filename})" if e.filename else str(e)
-    return f"{type(e).__name__}: {e}"
 
 
 def _base_cfg(preset: str | None, config: Path | None) -> config_mod.Config | None:

@@ -7,7 +7,7 @@ from rich.table import Table
 from grok_tui.cli.common import console
 from grok_tui.spec.ops import OPS
 from grok_tui.spec.optimizers import COMMON_FIELDS, OPTIMIZERS
-from grok_tui.spec.presets import PRESETS
+from grok_tui.spec.presets import DESCRIPTIONS, PRESETS
 
 
 def ops() -> None:
@@ -28,7 +28,7 @@ def optimizers() -> None:
 
 def presets() -> None:
     """The named presets and what each one changes from the defaults."""
-    table = Table("preset", "changes from the defaults", box=None, header_style="bold")
+    table = Table("preset", "what it is", "changes from the defaults", box=None, header_style="bold")
     for name, diff in PRESETS.items():
-        table.add_row(name, " ".join(f"{k}={v}" for k, v in diff.items()) or "(the defaults)")
+        table.add_row(name, DESCRIPTIONS.get(name, ""), " ".join(f"{k}={v}" for k, v in diff.items()) or "(the defaults)")
     console.print(table)

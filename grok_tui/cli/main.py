@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from grok_tui.cli import bench, connect, control, info, plot, run, runs, sweep
+from grok_tui.cli import bench, connect, control, info, plot, progress, run, runs, sweep
 from grok_tui.cli.common import PlainUsage, RunsDir, err_console, fail
 from grok_tui.train import malloc
 
@@ -70,6 +70,7 @@ app.command("bench")(bench.bench_cmd)
 app.command("connect", cls=PlainUsage)(connect.connect_cmd)
 app.command("landscape", cls=PlainUsage)(connect.landscape_cmd)
 app.command("plot", cls=PlainUsage)(plot.plot_cmd)
+app.command("inspect", cls=PlainUsage)(progress.inspect_cmd)
 app.command("sweep")(sweep.sweep_cmd)
 app.command("pause", cls=PlainUsage)(control.pause_cmd)
 app.command("continue", cls=PlainUsage)(control.continue_cmd)

@@ -27,6 +27,7 @@ from grok_tui.figures.export import (
     milestones_of,
     series,
 )
+from grok_tui.store import progress as pstore
 from grok_tui.store import query
 from grok_tui.store import runs as store
 from grok_tui.store.sweeps import SWEEPS_DIR, load_summary
@@ -104,6 +105,8 @@ def plot_cmd(
     y: Annotated[Optional[str], typer.Option("--y", help="phase diagram: the field up")] = None,
     value: Annotated[str, typer.Option("--value", help="phase diagram cells: grokked (steps to grok), best_val, "
                                        "or gap (memorized to grokked)")] = "grokked",
+    spectrum: Annotated[bool, typer.Option("--spectrum", help="one run's embedding spectrum: frequency x step heatmap "
+                                           "from its progress.jsonl, key frequencies named")] = False,
     connect: Annotated[Optional[list[str]], typer.Option("--connect", "-c", help="connectivity result (a .json file "
                                                          "or RUN/NAME), repeated to overlay", show_default=False)] = None,
     logx: Annotated[Optional[bool], typer.Option("--logx/--no-logx", show_default=False,
@@ -128,6 +131,8 @@ def plot_cmd(
             written = _phase(runs_dir, phase_sweep, x, y, value, out, csv, title)
         elif connect:
             written = _connect(runs_dir, connect, out, csv, title, bool(logx))
+        elif spectrum:
+            written = _spectrum(runs_dir, run_ids or [], where, out, title, logx is not False)
         elif summary:
             written = _summary(runs_dir, run_ids or [], where, out, csv, title, weight, logx is not False)
         else:
@@ -144,6 +149,8 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
     data, kept = [], []
     for r in infos:
         rows = r.metrics()
+        if set(metrics) & set(pstore.SCALARS):  # a run measured after it trained has them in progress.jsonl
+            rows = pstore.with_progress(rows, pstore.read_progress(r.path))
         missing = [m for m in metrics if not series(rows, m).x]
         if missing and where is not None and not run_ids:  # chosen by a query: leave it out, and say so
             err_console.print(f"left out {r.id}: no values of {', '.join(missing)}", soft_wrap=True)
@@ -193,6 +200,23 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
 def _title(name: str, settings: dict, run_ids: list[str], group_field: Optional[str]) -> str:
     """The metric(s), and what differs between the runs (compare.figure_title)."""
     return compare.figure_title(name, settings, run_ids, group_field)
+
+
+def _spectrum(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], title: Optional[str],
+              logx: bool) -> list[Path]:
+    from grok_tui.figures.spectrum import save_spectrum
+
+    infos = _select(runs_dir, run_ids, where)
+    if len(infos) != 1:
+        raise ConfigError(f"--spectrum draws one run, got {len(infos)}.")
+    r = infos[0]
+    rows = pstore.read_progress(r.path)
+    if not rows:
+        raise ExportError(f"run '{r.id}' has no progress rows (train it with measure_every > 0, or run "
+                          f"grok-tui inspect {r.id} --checkpoints).")
+    path = _target(out, r.path / "figures" / "spectrum.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return [save_spectrum(path, rows, title or f"{r.id}: embedding spectrum", logx, milestones_of(r.events(), r.summary))]
 
 
 def _summary(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], csv_path: Optional[Path],

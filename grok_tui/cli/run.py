@@ -32,11 +32,13 @@ from grok_tui.cli.common import (
     with_config_flags,
 )
 from grok_tui.display import device_text, gpu_text
+from grok_tui.report import Reporter
+from grok_tui.spec.config import MILESTONES
 from grok_tui.store import runs as store
 
 
-class RichProgress:
-    """A progress bar with live accuracies; milestones printed above it (the engine's Callback hooks)."""
+class RichProgress(Reporter):
+    """A progress bar with live accuracies; milestones printed above it (the engine's Reporter hooks)."""
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -48,7 +50,7 @@ class RichProgress:
         self._t = (0.0, 0)
         self._start = 0
 
-    def on_start(self, info: dict) -> None:
+    def on_member_start(self, run_id: str, info: dict) -> None:
         device = device_text(info["device"], info.get("gpu"))
         console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
@@ -64,7 +66,7 @@ class RichProgress:
         self.resume_args = (f"{path.name} --runs-dir {path.parent}" if path is not None and path.parent != Path("runs")
                             else info["run_id"] or "RUN")
 
-    def on_eval(self, row: dict) -> None:
+    def on_eval(self, run_id: str, row: dict) -> None:
         t, s = self._t
         now = time.perf_counter()
         rate = (row["step"] - s) / max(now - t, 1e-9)
@@ -72,8 +74,8 @@ class RichProgress:
         self.progress.update(self.task, completed=row["step"], rate=f"{rate:,.0f} it/s",
                              train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}", gpu=gpu_text(row))
 
-    def on_event(self, event: dict) -> None:
-        if event["event"] in store.MILESTONES:
+    def on_event(self, run_id: str, event: dict) -> None:
+        if event["event"] in MILESTONES:
             self.progress.console.print(f"[green]{event['event']}[/] at step {event['step']} "
                                         f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
         elif event["event"] == "paused":
@@ -86,7 +88,7 @@ class RichProgress:
             self.progress.console.print(f"resumed at step {event['step']}")
             self._t = (time.perf_counter(), event["step"])  # the pause does not count in the next rate
 
-    def on_end(self, summary: dict) -> None:
+    def on_member_end(self, run_id: str, summary: dict) -> None:
         self.progress.stop()
         last = summary.get("last") or {}
         status, step, start = summary.get("status", "failed"), summary.get("steps_run"), self._start
@@ -117,13 +119,19 @@ LOG_WIDTH = 160
 
 
 class RunJson(JsonLines):
-    """One JSON object per line: start, eval, event, end."""
+    """One JSON object per line: start, eval, event, end (the run's own lines carry no run_id)."""
 
-    def on_eval(self, row: dict) -> None:
+    def on_member_start(self, run_id: str, info: dict) -> None:
+        self.write("start", info)
+
+    def on_eval(self, run_id: str, row: dict) -> None:
         self.write("eval", row)
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, run_id: str, event: dict) -> None:
         self.write("event", event)
+
+    def on_member_end(self, run_id: str, summary: dict) -> None:
+        self.write("end", summary)
 
 
 @with_config_flags
@@ -157,10 +165,10 @@ def run(
         if job.note:
             err_console.print(f"note: {escape(job.note)}")
         control = Control()
-        callbacks = [RunJson() if json_out else RichProgress()]
+        reporters = [RunJson() if json_out else RichProgress()]
         with stop_on_signals(control):
             try:  # a TrainingError (exit 1) is one sentence through user_errors, like every GrokError
-                summary = run_training(job.cfg, job.writer, callbacks, control, job.resume_from, job.trainer)
+                summary = run_training(job.cfg, job.writer, reporters, control, job.resume_from, job.trainer)
             finally:
                 job.writer.close()
     if summary["status"] == "stopped":

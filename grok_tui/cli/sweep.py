@@ -23,6 +23,7 @@ from grok_tui.cli.common import (
     user_errors,
 )
 from grok_tui.errors import ConfigError
+from grok_tui.report import Reporter
 from grok_tui.spec.config import FieldSpec
 
 GridFile = Annotated[Optional[Path], typer.Option("--grid", help="TOML sweep file: base settings and a \\[grid] table")]
@@ -39,7 +40,7 @@ def _grid_option(spec: FieldSpec) -> Any:
 with_grid_flags = field_flags("grid", _grid_option, bool)
 
 
-class SweepProgress:
+class SweepProgress(Reporter):
     """One bar per group (ensemble or fallback), with counts of memorized and grokked members."""
 
     def __init__(self) -> None:
@@ -76,8 +77,6 @@ class SweepProgress:
         steps, vectorised = self.shape[index]
         done = 0 if vectorised else self.counts[index]["done"] * steps  # one by one: earlier members count
         self.progress.update(self.tasks[index], completed=done + step)
-
-    def on_eval(self, run_id: str, row: dict) -> None: ...
 
     def on_event(self, run_id: str, event: dict) -> None:
         if event["event"] in ("memorized", "grokked"):
@@ -117,10 +116,11 @@ def print_summary(summary: dict) -> None:
 class SweepJson(JsonLines):
     """One JSON object per line: start, group, eval, event, member_end, end (a member's lines carry its run_id)."""
 
-    def on_group_start(self, index: int, group: dict) -> None:
-        self.write("group", {"group": index, **group})
+    def on_start(self, plan: dict) -> None:
+        self.write("start", plan)
 
-    def on_progress(self, index: int, step: int) -> None: ...
+    def on_group_start(self, group: int, info: dict) -> None:
+        self.write("group", {"group": group, **info})
 
     def on_eval(self, run_id: str, row: dict) -> None:
         self.write("eval", {"run_id": run_id, **row})
@@ -130,6 +130,9 @@ class SweepJson(JsonLines):
 
     def on_member_end(self, run_id: str, summary: dict) -> None:
         self.write("member_end", {"run_id": run_id, **summary})
+
+    def on_end(self, summary: dict) -> None:
+        self.write("end", summary)
 
 
 @with_grid_flags

@@ -84,3 +84,20 @@ def lr_factor(o, total_steps: int) -> Callable[[int], float]:
         return f
 
     return factor
+
+
+def lr_table(optims: list, total_steps: int) -> torch.Tensor:
+    """The scheduled lr of every step and member, (total_steps, K) float64 on the host: lr_factor's
+    schedule of each member times its peak lr, built with tensor ops (no loop over steps)."""
+    def col(values: list) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float64).view(1, -1)
+
+    s = torch.arange(total_steps, dtype=torch.float64).view(-1, 1)
+    peak, warm = col([o.lr for o in optims]), col([o.warmup_steps for o in optims])
+    cool = col([o.cooldown_steps if o.cooldown != "none" else 0 for o in optims])
+    linear = torch.tensor([o.cooldown == "linear" for o in optims]).view(1, -1)
+    f = torch.where(warm > 0, ((s + 1) / warm.clamp_min(1)).clamp(max=1.0), torch.ones_like(s))
+    left = (total_steps - s) / cool.clamp_min(1)  # in (0, 1] within the cool-down
+    decay = torch.where(linear, left, 0.5 * (1.0 - torch.cos(math.pi * left)))
+    f = torch.where((cool > 0) & (s >= total_steps - cool), f * decay, f)
+    return peak * f

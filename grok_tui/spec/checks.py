@@ -104,6 +104,8 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"loss must be ce or stablemax, got '{t.loss}'.")
     if t.sgn_every < 0:
         errs.append(f"sgn every must be >= 0, got {t.sgn_every}.")
+    if t.measure_every < 0:
+        errs.append(f"measure every must be >= 0 (0: never), got {t.measure_every}.")
     bad_threads = threads_error(t.threads)
     if bad_threads:
         errs.append(bad_threads)

@@ -8,6 +8,7 @@ checks.py, and resolve.py builds a run's config from all three.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,10 @@ from grok_tui.errors import ConfigError
 from grok_tui.spec import ops
 
 SECTIONS = ("data", "model", "optim", "train")
+
+# The milestones of a run: each is the first evaluation whose metric reaches the train setting
+# <name>_threshold (memorized: train accuracy; grokked: validation accuracy).
+MILESTONES = {"memorized": "train_acc", "grokked": "val_acc"}
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -93,6 +98,9 @@ class TrainConfig:
                    ("ce", "stablemax"))
     sgn_every: int = setting(10, "evaluations between measurements of the mean stochastic-gradient norm "
                             "(sgn; one gradient per training minibatch; 0: never)")
+    measure_every: int = setting(1, "evaluations between progress measurements (the embedding's Fourier spectrum, "
+                                "Gini, IPR, key frequencies, restricted/excluded loss: docs/metrics.md), "
+                                "written to metrics.jsonl and progress.jsonl; 0: never")
     memorized_threshold: float = setting(0.99, "train accuracy that marks the 'memorized' milestone")
     grokked_threshold: float = setting(0.99, "val accuracy that marks the 'grokked' milestone")
 
@@ -134,7 +142,13 @@ class FieldSpec:
 
 
 def field_specs() -> dict[str, FieldSpec]:
-    """Every config field by name (names are unique across sections)."""
+    """Every config field by name (names are unique across sections). Built once: resolving the type
+    hints cost ~4 ms, paid by every config read (a runs listing of 1,000 runs read 1,000 configs)."""
+    return dict(_field_specs())
+
+
+@functools.cache
+def _field_specs() -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for s in SECTIONS:
         cls = type(getattr(Config(), s))

@@ -25,6 +25,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"op": "x+y", "p": 31, "train_frac": 0.6, "tokens": "ab", "layers": 1, "d_model": 64,
               "heads": 4, "lr": 3e-3, "weight_decay": 1.0, "batch_size": 256, "steps": 3500,
               "eval_every": 20, "checkpoint_every": 500},
+    # Nanda et al. 2023 ("Progress measures for grokking via mechanistic interpretability"): x+y mod 113,
+    # 30% train, a 1-layer d=128 4-head transformer without LayerNorm (MLP 512), full-batch AdamW lr 1e-3
+    # wd 1 betas (0.9, 0.98). The paper's input is 3 tokens 'a b ='; the nearest format here is 'aob='
+    # (a ∘ b =, read out at '='). 113² · 0.3 = 3830 training rows: a batch of 4096 is the whole set.
+    "nanda": {"op": "x+y", "p": 113, "train_frac": 0.3, "tokens": "aob=", "layers": 1, "d_model": 128,
+              "heads": 4, "mlp_ratio": 4, "norm": "none", "batch_size": 4096, "steps": 20_000,
+              "eval_every": 100, "checkpoint_every": 1000},
     # Seed 000 (periodic behaviour): (x+y) mod 97 on the scale-invariant transformer, plain SGD with weight
     # decay: the decay shrinks ‖θ‖, the effective lr η/‖θ‖² grows until training destabilises and the
     # gradient inflates ‖θ‖ again (see weight_norm, eff_lr, eff_grad_norm, sgn). With lr 0.5, wd 1e-3 a
@@ -35,6 +42,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The same with Lion (seed 000: grokking disappears): lr 5x below AdamW's, wd 5x above (same lr·wd).
     "seed000-lion": {"op": "x+y", "scale_invariant": True, "optimizer": "lion", "lr": 2e-4, "weight_decay": 5.0,
                      "steps": 30_000, "sgn_every": 5},
+}
+
+# One line per preset for `grok-tui presets`.
+DESCRIPTIONS: dict[str, str] = {
+    "canonical": "the canonical experiment (Power et al.): x/y mod 97",
+    "seed004": "the seed-004 notebook",
+    "seed001": "mode connectivity (seed 001)",
+    "smoke": "memorizes, then groks, in seconds on a CPU",
+    "nanda": "Nanda et al. 2023's progress-measures setting: x+y mod 113, 1 layer, full batch",
+    "seed000-sgd": "periodic behaviour (seed 000), SGD",
+    "seed000-lion": "periodic behaviour (seed 000), Lion",
 }
 
 

@@ -16,44 +16,27 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from grok_tui.errors import CheckpointError, ConfigError, GrokError
+from grok_tui.errors import ConfigError, GrokError
 from grok_tui.spec.config import Config
-from grok_tui.spec.ops import get_op
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
-from grok_tui.store.names import check_name, name_error
+from grok_tui.store.ids import new_run_id
+from grok_tui.store.index import ConfigIndex
+from grok_tui.store.names import name_error
+from grok_tui.store.progress import PROGRESS_FILE
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
 # <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
 # its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
 START_DIR = ".start"
-MILESTONES = ("memorized", "grokked")
+_ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
 # --- writing -----------------------------------------------------------------------------------
-
-def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool]) -> str:
-    """`name` when given (checked), else `<date>-<time>-<stem>`, then `-2`, `-3`, ... while `taken(id)`."""
-    if name is not None:
-        return check_name(kind, name)
-    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
-    new, n = stem, 1
-    while taken(new):
-        n += 1
-        new = f"{stem}-{n}"
-    return new
-
-
-def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
-    """`name`, or <date>-<time>-<op>-p<p>-<optimizer> not yet under root."""
-    stem = f"{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
-    return new_id("run", stem, name, lambda run_id: (Path(root) / run_id).exists())
-
 
 class RunExists(ConfigError):
     """A new run's directory exists already."""
@@ -66,11 +49,17 @@ def _step_at_most(step: int) -> Callable[[dict], bool]:
     return keep
 
 
+# Failures of the machine, not of the input (exit 1): a full disk or quota, an I/O error, no file
+# descriptor or memory left.
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM)
+
+
 class RunWriter:
     """Appends rows and events, writes checkpoints and the summary of one run directory.
 
     It holds the run's lock (store/control.py) from its creation to close(): a second writer of the same
-    run, in this process or another, is refused with one sentence. On a resume from step `resume_step`
+    run, in this process or another, is refused with one sentence. The lock is the only file it keeps
+    open: rows and events are appended with the file opened for each write. On a resume from step `resume_step`
     the rows and events past that step are dropped (the run writes them again) and a torn last line is
     repaired before anything is appended.
     """
@@ -91,11 +80,12 @@ class RunWriter:
                 files.atomic_write_text(self.path / "config.toml", cfg.to_toml())
             else:
                 keep = _step_at_most(resume_step) if resume_step is not None else (lambda obj: True)
-                for name in ("metrics.jsonl", "events.jsonl"):
+                for name in ("metrics.jsonl", "events.jsonl", PROGRESS_FILE):
                     files.rewrite_jsonl(self.path / name, keep)
             files.remove_temp_files(self.path)
-            self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
-            self._events = open(self.path / "events.jsonl", "a", encoding="utf-8")
+            self._metrics, self._events = self.path / "metrics.jsonl", self.path / "events.jsonl"
+            for f in (self._metrics, self._events):
+                os.close(os.open(f, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except FileExistsError:
             self.lock.release()
             raise RunExists(f"run directory {self.path} already exists (choose another --name or --resume it).") from None
@@ -106,11 +96,11 @@ class RunWriter:
             if created:  # what this writer made and nothing else: the name stays free
                 shutil.rmtree(self.path, ignore_errors=True)
             why = f"cannot {'open' if resume else 'create'} the run directory {self.path}: {e.strerror or e}."
-            if e.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            if e.errno in _MACHINE_ERRNOS:
                 raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
             raise ConfigError(why) from None
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
-        for stale in ("error", "finished_at"):
+        for stale in ("error", "finished_at", "control_pid", "control_pid_start"):  # a resume answers itself
             self.summary.pop(stale, None)
         self.summary.update({**control.identity(), "host": socket.gethostname()})
         self._last_summary = 0.0
@@ -119,15 +109,31 @@ class RunWriter:
     def run_id(self) -> str:
         return self.path.name
 
-    def _append(self, f, obj: dict) -> None:
-        f.write(json.dumps(obj, allow_nan=True) + "\n")
-        f.flush()
+    def _append(self, path: Path, obj: dict) -> None:
+        """One line appended with one write, the file opened for it alone: a writer holds no descriptor
+        but its lock's between writes, so an ensemble of many members fits the open-file limit."""
+        data = (json.dumps(obj, allow_nan=True) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
     def metrics(self, row: dict) -> None:
         self._append(self._metrics, row)
 
     def event(self, event: dict) -> None:
         self._append(self._events, event)
+
+    def progress(self, row: dict) -> None:
+        """One row of progress.jsonl (store/progress.py)."""
+        self._append(self.path / PROGRESS_FILE, row)
+
+    def announce(self, signals_to: dict | None = None) -> None:
+        """Record in the run's lock who holds it and where its control signals go (`signals_to`: a sweep
+        worker's coordinator; else this process). Call it once this process answers those signals."""
+        self.lock.record(**(signals_to or {}))
 
     def write_summary(self, force: bool = True, **fields: Any) -> None:
         self.summary.update(fields)
@@ -145,11 +151,6 @@ class RunWriter:
                     raise
 
     def close(self) -> None:
-        for f in (self._metrics, self._events):
-            try:
-                f.close()
-            except OSError:
-                pass
         self.lock.release()
 
 
@@ -220,15 +221,6 @@ def dedupe_steps(rows: list[dict]) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def fmt(v: Any) -> str:
-    """A value as the runs tables print it: '-' where unknown, floats to three significant digits."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -239,17 +231,42 @@ class RunInfo:
     path: Path
     config: Config | None
     summary: dict = field(default_factory=dict)
-    _reached: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _steps_and_best: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
         """The summary's status; a run that says running (or paused) with no process writing it (its
-        lock free, or its pid gone or reused by another process) is "interrupted"."""
+        lock free, or its pid gone or reused by another process) ended as its last event says (failed,
+        stopped, finished: the summary could not be written, e.g. a read-only directory), else it is
+        "interrupted"."""
         s = self.summary.get("status", "unknown")
         if s in ("running", "paused") and self.summary.get("host") in (None, socket.gethostname()):
             if not control.runner_alive(self.path, self.summary):
-                return "interrupted"
+                end = self.end_event()
+                return end["event"] if end is not None else "interrupted"
         return s
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed: the summary's error, or that of its last event when the summary could not
+        be written."""
+        if self.summary.get("error"):
+            return self.summary["error"]
+        end = self.end_event() if self.status in _ENDS else None
+        return end.get("error") if end is not None else None
+
+    def end_event(self) -> dict | None:
+        """The run's last event when it is an end (failed, stopped, finished) written after the summary's
+        last update (an end of an earlier session, before a resume that rewrote the summary, is not this
+        session's end), else None."""
+        events = self.events()
+        last = events[-1] if events else None
+        if not isinstance(last, dict) or last.get("event") not in _ENDS:
+            return None
+        written, updated = last.get("time"), self.summary.get("updated_at")
+        if _number(written) and _number(updated) and written < updated:
+            return None
+        return last
 
     @property
     def active(self) -> bool:
@@ -264,11 +281,11 @@ class RunInfo:
     def checkpoints(self) -> list[tuple[int, Path]]:
         return files.checkpoints(self.path / "checkpoints")
 
-    def reached(self) -> tuple[Any, Any]:
+    def steps_and_best(self) -> tuple[Any, Any]:
         """Steps run and best validation accuracy: the summary's, or for an interrupted run the newer of
         those and its metric rows (a running summary is rewritten at most once a second, so a killed
         run's can lag its last evaluations). Read once per RunInfo (the runs view reads it in its scan worker)."""
-        if self._reached is None:
+        if self._steps_and_best is None:
             steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
             if self.status == "interrupted":
                 rows = self.metrics()
@@ -278,13 +295,13 @@ class RunInfo:
                     if _number(best):
                         vals.append(best)
                     best = max(vals) if vals else best
-            self._reached = (steps, best)
-        return self._reached
+            self._steps_and_best = (steps, best)
+        return self._steps_and_best
 
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
         c, s = self.config, self.summary
-        steps, best = self.reached()
+        steps, best = self.steps_and_best()
         return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
                 "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
                 "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
@@ -318,13 +335,23 @@ def open_run(root: Path, run_id: str) -> RunInfo:
 
 
 def list_runs(root: Path) -> list[RunInfo]:
+    """Every run under root, by id. Configs come from the runs' derived index where it is current
+    (store/index.py), so a listing parses only the configs that changed since the last one."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except OSError:
         return []
+    index = ConfigIndex(root)
     runs = []
-    for d in sorted(root.iterdir()):
-        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
-            runs.append(open_run(root, d.name))
+    for name in entries:
+        if name_error("run", name) is not None:
+            continue
+        path = root / name
+        if not (path / "config.toml").is_file():
+            continue
+        runs.append(RunInfo(name, path, index.config(path), read_json(path / "summary.json")))
+    index.save()
     return runs
 
 
@@ -345,75 +372,3 @@ def active_run_ids(root: Path) -> list[str]:
     return [r.id for r in runs]
 
 
-def controlled_with(root: Path, run_id: str) -> list[str]:
-    """The other runs being trained now that a pause, continue or stop of `run_id` reaches too: those whose
-    signals go to the same process (a sweep's members: its coordinating process, or one worker)."""
-    def key(summary: dict) -> tuple[Any, Any]:
-        return (summary.get("control_pid", summary.get("pid")), summary.get("control_pid_start", summary.get("pid_start")))
-
-    me = open_run(root, run_id)
-    mine = key(me.summary)
-    if mine[0] is None:
-        return []
-    return sorted(r.id for r in list_runs(root) if r.id != run_id and r.active and key(r.summary) == mine)
-
-
-def controlled_with_text(root: Path, run_id: str, verb: str) -> str | None:
-    """'the same process trains 2 other runs (a, b), which pause with it' (verb: pause, continue, stop),
-    or None when the signal reaches this run alone or the runs cannot be read."""
-    try:
-        others = controlled_with(root, run_id)
-    except (OSError, ValueError, GrokError):
-        return None
-    if not others:
-        return None
-    shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-    return f"the same process trains {len(others)} other run{'s' if len(others) > 1 else ''} ({shown}), " \
-           f"which {verb} with it"
-
-
-def resolve_checkpoint(ref: str, root: Path) -> Path:
-    """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
-    if ref.endswith(".safetensors") and "@" not in ref:
-        path = Path(ref)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint file {ref} does not exist.")
-        return path
-    run_id, _, which = ref.partition("@")
-    which = which or "last"
-    run = open_run(root, run_id)
-    ckpts = dict(run.checkpoints())
-    if not ckpts:
-        raise CheckpointError(f"run '{run_id}' has no checkpoints.")
-    if which == "last":
-        return ckpts[max(ckpts)]
-    if which in MILESTONES:
-        step = run.milestone_step(which)
-        if step is None:
-            raise CheckpointError(f"run '{run_id}' has not {which} (no such milestone yet).")
-    else:
-        try:
-            step = int(which)
-        except ValueError:
-            raise ConfigError(f"'{ref}' must name a step, memorized, grokked or last after '@'.") from None
-    if step not in ckpts:
-        near = ", ".join(str(s) for s in sorted(ckpts)[:8])
-        raise CheckpointError(f"run '{run_id}' has no checkpoint at step {step} (it has {near}"
-                              f"{', ...' if len(ckpts) > 8 else ''}).")
-    return ckpts[step]
-
-
-def milestone_checkpoints(info: RunInfo) -> dict[str, int]:
-    """The milestones of a run that have a checkpoint, with its step ({"memorized": 260, ...}): what
-    RUN@memorized and RUN@grokked name."""
-    steps = {s for s, _ in info.checkpoints()}
-    found = {m: info.milestone_step(m) for m in MILESTONES}
-    return {m: s for m, s in found.items() if s is not None and s in steps}
-
-
-def run_of_checkpoint(path: Path) -> RunInfo | None:
-    """The run a checkpoint file lives in, if it lives in a run directory."""
-    run_dir = Path(path).resolve().parent.parent
-    if (run_dir / "config.toml").is_file() and name_error("run", run_dir.name) is None:
-        return open_run(run_dir.parent, run_dir.name)
-    return None

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from grok_tui.errors import ConfigError
+from grok_tui.report import Reporter
 from grok_tui.sweep.group import run_group
 from grok_tui.sweep.plan import Member, Plan, group_info
 
@@ -33,8 +34,10 @@ def _ray_task(sweep_id: str, payload: list[dict]) -> dict:
     return {"results": results, "tar": buf.getvalue()}
 
 
-def run_ray(p: Plan, runs_dir: Path, callbacks=(), address: str | None = None) -> dict[str, dict]:
-    """Send each group (ensemble chunk) to a Ray task, one GPU each where the cluster has GPUs."""
+def run_ray(p: Plan, runs_dir: Path, reporters: list[Reporter] | tuple = (), address: str | None = None) -> dict[str, dict]:
+    """Send each group (ensemble chunk) to a Ray task, one GPU each where the cluster has GPUs. A task
+    cannot stream its reports: `reporters` hear each group's start, and its progress and member ends
+    when it comes back."""
     try:
         import ray
     except ImportError:
@@ -51,8 +54,8 @@ def run_ray(p: Plan, runs_dir: Path, callbacks=(), address: str | None = None) -
         refs = {}
         for i, g in enumerate(p.groups):
             refs[task.remote(p.sweep_id, [m.payload() for m in g])] = i
-            for cb in callbacks:
-                cb.on_group_start(i, group_info(g))
+            for rep in reporters:
+                rep.on_group_start(i, group_info(g))
         results: dict[str, dict] = {}
         pending = list(refs)
         try:
@@ -63,10 +66,10 @@ def run_ray(p: Plan, runs_dir: Path, callbacks=(), address: str | None = None) -
                     # the "data" filter refuses absolute paths and links out of runs_dir
                     tar.extractall(runs_dir, filter="data")
                 results.update(out["results"])
-                for cb in callbacks:
-                    cb.on_progress(refs[done[0]], p.groups[refs[done[0]]][0].cfg.train.steps)
+                for rep in reporters:
+                    rep.on_progress(refs[done[0]], p.groups[refs[done[0]]][0].cfg.train.steps)
                     for run_id, s in out["results"].items():
-                        cb.on_member_end(run_id, s)
+                        rep.on_member_end(run_id, s)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref)

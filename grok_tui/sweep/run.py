@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from grok_tui.errors import ConfigError
+from grok_tui.report import Reporter
 from grok_tui.store.runs import check_runs_dir
 from grok_tui.sweep import summary as sweep_summary
-from grok_tui.sweep.group import SweepCallback, run_group  # noqa: F401  (SweepCallback: the hooks' shape)
+from grok_tui.sweep.group import run_group
 from grok_tui.sweep.plan import Plan, group_info
 from grok_tui.sweep.ray_backend import run_ray
 from grok_tui.sweep.workers import run_workers
@@ -20,16 +21,17 @@ from grok_tui.train.loop import Control
 
 # --- the whole sweep -------------------------------------------------------------------------
 
-def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", callbacks=(), control: Control | None = None,
-              ray_address: str | None = None) -> dict:
-    """Run every group of the plan; save and return the sweep summary."""
+def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", reporters: list[Reporter] | tuple = (),
+              control: Control | None = None, ray_address: str | None = None) -> dict:
+    """Run every group of the plan; save and return the sweep summary. `reporters` hear the sweep's
+    hooks and every member's (report.Reporter), whichever backend trains them."""
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend must be local or ray, got '{backend}'.")
     runs_dir = Path(runs_dir)
     check_runs_dir(runs_dir)
     control = control or Control()
-    for cb in callbacks:
-        cb.on_start(p.describe())
+    for rep in reporters:
+        rep.on_start(p.describe())
     t0 = time.perf_counter()
     results: dict[str, dict] = {}
 
@@ -42,21 +44,21 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", callbacks=(
 
     save(False)
     if backend == "local" and p.workers > 1:
-        results.update(run_workers(p, runs_dir, callbacks, control, on_result=lambda r: (results.update(r),
+        results.update(run_workers(p, runs_dir, reporters, control, on_result=lambda r: (results.update(r),
                                                                                       save(False))))
     elif backend == "local":
         for i, g in enumerate(p.groups):
             if control.stop.is_set():
                 break
-            for cb in callbacks:
-                cb.on_group_start(i, group_info(g))
-            results.update(run_group(g, runs_dir, p.sweep_id, callbacks, control, i))
+            for rep in reporters:
+                rep.on_group_start(i, group_info(g))
+            results.update(run_group(g, runs_dir, p.sweep_id, reporters, control, i))
             save(False)
     else:
-        results.update(run_ray(p, runs_dir, callbacks, ray_address))
+        results.update(run_ray(p, runs_dir, reporters, ray_address))
     summary = save(True)
-    for cb in callbacks:
-        cb.on_end(summary)
+    for rep in reporters:
+        rep.on_end(summary)
     return summary
 
 

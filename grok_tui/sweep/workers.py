@@ -3,7 +3,7 @@
 On a CPU one process cannot keep several cores busy with the small operations of these models:
 every operation pays an OpenMP fork/join, and most are too small to split. N single-threaded worker
 processes, each training its own chunk of the sweep, can. Each worker writes its members' run
-directories itself (same machine, same contract as in-process training); its callbacks travel to
+directories itself (same machine, same contract as in-process training); its reports travel to
 this process through a queue, so the progress display and ``--json`` lines are the same as with one
 process. Stop and pause are shared events that every worker's training loop reads between steps.
 """
@@ -19,33 +19,34 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from grok_tui.errors import TrainingError
+from grok_tui.errors import GrokError, TrainingError, sentence
 from grok_tui.host import usable_cpus
+from grok_tui.report import HOOKS, Reporter
 from grok_tui.sweep.group import run_group
 from grok_tui.sweep.plan import Member, Plan, group_info
 from grok_tui.train.loop import Control
 
 _WORKER: dict[str, Any] = {}
-_HOOKS = ("on_group_start", "on_progress", "on_eval", "on_event", "on_member_end")
 
 
-class _QueueCallback:
-    """SweepCallback hooks of a worker, forwarded to the parent as (hook, args) tuples."""
+class _QueueReporter(Reporter):
+    """A worker's reports, carried to the parent's reporters as (hook, args) tuples (the transport of
+    the one Reporter protocol across processes, not another protocol)."""
 
     def __init__(self, q) -> None:
         self.q = q
 
-    def __getattr__(self, hook: str):
-        if hook not in _HOOKS:
-            raise AttributeError(hook)
-        return lambda *args: self.q.put((hook, args))
+    def __getattribute__(self, hook: str):
+        if hook in HOOKS:
+            q = object.__getattribute__(self, "q")
+            return lambda *args: q.put((hook, args))
+        return object.__getattribute__(self, hook)
 
 
 def _init(threads: int, q, stop, pause) -> None:
     import torch
 
     from grok_tui.store.control import proc_start_time
-    from grok_tui.sweep import group
     from grok_tui.train import malloc
 
     malloc.keep_freed_memory()  # spawned, not started through the CLI's main
@@ -54,34 +55,40 @@ def _init(threads: int, q, stop, pause) -> None:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal never stops a run
     ppid = os.getppid()  # the sweep process: its signal handlers pause, resume and stop every worker
-    group.CONTROLLER.update(control_pid=ppid, control_pid_start=proc_start_time(ppid))
-    _WORKER.update(q=q, control=Control(stop=stop, pause=pause))
+    signals_to = {"control_pid": ppid, "control_pid_start": proc_start_time(ppid)}
+    _WORKER.update(q=q, control=Control(stop=stop, pause=pause, signals_to=signals_to))
 
 
 def _run(index: int, sweep_id: str, runs_dir: str, payload: list[dict], group: dict) -> dict[str, dict]:
     control: Control = _WORKER["control"]
     if control.stop.is_set():
         return {}
-    cb = _QueueCallback(_WORKER["q"])
+    cb = _QueueReporter(_WORKER["q"])
     cb.on_group_start(index, group)
     members = [Member.from_payload(d) for d in payload]
     return run_group(members, Path(runs_dir), sweep_id, [cb], control, index)
 
 
-def _drain(q, callbacks) -> None:
+def _drain(q, reporters) -> None:
     while True:
         try:
             hook, args = q.get_nowait()
         except queue_mod.Empty:
             return
-        for cb in callbacks:
-            getattr(cb, hook)(*args)
+        for rep in reporters:
+            getattr(rep, hook)(*args)
 
 
-def run_workers(p: Plan, runs_dir: Path, callbacks=(), control: Control | None = None,
+def run_workers(p: Plan, runs_dir: Path, reporters: list[Reporter] | tuple = (), control: Control | None = None,
                 on_result=None) -> dict[str, dict]:
     """Train the plan's groups in p.workers processes; returns member summaries by run id.
-    on_result(results) is called after each group (the caller saves the sweep summary)."""
+    on_result(results) is called after each group (the caller saves the sweep summary).
+
+    A worker's exception stops the sweep at once: the other workers stop at their next step (their
+    members end "stopped" with a final checkpoint), the groups not begun are cancelled, and the
+    exception is raised with its reason (a GrokError as it is, anything else as a TrainingError that
+    names it). A Ctrl-C stops the same way, and a second one while the workers stop changes nothing:
+    the stop is already under way and every member's end gets written."""
     control = control or Control()
     ctx = mp.get_context("spawn")  # no fork of a process that holds torch's threads
     q, stop, pause = ctx.Queue(), ctx.Event(), ctx.Event()
@@ -94,15 +101,17 @@ def run_workers(p: Plan, runs_dir: Path, callbacks=(), control: Control | None =
             payload = [m.payload() for m in g]
             futures[pool.submit(_run, i, p.sweep_id, str(runs_dir), payload, group_info(g))] = i
         pending = set(futures)
-        try:
-            while pending:
+        failure: BaseException | None = None
+        while pending:
+            try:
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                (stop.set if control.stop.is_set() else lambda: None)()
+                if control.stop.is_set():
+                    stop.set()
                 (pause.set if control.pause.is_set() else pause.clear)()
                 if stop.is_set():
                     for f in pending:
                         f.cancel()
-                _drain(q, callbacks)
+                _drain(q, reporters)
                 for f in done:
                     if f.cancelled():
                         continue
@@ -110,13 +119,21 @@ def run_workers(p: Plan, runs_dir: Path, callbacks=(), control: Control | None =
                         results.update(f.result())
                     except BrokenProcessPool:
                         stop.set()
-                        raise TrainingError("a sweep worker process died (out of memory?); the runs it "
-                                            "wrote so far are kept.") from None
+                        failure = failure or TrainingError("a sweep worker process died (out of memory?); the "
+                                                           "runs it wrote so far are kept.")
+                        continue
+                    except Exception as e:  # any worker's exception stops the sweep with its reason
+                        stop.set()
+                        failure = failure or (e if isinstance(e, GrokError) else TrainingError(
+                            f"a sweep worker failed ({sentence(e)}); the sweep stopped, the runs written so far "
+                            "are kept."))
+                        continue
                     if on_result:
                         on_result(results)
-        except KeyboardInterrupt:  # a second Ctrl-C: the workers stop at their next step
-            stop.set()
-            raise
-        finally:
-            _drain(q, callbacks)
+            except KeyboardInterrupt:  # a Ctrl-C the signal handler did not take: stop, and wait for the ends
+                control.stop.set()
+                stop.set()
+        _drain(q, reporters)
+    if failure is not None:
+        raise failure
     return results

@@ -22,7 +22,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
@@ -31,7 +30,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
-from grok_tui.train import data, losses, metrics, model
+from grok_tui.spec.ops import Op
+from grok_tui.train import data, losses, metrics, model, progress
 from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.loop import save_member
 from grok_tui.train.order import DataOrder
@@ -111,17 +111,15 @@ class Ensemble:
         self.opt = VecOptimizer(cfgs, self.flat)
         self.batched = False
         self.batched = self._batched_matches_model()
-        factors = [optim.lr_factor(c.optim, c.train.steps) for c in cfgs]
-        lrs = np.array([[c.optim.lr * f(s) for c, f in zip(cfgs, factors, strict=True)]
-                        for s in range(t0.steps)], dtype=np.float64)
-        self.lr_table = torch.from_numpy(lrs).to(device)  # (steps, K) float64
-        self.lr_host = lrs  # the same on the host: the fused optimizer takes Python floats (no sync)
+        lrs = optim.lr_table([c.optim for c in cfgs], t0.steps)  # (steps, K) float64, built on the host
+        self.lr_table = lrs.to(device)
+        self.lr_host = lrs.numpy()  # the same on the host: the fused optimizer takes Python floats (no sync)
         self.step = 0
         self.warnings: list[str] = []
         self._chunk: tuple[int, torch.Tensor] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
-    def _build_data(self, cfgs: list[Config], ops: list[data.Op]) -> None:
+    def _build_data(self, cfgs: list[Config], ops: list[Op]) -> None:
         p, tokens = cfgs[0].data.p, cfgs[0].data.tokens
         a, b, _ = data.table(ops[0], p)
         self.table_x = torch.from_numpy(data.encode(a, b, p, tokens)).to(self.device)  # (N, seq)
@@ -255,13 +253,16 @@ class Ensemble:
         return out
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, torch.Tensor]:
-        """train/val loss and accuracy and weight norms of every member, as (K,) device tensors."""
+    def evaluate(self, keep: list | None = None) -> dict[str, torch.Tensor]:
+        """train/val loss and accuracy and weight norms of every member, as (K,) device tensors; the
+        logits of each chunk ((K, rows, p), in table order) go to ``keep`` when given."""
         N = self.table_x.shape[0]
         chunk = max(1, EVAL_ROWS // self.K)
         sums = torch.zeros(4, self.K, device=self.device)  # train loss, train correct, val loss, val correct
         for i in range(0, N, chunk):
             logits = self.forward(self.table_x[i:i + chunk], shared_x=True).float()
+            if keep is not None:
+                keep.append(logits)
             y = self.table_y[:, i:i + chunk]
             K, B, C = logits.shape
             ce = self.loss_fn(logits.reshape(K * B, C), y.reshape(-1), reduction="none").view(K, B)
@@ -298,23 +299,19 @@ class Ensemble:
         return {k: v / batches for k, v in sums.items()}
 
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
-        """Every member's metrics row (the keys trainer.Trainer.eval_row writes), with one host sync."""
-        lrs = [self.lr_now(k) for k in range(self.K)]
-        vals = self.evaluate()
-        weights = {k: v for k, v in vals.items() if k.startswith("weight_norm")}
-        vals.update(grads)
-        vals.update(metrics.effective(weights, grads, torch.tensor(lrs, device=self.device)))
-        tc = self.cfgs[0].train
-        if grads and tc.sgn_every and (self.step // tc.eval_every) % tc.sgn_every == 0:
-            vals.update(self.mean_grad_norms())
-        keys = list(vals)
-        host = torch.stack([vals[k].detach().float() for k in keys]).tolist()  # the one sync of this eval
-        rows = []
-        for k in range(self.K):
-            row: dict[str, Any] = {"step": self.step, "epoch": round(self.orders[k].epoch_of(self.step), 3),
-                                   "wall_s": round(wall, 3), "lr": lrs[k]}
-            row.update({key: host[i][k] for i, key in enumerate(keys)})
-            rows.append(row)
+        """Every member's metrics row (metrics.eval_rows: the rows a single run writes), one host sync; at
+        a measuring evaluation each row carries its member's progress measures ("progress")."""
+        measure = progress.due(self.cfgs[0].train, self.step)
+        keep = [] if measure and progress.keeps_logits(self.K, *self.table_y.shape[1:], self.cfgs[0].data.p) else None
+        rows = metrics.eval_rows(self.evaluate(keep), grads, self.mean_grad_norms, self.cfgs[0].train, self.step, wall,
+                                 [self.lr_now(k) for k in range(self.K)],
+                                 [o.epoch_of(self.step) for o in self.orders])
+        if measure:  # the loop's Recorder writes each member's (progress.jsonl and columns)
+            emb = self._params(self.flat.detach())["tok_emb.weight"]
+            found = progress.live(list(emb), torch.cat(keep, 1) if keep is not None else None,
+                                  [c.data.op for c in self.cfgs], self.cfgs[0].data.p, list(self.is_train))
+            for row, found_k in zip(rows, found, strict=True):
+                row["progress"] = found_k
         return rows
 
     def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:

@@ -29,12 +29,15 @@ EVAL_CHUNK = 16384
 
 @torch.no_grad()
 def loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             loss_fn: LossFn = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss (cross-entropy unless given) and accuracy over (x, y), in chunks; two 0-d tensors."""
+             loss_fn: LossFn = F.cross_entropy, keep: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss (cross-entropy unless given) and accuracy over (x, y), in chunks; two 0-d tensors.
+    The logits of each chunk are appended to ``keep`` when given (the progress measures read them)."""
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, x.shape[0], EVAL_CHUNK):
         logits = model(x[i:i + EVAL_CHUNK]).float()
+        if keep is not None:
+            keep.append(logits)
         yy = y[i:i + EVAL_CHUNK]
         loss_sum += loss_fn(logits, yy, reduction="sum")
         correct += (logits.argmax(-1) == yy).sum()
@@ -42,9 +45,11 @@ def loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return loss_sum / n, correct.float() / n
 
 
-def evaluate(model: nn.Module, split, loss_fn: LossFn = F.cross_entropy) -> dict[str, torch.Tensor]:
-    tl, ta = loss_acc(model, split.train_x, split.train_y, loss_fn)
-    vl, va = loss_acc(model, split.val_x, split.val_y, loss_fn)
+def evaluate(model: nn.Module, split, loss_fn: LossFn = F.cross_entropy,
+             keep: tuple[list, list] | None = None) -> dict[str, torch.Tensor]:
+    """The losses and accuracies of both splits; the train and val logits go to ``keep`` when given."""
+    tl, ta = loss_acc(model, split.train_x, split.train_y, loss_fn, keep and keep[0])
+    vl, va = loss_acc(model, split.val_x, split.val_y, loss_fn, keep and keep[1])
     return {"train_loss": tl, "train_acc": ta, "val_loss": vl, "val_acc": va}
 
 
@@ -109,3 +114,36 @@ def to_host(values: dict[str, torch.Tensor]) -> dict[str, float]:
     keys = list(values)
     flat = torch.stack([values[k].detach().float().reshape(()) for k in keys]).tolist()
     return dict(zip(keys, flat, strict=True))
+
+
+def sgn_due(tc, step: int, grads: dict) -> bool:
+    """Whether the evaluation after `step` measures sgn: every sgn_every-th one that has gradient norms."""
+    return bool(grads) and bool(tc.sgn_every) and (step // tc.eval_every) % tc.sgn_every == 0
+
+
+def eval_rows(measured: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], sgn: Callable[[], dict[str, torch.Tensor]],
+              tc, step: int, wall: float, lrs: list[float], epochs: list[float]) -> list[dict]:
+    """The metrics rows of K members (K = len(lrs); 1 for a single run) with one host sync: the one
+    place an evaluation row is assembled, for trainer.Trainer and ensemble.Ensemble alike.
+
+    measured: the losses, accuracies and weight norms; grads: the gradient norms (empty when the step
+    did not ask for them); each value is () for a single run or (K,) for an ensemble. sgn() gives the
+    mean gradient norms, called only when this evaluation measures them (sgn_due). The effective lr
+    and gradient norm follow from those and each member's lr.
+    """
+    K = len(lrs)
+    vals = dict(measured)
+    weights = {k: v for k, v in measured.items() if k.startswith("weight_norm")}
+    vals.update(grads)
+    lr = lrs[0] if K == 1 else torch.tensor(lrs, device=next(iter(measured.values())).device)
+    vals.update(effective(weights, grads, lr))
+    if sgn_due(tc, step, grads):
+        vals.update(sgn())
+    keys = list(vals)
+    host = torch.stack([vals[k].detach().float().reshape(-1).expand(K) for k in keys]).tolist()  # the one sync
+    rows = []
+    for k in range(K):
+        row = {"step": step, "epoch": round(epochs[k], 3), "wall_s": round(wall, 3), "lr": lrs[k]}
+        row.update({key: host[i][k] for i, key in enumerate(keys)})
+        rows.append(row)
+    return rows

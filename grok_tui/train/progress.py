@@ -378,12 +378,36 @@ def measures_from(embedding: torch.Tensor, logits: torch.Tensor | None, op: str 
     return out
 
 
+def _scalars(m: dict) -> list[str]:
+    return [k for k in ("const_norm", "gini", "ipr", "restricted_loss", "excluded_loss") if m.get(k) is not None]
+
+
+def _flat(m: dict) -> torch.Tensor:
+    return torch.cat([m["spectrum"].float(), m["key"].float(),
+                      torch.stack([m[k].float().reshape(()) for k in _scalars(m)])])
+
+
 def to_host(m: dict) -> dict:
     """measures_from's dict as plain Python: floats, ``spectrum`` a list, ``key_freqs`` the sorted key
     frequencies (1-based), None kept. One device-to-host transfer."""
-    scalars = [k for k in ("const_norm", "gini", "ipr", "restricted_loss", "excluded_loss") if m.get(k) is not None]
-    flat = torch.cat([m["spectrum"].float(), m["key"].float(),
-                      torch.stack([m[k].float().reshape(()) for k in scalars])]).tolist()
+    return _unflat(m, _flat(m).tolist())
+
+
+def to_host_all(ms: list[dict]) -> list[dict]:
+    """``to_host`` of several members' measures with one device-to-host transfer."""
+    if not ms:
+        return []
+    flats = [_flat(m) for m in ms]
+    host = torch.cat(flats).tolist()
+    out, i = [], 0
+    for m, f in zip(ms, flats, strict=True):
+        out.append(_unflat(m, host[i:i + f.shape[0]]))
+        i += f.shape[0]
+    return out
+
+
+def _unflat(m: dict, flat: list[float]) -> dict:
+    scalars = _scalars(m)
     k = m["spectrum"].shape[0]
     out = dict.fromkeys(("restricted_loss", "excluded_loss"))
     out.update(zip(scalars, flat[2 * k:], strict=True))
@@ -430,3 +454,43 @@ def measure(model: torch.nn.Module, cfg, train: torch.Tensor | None = None, key_
         train = train_rows(cfg)
     m = measures_from(model.tok_emb.weight, logits, cfg.data.op, cfg.data.p, train, key_freqs, share)
     return to_host(m)
+
+
+def measure_checkpoint(path, cfg, device: torch.device | str = "cpu") -> dict:
+    """``measure`` of the model saved in a checkpoint file of a run with config ``cfg``: plain numbers.
+    Raises CheckpointError with one sentence when the file does not hold this config's model."""
+    from grok_tui.train import checkpoint, model
+
+    arch = model.arch_from_config(cfg)
+    net = model.build(arch, seed=0, device=device)
+    checkpoint.load_into(net, path, arch)
+    return measure(net, cfg)
+
+
+# --- live, at a training run's evaluations ---------------------------------------------------------
+
+# The answer logits over the whole table are kept for the restricted and excluded losses only up to this
+# many values (K members x rows x p; 512 MiB of float32): past it (p over about 400 for one member) the
+# live measures are the spectrum's alone and the losses are absent.
+MAX_LIVE_LOGITS = 2 ** 27
+
+
+def due(train_cfg, step: int) -> bool:
+    """Whether the evaluation at `step` measures progress: every ``measure_every``-th evaluation
+    (step // eval_every a multiple of it; the same rule as sgn_every), never with 0."""
+    every = getattr(train_cfg, "measure_every", 0)
+    return bool(every) and (step // train_cfg.eval_every) % every == 0
+
+
+def keeps_logits(k: int, rows: int, p: int) -> bool:
+    return k * rows * p <= MAX_LIVE_LOGITS
+
+
+def live(embeddings: list[torch.Tensor], logits: torch.Tensor | list | None, op_names: list[str], p: int,
+         trains: list[torch.Tensor]) -> list[dict]:
+    """The measures of K members at one evaluation, as plain numbers (``to_host``'s dicts), with one host
+    sync: member k's token embedding table, its answer logits over the whole table in ``ops.table``
+    order (``logits[k]``, (rows, p); None: the spectrum's measures only) and its training rows."""
+    ms = [measures_from(e, None if logits is None else logits[k], op, p, t)
+          for k, (e, op, t) in enumerate(zip(embeddings, op_names, trains, strict=True))]
+    return to_host_all(ms)

@@ -1,8 +1,8 @@
 """One run as the loop's stepper: model, optimizer, data on the device, index batches.
 
 ``run_training`` trains one run through ``loop.run_loop`` (the loop a sweep's ensembles use too).
-Front ends follow a run through ``Callback`` hooks (the CLI renders them with rich or as JSON lines)
-and through the run directory; ``loop.Control`` carries stop/pause requests into the loop.
+Front ends follow a run through ``report.Reporter`` hooks (the CLI renders them with rich or as JSON
+lines) and through the run directory; ``loop.Control`` carries stop/pause requests into the loop.
 """
 
 from __future__ import annotations
@@ -12,42 +12,15 @@ from typing import Any
 
 import torch
 
-from grok_tui.errors import CheckpointError, TrainingError
+from grok_tui.errors import CheckpointError, TrainingError, is_out_of_memory
 from grok_tui.optim import registry as optim
+from grok_tui.report import Reporter
 from grok_tui.spec.config import Config
 from grok_tui.store.runs import RunWriter
-from grok_tui.train import checkpoint, data, losses, metrics, model
+from grok_tui.train import checkpoint, data, losses, metrics, model, progress
 from grok_tui.train.device import apply_precision, autocast, compile_mode, resolve_device
-from grok_tui.train.loop import Control, Hooks, Recorder, run_loop, save_member
+from grok_tui.train.loop import Control, Recorder, run_loop, save_member
 from grok_tui.train.order import DataOrder
-
-
-class Callback:
-    """Hooks of a single run; every method is optional (``loop.Hooks`` is the member-aware form)."""
-
-    def on_start(self, info: dict) -> None: ...
-    def on_eval(self, row: dict) -> None: ...
-    def on_event(self, event: dict) -> None: ...
-    def on_end(self, summary: dict) -> None: ...
-
-
-class _SingleRun(Hooks):
-    """loop.Hooks -> Callback, for a run that is the loop's only member."""
-
-    def __init__(self, cb: Callback):
-        self.cb = cb
-
-    def on_member_start(self, run_id: str, info: dict) -> None:
-        self.cb.on_start(info)
-
-    def on_eval(self, run_id: str, row: dict) -> None:
-        self.cb.on_eval(row)
-
-    def on_event(self, run_id: str, event: dict) -> None:
-        self.cb.on_event(event)
-
-    def on_member_end(self, run_id: str, summary: dict) -> None:
-        self.cb.on_end(summary)
 
 
 class Trainer:
@@ -76,6 +49,7 @@ class Trainer:
         self.loss_fn = losses.get(cfg.train.loss)
         # Schedule-free optimizers step at y (train mode) and are evaluated and saved at x (eval mode).
         self.two_modes = callable(getattr(self.opt, "eval", None))
+        self._table_rows: tuple[torch.Tensor, torch.Tensor] | None = None  # the split's rows of the table
 
     # -- one step ---------------------------------------------------------------------------
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,9 +70,9 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         try:
             self._forward_backward(self.forward, x, y)
-        except (torch.OutOfMemoryError, MemoryError):
-            raise  # the loop's one sentence, not a compile failure
         except Exception as e:
+            if is_out_of_memory(e):
+                raise  # the loop's one sentence, not a compile failure
             # a failed torch.compile (in the forward, or in the backward it builds lazily): go on eagerly
             # from the same batch, and say so once
             if self.forward is self.model:
@@ -117,27 +91,39 @@ class Trainer:
             loss = self.loss_fn(forward(x), y)
         loss.backward()
 
-    def eval_row(self, grads: dict[str, torch.Tensor], wall: float) -> dict[str, Any]:
+    def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
+        """This run's metrics row (metrics.eval_rows: the row an ensemble member writes too), one host sync."""
         if self.two_modes:
             self.opt.eval()
-        lr = self.base_lrs[0] * self.lr_factor(self.step - 1)
-        vals = metrics.evaluate(self.model, self.split, self.loss_fn)
-        weights = metrics.weight_norms(self.model)
-        vals.update(weights)
-        vals.update(grads)
-        vals.update(metrics.effective(weights, grads, lr))
+        measure = progress.due(self.cfg.train, self.step)
+        keep = ([], []) if measure and progress.keeps_logits(1, self.split.n_train + self.split.n_val, self.split.p) else None
+        measured = metrics.evaluate(self.model, self.split, self.loss_fn, keep)
+        measured.update(metrics.weight_norms(self.model))
         tc = self.cfg.train
-        if grads and tc.sgn_every and (self.step // tc.eval_every) % tc.sgn_every == 0:
-            vals.update(metrics.mean_grad_norm(self.model, self.split.train_x, self.split.train_y,
-                                               tc.batch_size, self.loss_fn))
-        host = metrics.to_host(vals)  # the one sync of this eval
-        row: dict[str, Any] = {"step": self.step, "epoch": round(self.order.epoch_of(self.step), 3),
-                               "wall_s": round(wall, 3), "lr": lr}
-        row.update(host)
-        return row
 
-    def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
-        return [self.eval_row(grads, wall)]
+        def sgn() -> dict[str, torch.Tensor]:
+            return metrics.mean_grad_norm(self.model, self.split.train_x, self.split.train_y, tc.batch_size,
+                                          self.loss_fn)
+
+        rows = metrics.eval_rows(measured, grads, sgn, tc, self.step, wall,
+                                 [self.base_lrs[0] * self.lr_factor(self.step - 1)], [self.order.epoch_of(self.step)])
+        if measure:  # the loop's Recorder writes it (progress.jsonl and the metric columns)
+            rows[0]["progress"] = self._measure(keep)
+        return rows
+
+    def _measure(self, keep: tuple[list, list] | None) -> dict[str, Any]:
+        """The progress measures from the evaluation's logits, put back in the table's order."""
+        if self._table_rows is None:
+            d = self.cfg.data
+            tr, va = data.split_indices(self.split.n_train + self.split.n_val, d.train_frac, self.cfg.split_seed)
+            self._table_rows = (tr.to(self.device), va.to(self.device))
+        tr, va = self._table_rows
+        logits = None
+        if keep is not None:
+            logits = torch.empty(len(tr) + len(va), self.split.p, device=self.device)
+            logits[tr], logits[va] = torch.cat(keep[0]), torch.cat(keep[1])
+            logits = logits[None]
+        return progress.live([self.model.tok_emb.weight], logits, [self.cfg.data.op], self.split.p, [tr])[0]
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, k: int, directory: Path, row: dict, tags: list[str], extra: dict[str, Any]) -> Path:
@@ -169,10 +155,8 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
     try:
         trainer = Trainer(cfg)
         apply_precision(cfg.train.precision, trainer.device)
-    except (torch.OutOfMemoryError, MemoryError):
-        raise TrainingError("out of memory building the model and data (try a smaller model).") from None
-    except RuntimeError as e:
-        if "allocate" not in str(e):
+    except Exception as e:
+        if not is_out_of_memory(e):
             raise
         raise TrainingError("out of memory building the model and data (try a smaller model).") from None
     if resume_from is not None:
@@ -180,7 +164,7 @@ def build_trainer(cfg: Config, resume_from: tuple[Path, Path] | None = None) -> 
     return trainer
 
 
-def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Callback] | tuple = (),
+def run_training(cfg: Config, run: RunWriter | None = None, reporters: list[Reporter] | tuple = (),
                  control: Control | None = None, resume_from: tuple[Path, Path] | None = None,
                  trainer: Trainer | None = None) -> dict:
     """Train `cfg` to its step budget (or until stopped), writing `run`. Returns the summary.
@@ -193,8 +177,8 @@ def run_training(cfg: Config, run: RunWriter | None = None, callbacks: list[Call
     info = {"n_train": trainer.split.n_train, "n_val": trainer.split.n_val,
             "params": sum(p.numel() for p in trainer.model.parameters()),
             "compile": trainer.forward is not trainer.model}  # the first step waits for the compiler
-    rec = Recorder(run, cfg, [_SingleRun(cb) for cb in callbacks], info, trainer.milestones, trainer.best_val_acc)
-    out = run_loop(trainer, [rec], cfg.train, control, wall_offset=trainer.wall_offset,
+    rec = Recorder(run, cfg, info, trainer.milestones, trainer.best_val_acc)
+    out = run_loop(trainer, [rec], cfg.train, control, reporters, wall_offset=trainer.wall_offset,
                    resumed=resume_from is not None)
     s = out[rec.run_id]
     if s["status"] == "failed":

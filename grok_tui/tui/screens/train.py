@@ -24,7 +24,7 @@ from grok_tui.display import device_text, gpu_text, threads_text
 from grok_tui.figures.export import Series, short_value
 from grok_tui.host import usable_cpus
 from grok_tui.spec.config import Config
-from grok_tui.store import runs as store
+from grok_tui.store import control_groups
 from grok_tui.tui.followed import LiveRun, try_control
 from grok_tui.tui.messages import RunUpdated
 from grok_tui.tui.screens.dialogs import AttachScreen
@@ -314,7 +314,7 @@ class TrainScreen(Screen):
     @work(thread=True, group="others", exit_on_error=False, description="runs controlled with this one")
     def _tell_others(self, run_id: str, verb: str) -> None:
         """A sweep member shares its process with the other members: say that they {verb} too."""
-        text = store.controlled_with_text(self.app.runs_dir, run_id, verb)
+        text = control_groups.controlled_with_text(self.app.runs_dir, run_id, verb)
         if text:
             self.app.call_from_thread(self.notify, f"{run_id}: {text}.", timeout=6, markup=False)
 
