@@ -10,7 +10,6 @@ is in figures/, the run query in store/query.py.
 from __future__ import annotations
 
 import csv as csv_mod
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -192,13 +191,8 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
 
 
 def _title(name: str, settings: dict, run_ids: list[str], group_field: Optional[str]) -> str:
-    """The metric(s), and what differs between the runs: `validation accuracy: lr=1e-3 vs lr=3e-3`;
-    grouped, `validation accuracy by train_frac` and what else differs."""
-    if group_field is not None:
-        rest = compare.settings_title({f: v for f, v in settings.items() if f != group_field}, run_ids)
-        return f"{name} by {group_field}" + (f": {rest}" if rest else "")
-    diff = compare.settings_title(settings, run_ids)
-    return f"{name}: {diff}" if diff else name
+    """The metric(s), and what differs between the runs (compare.figure_title)."""
+    return compare.figure_title(name, settings, run_ids, group_field)
 
 
 def _spectrum(runs_dir: Path, run_ids: list[str], where: Optional[str], out: Optional[Path], title: Optional[str],
@@ -279,43 +273,9 @@ def _connect(runs_dir: Path, specs: list[str], out: Optional[Path], csv_path: Op
     ps = panels.connect_panels(results)
     for p in ps:
         p.logx = logx
-    curves = list(dict.fromkeys(_curve_of(r) for r in results))
-    ends = [_ends_of(r) for r in results]
-    if all(ends):  # named after the curves and their end points: segment+polyline1 a@280-a@1140.png
-        ends = list(dict.fromkeys(ends))
-        stem = f"{'+'.join(curves)} {' + '.join(ends)}"
-        default_title = f"{' vs '.join(curves)}: {'; '.join(ends)}"
-    else:  # results saved without their end points
-        stem = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
-        default_title = " vs ".join(r["name"] for r in results)
-    stem = re.sub(r"[^A-Za-z0-9@._+-]+", "_", stem.replace(" → ", "-").replace(" + ", "+"))
+    fallback = paths[0].stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+    stem, default_title = panels.connect_names(results, fallback)
     target = _target(out, paths[0].parent / f"{stem}.png")
     return _write(target, csv_path, lambda f: panels.save_panels(f, ps, title or default_title),
                   lambda f: panels.write_panels_csv(f, ps, label="result"), out)
 
-
-def _end(e: dict) -> str:
-    """An end point as the user names it: RUN@STEP, else what was given (a .safetensors file's name)."""
-    if e.get("run") and isinstance(e.get("step"), int):
-        return f"{e['run']}@{e['step']}"
-    return Path(str(e.get("ref") or e.get("path") or "?")).name
-
-
-def _ends_of(r: dict) -> Optional[str]:
-    """`RUN@280 → RUN@1140` (a chain: its first and last checkpoint; a 1-D landscape: `around RUN@280`),
-    from the end points a result file records; None for a result without them."""
-    ends = (r.get("inputs") or {}).get("endpoints") or []
-    if not ends:
-        return None
-    if r.get("kind") != "curve" or len(ends) == 1:
-        return f"around {_end(ends[0])}"
-    return f"{_end(ends[0])} → {_end(ends[-1])}"
-
-
-def _curve_of(r: dict) -> str:
-    """segment, polyline1, bezier2, chain; a landscape's kind; else the result's name."""
-    inputs = r.get("inputs") or {}
-    curve = inputs.get("curve")
-    if not curve:
-        return str(r.get("kind") if r.get("kind") not in (None, "curve") else r.get("name", "?"))
-    return f"{curve}{inputs.get('bends', '')}" if curve in ("polyline", "bezier") else str(curve)

@@ -179,6 +179,17 @@ def differing_settings(fields: Mapping[str, Mapping[str, Any]], candidates: Sequ
     return out
 
 
+def figure_title(name: str, settings: Mapping[str, Mapping[str, Any]], runs: Sequence[str],
+                 group_field: str | None = None) -> str:
+    """The metric(s), and what differs between the runs: `validation accuracy: lr=1e-3 vs lr=3e-3`;
+    grouped, `validation accuracy by train_frac` and what else differs (`grok-tui plot` and the app's export)."""
+    if group_field is not None:
+        rest = settings_title({f: v for f, v in settings.items() if f != group_field}, runs)
+        return f"{name} by {group_field}" + (f": {rest}" if rest else "")
+    diff = settings_title(settings, runs)
+    return f"{name}: {diff}" if diff else name
+
+
 def settings_title(settings: Mapping[str, Mapping[str, Any]], runs: Sequence[str] | None = None,
                    most: int = 4) -> str:
     """What differs between the runs, for a title: `lr=1e-3 vs lr=3e-3` for up to `most` combinations,

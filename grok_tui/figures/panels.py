@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,49 @@ CONNECT_PANELS = (  # title, (train key, val key), log y
     ("error (1 - acc)", ("train_err", "val_err"), False),
     ("mean stochastic-gradient norm", ("grad_norm",), True),
 )
+
+
+def _end_point(e: dict) -> str:
+    """An end point as the user names it: RUN@STEP, else what was given (a .safetensors file's name)."""
+    if e.get("run") and isinstance(e.get("step"), int):
+        return f"{e['run']}@{e['step']}"
+    return Path(str(e.get("ref") or e.get("path") or "?")).name
+
+
+def result_ends(r: dict) -> str | None:
+    """`RUN@280 → RUN@1140` (a chain: its first and last checkpoint; a 1-D landscape: `around RUN@280`),
+    from the end points a result file records; None for a result without them."""
+    ends = (r.get("inputs") or {}).get("endpoints") or []
+    if not ends:
+        return None
+    if r.get("kind") != "curve" or len(ends) == 1:
+        return f"around {_end_point(ends[0])}"
+    return f"{_end_point(ends[0])} → {_end_point(ends[-1])}"
+
+
+def result_curve(r: dict) -> str:
+    """segment, polyline1, bezier2, chain; a landscape's kind; else the result's name."""
+    inputs = r.get("inputs") or {}
+    curve = inputs.get("curve")
+    if not curve:
+        return str(r.get("kind") if r.get("kind") not in (None, "curve") else r.get("name", "?"))
+    return f"{curve}{inputs.get('bends', '')}" if curve in ("polyline", "bezier") else str(curve)
+
+
+def connect_names(results: Sequence[dict], fallback: str) -> tuple[str, str]:
+    """(file stem, title) of a figure of connectivity results, after the curves and their end points:
+    `segment+polyline1 a@280-a@1140` and `segment vs polyline1: a@280 → a@1140`; for results saved without
+    their end points, `fallback` and the results' names. `grok-tui plot --connect` and the Connect view."""
+    curves = list(dict.fromkeys(result_curve(r) for r in results))
+    ends = [result_ends(r) for r in results]
+    if all(ends):
+        ends = list(dict.fromkeys(ends))
+        stem = f"{'+'.join(curves)} {' + '.join(ends)}"
+        title = f"{' vs '.join(curves)}: {'; '.join(ends)}"
+    else:
+        stem, title = fallback, " vs ".join(str(r.get("name", "?")) for r in results)
+    return re.sub(r"[^A-Za-z0-9@._+-]+", "_", stem.replace(" → ", "-").replace(" + ", "+")), title
+
 
 
 def connect_panels(results: Sequence[dict]) -> list[Panel]:

@@ -53,6 +53,14 @@ class PhaseGrid:
     def title(self) -> str:
         return f"{VALUES[self.value]} · sweep {self.sweep_id}"
 
+    @property
+    def legend(self) -> str:
+        """What the `n/m` after a cell's value means, where a cell shows one (some of its runs did not
+        grok); '' where none does."""
+        if not any(c.value is not None and c.grokked < c.runs for c in self.cells.values()):
+            return ""
+        return "n/m after a value: runs that grokked / runs in the cell"
+
     def finite(self) -> list[float]:
         return [c.value for c in self.cells.values() if c.value is not None and math.isfinite(c.value)]
 
@@ -144,6 +152,7 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
         ax.set_xlabel(g.x)
         ax.set_ylabel(g.y)
         fixed = "; ".join(f"{k} over {', '.join(fmt_value(v) for v in vs)}" for k, vs in g.fixed.items())
-        ax.set_title((title or g.title) + (f"\n(mean over {fixed})" if fixed else ""), fontsize=10)
+        ax.set_title((title or g.title) + (f"\n(mean over {fixed})" if fixed else "")
+                     + (f"\n{g.legend}" if g.legend else ""), fontsize=10)
         fig.colorbar(im, ax=ax, label=VALUES[g.value])
     return path

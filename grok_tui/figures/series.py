@@ -196,3 +196,18 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], li
     return pos, [human(10 ** p) for p in pos]
 
 
+def linear_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], list[str]]:
+    """At most max_ticks round tick positions inside [lo, hi] (steps of 1, 2, 2.5 or 5 times a power of
+    ten) and their labels: a chart with fewer rows than plotext's own ticks would skip some labels."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo], [f"{lo:.3g}"]
+    raw = (hi - lo) / max(1, max_ticks - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    first = math.ceil(lo / step - 1e-9)
+    pos = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+    if len(pos) > max_ticks:  # rounding: thin to fit
+        pos = pos[::math.ceil(len(pos) / max_ticks)]
+    digits = max(0, -math.floor(math.log10(step) + 1e-9) + (1 if step / mag == 2.5 else 0))
+    labels = [f"{p:.{digits}f}" if abs(p) < 1e4 else human(p) for p in pos]
+    return pos, labels

@@ -88,13 +88,18 @@ class GrokApp(App):
             yield SystemCommand(f"View: {mode}", f"switch to the {mode} view", lambda m=mode: self.switch_mode(m))
         if isinstance(screen, TrainScreen):
             yield SystemCommand("Run: start", "start a run with the form's settings (s)", screen.action_start)
-            yield SystemCommand("Run: attach", "follow a run that is training (a)", screen.action_attach)
-            yield SystemCommand("Run: pause / resume", "pause or resume the run (p)", screen.action_pause_resume)
+            yield SystemCommand("Run: attach", "follow a run: those training, then the recent ones (a)",
+                                screen.action_attach)
+            yield SystemCommand("Run: new from this one", "the followed run's config into the form (n)",
+                                screen.action_new_from_run)
+            yield SystemCommand("Run: pause / continue", "pause or continue the run (p)", screen.action_pause_continue)
             yield SystemCommand("Run: stop", "stop the run with a final checkpoint (x)", screen.action_stop)
         if isinstance(screen, RunsScreen):
             yield SystemCommand("Runs: next metric", "overlay the next metric (m)", lambda: screen.action_metric(1))
             yield SystemCommand("Runs: open details", "details of the run under the cursor (o)", screen.action_details)
             yield SystemCommand("Runs: follow in Train", "show the run under the cursor live (a)", screen.action_attach)
+            yield SystemCommand("Runs: new run from this one", "its config into the Train view's form (n)",
+                                screen.action_new_from_run)
             yield SystemCommand("Runs: export", "export the overlay chart (e)", screen.action_export)
             yield SystemCommand("Runs: filter", "filter the runs with a query (/)", screen.action_filter)
             yield SystemCommand("Runs: phase diagram", "steps to grok over a sweep's two fields (P)", screen.action_phase)
@@ -261,7 +266,9 @@ class GrokApp(App):
         if not all_series and not bands:
             self.notify("this chart has no data yet.", severity="warning")
             return
-        metric, logx, logy, title = chart.metric, chart.logx, chart.logy, chart.title
+        metric, logx, logy = chart.metric, chart.logx, chart.logy
+        title = chart.export_title or chart.title  # the runs view's: the metric and what differs between the runs
+        settings, ylabel = chart.export_settings, chart.title
         # the metrics drawn, in order (train and val together: both), else the chart's own
         shown = list(dict.fromkeys(m for m in [*(s.metric for s in all_series), *(b.metric for b in bands)] if m))
         name = "+".join(shown) if len(shown) > 1 else metric
@@ -271,13 +278,14 @@ class GrokApp(App):
 
         def chosen(result: tuple[str, str] | None) -> None:
             if result is not None:
-                self._export(result[0], result[1], all_series, metric, title, logx, logy, bands)
+                self._export(result[0], result[1], all_series, metric, title, logx, logy, bands, settings, ylabel)
 
         self.push_screen(ExportScreen(stem, title), chosen)
 
     @work(thread=True, exit_on_error=False, group="export", description="export chart")
     def _export(self, stem: str, fmt: str, all_series, metric: str, title: str, logx: bool, logy: bool,
-                bands=()) -> None:
+                bands=(), settings=None, ylabel: str | None = None) -> None:
+        """The figure and the CSV: runs named by id (Series.run), a column per setting that differs."""
         from grok_tui.figures.panels import Panel, write_panels_csv
 
         base = Path(stem).expanduser().resolve()
@@ -288,11 +296,11 @@ class GrokApp(App):
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             if bands:
-                paths.append(str(write_panels_csv(base.with_suffix(".csv"), [Panel(title, title, list(all_series),
-                                                                                   list(bands))])))
+                paths.append(str(write_panels_csv(base.with_suffix(".csv"), [Panel(title, ylabel or title, list(all_series),
+                                                                                   list(bands))], settings=settings)))
             else:
-                paths.append(str(write_csv(base.with_suffix(".csv"), all_series, metric)))
-            paths.append(str(save_figure(base.with_suffix("." + fmt), all_series, title, title, logx, logy,
+                paths.append(str(write_csv(base.with_suffix(".csv"), all_series, metric, settings=settings)))
+            paths.append(str(save_figure(base.with_suffix("." + fmt), all_series, title, ylabel or title, logx, logy,
                                          bands=bands)))
         except OSError as e:
             error = f"cannot write {base.parent}: {e.strerror or e}."

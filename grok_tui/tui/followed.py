@@ -84,7 +84,9 @@ class LiveRun:
         self.seen = False  # read once by the follower thread (its first events are history, not news)
         self._stopping = False
         self._cleaned = False  # the launch's start files are removed (they are the app's to remove once)
-        self._threads: int | None = launch.cfg.train.threads if launch is not None else None
+        # the run's config: the launch's, else read once from its config.toml by the follower thread
+        self._config: Config | None = launch.cfg if launch is not None else None
+        self._config_read = launch is not None
         self._columns: dict[str, tuple[int, int, Series]] = {}  # metric -> (epoch, rows used, series)
 
     @property
@@ -144,9 +146,15 @@ class LiveRun:
         return self.follower.gpu
 
     @property
+    def config(self) -> Config | None:
+        """The run's config (its config.toml, read once by the follower thread; the launch's for a run the
+        app started); None until read, or when this version cannot read it."""
+        return self._config
+
+    @property
     def threads(self) -> int | None:
         """The run's `threads` setting as saved in its config.toml (0: one per core), None until known."""
-        return self._threads if self._threads is None or self._threads >= 0 else None
+        return self._config.train.threads if self._config is not None else None
 
     @property
     def total_steps(self) -> int | str:
@@ -191,11 +199,12 @@ class LiveRun:
         rc = self.launch.poll() if self.launch is not None else None
         polled = self.follower.poll()
         f = self.follower
-        if self._threads is None and f.summary:
+        if not self._config_read and f.summary:
+            self._config_read = True
             try:
-                self._threads = load_toml(self.path / "config.toml").train.threads
+                self._config = load_toml(self.path / "config.toml")
             except (GrokError, OSError):  # no config, or one this version cannot read: not shown
-                self._threads = -1
+                self._config = None
         if f.summary:
             state = f.status
             if state in ("running", "paused") and self._stopping:

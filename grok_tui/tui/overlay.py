@@ -58,7 +58,7 @@ def _series(view: OverlayView, metric: str, split: str | None, selected: list[st
             ms.update({k: v for k, v in milestones_of([], info.summary).items() if k not in ms})
         label = short_id(rid) + (f" {split}" if split else "")
         col = f.series(metric)  # kept by the run and extended with its new rows only
-        s = Series(label, col.x, col.y, {} if split == "val" else ms, colors[rid], metric=metric)
+        s = Series(label, col.x, col.y, {} if split == "val" else ms, colors[rid], metric=metric, run=rid)
         out.append((rid, s))
     return out
 

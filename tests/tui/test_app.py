@@ -15,7 +15,8 @@ async def test_mode_keys_palette_commands_and_unknown_modes(tmp_path):
         assert isinstance(app.screen, TrainScreen) and app.current_mode == "train"
         assert app.check_action("switch_mode", ("train",)) and not app.check_action("switch_mode", ("nope",))
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for t in ("Run: start", "Run: pause / resume", "Run: stop", "View: train", "View: runs", "View: connect"):
+        for t in ("Run: start", "Run: pause / continue", "Run: new from this one", "Run: stop", "View: train",
+                  "View: runs", "View: connect"):
             assert t in titles
         app.screen.query_one("#chart-acc").focus()
         await pilot.press("r")

@@ -43,9 +43,14 @@ async def test_filter_with_a_query_and_sort(fixture_runs):
         await pilot.press("ctrl+u", "enter")  # empty: every run again
         await pilot.pause()
         assert table.row_count == 3
-        # sort: by the run id, then by the grok step (runs without one last)
+        # sort: by the run id ascending, then descending, then by the grok step (runs without one last)
         await pilot.press("O")
         assert screen.sort == "run" and table_ids(table) == sorted(table_ids(table))
+        assert "sort run ↑ (O)" in str(screen.query_one("#runs-hint").render())
+        await pilot.press("O")
+        await pilot.pause()
+        assert screen.sort == "-run" and table_ids(table) == sorted(table_ids(table), reverse=True)
+        assert "sort run ↓ (O)" in str(screen.query_one("#runs-hint").render())
         await pilot.press("O")
         await pilot.pause()
         assert screen.sort == "grok" and table_ids(table)[0] == "smoke-lr2e-3"

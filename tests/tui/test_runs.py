@@ -127,7 +127,8 @@ async def test_export_from_the_overlay_writes_figure_and_csv(fixture_runs, tmp_p
         await pilot.pause()
         assert (tmp_path / "out" / "fig.png").stat().st_size > 1000
         lines = (tmp_path / "out" / "fig.csv").read_text().splitlines()
-        assert lines[0] == "run,step,metric,value" and len(lines) > 5 and ",val_acc," in lines[1]
+        # runs by id, a column per setting that differs between the two (lr, steps)
+        assert lines[0] == "run,step,metric,value,lr,steps" and len(lines) > 5 and ",val_acc," in lines[1]
         await pilot.press("v")  # train and val together: the file is named after both
         await wait_for(pilot, lambda: len(screen.query_one("#overlay", MetricChart).series) == 4, 10, "4 series")
         await pilot.press("e")

@@ -19,6 +19,31 @@ def test_train_screen_200x50(snap_compare, tmp_path):
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(200, 50))
 
 
+def _following(run_id: str):
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        app.screen.show_run(app.attach(run_id))
+        screen = app.screen
+        chart = screen.query_one("#chart-acc", MetricChart)
+        await wait_for(pilot, lambda: chart.points > 0 and run_id in str(screen.query_one("#run-header").render()),
+                       20, "the run's charts and header")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_train_following_a_run_80x24(snap_compare, fixture_runs):
+    """The header (the run's whole id and setting) above the next run's form and the charts."""
+    assert snap_compare(make_app(fixture_runs, attach_on_start=False), terminal_size=(80, 24),
+                        run_before=_following("smoke-wd0.3"))
+
+
+def test_train_following_a_run_120x40(snap_compare, fixture_runs):
+    assert snap_compare(make_app(fixture_runs, attach_on_start=False), terminal_size=(120, 40),
+                        run_before=_following("smoke-wd0.3"))
+
+
 def _compare_two():
     async def run_before(pilot) -> None:
         await pilot.press("r")

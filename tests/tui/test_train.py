@@ -92,7 +92,7 @@ async def test_key_help_of_the_train_view_names_every_key_by_its_action(tmp_path
         text = str(app.screen.query_one("#help-text").render())
         assert "refuse" not in text  # no internal action names
         lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
-        assert "Pause/Resume" in lines["p"] and "not now" in lines["p"]  # no run to pause
+        assert "Pause/Continue" in lines["p"] and "not now" in lines["p"]  # no run to pause
         assert "Stop" in lines["x"] and "not now" in lines["x"]
         assert "Start" in lines["s"] and "not now" not in lines["s"]
 
@@ -353,7 +353,7 @@ async def test_attach_to_a_run_started_by_another_process_and_stop_it(tmp_path):
             assert any(isinstance(m, RunUpdated) and m.run_id == "elsewhere" and m.rows for m in messages)
             acc = app.screen.query_one("#chart-acc", MetricChart)
             await wait_for(pilot, lambda: acc.points > 0, 20, "its accuracy chart")
-            assert "elsewhere" in str(app.screen.query_one("#status", Static).render())
+            assert "elsewhere" in str(app.screen.query_one("#run-header", Static).render())  # the whole id
             await pilot.press("q")
             await pilot.pause()
             assert isinstance(app.screen, QuitScreen)

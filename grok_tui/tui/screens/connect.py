@@ -433,16 +433,19 @@ class ConnectScreen(Screen):
 
     @work(thread=True, exit_on_error=False, group="export", description="export connectivity figure")
     def _export_figures(self, results: list[dict]) -> None:
-        from grok_tui.figures.panels import connect_panels, save_panels, write_panels_csv
+        from grok_tui.figures.panels import connect_names, connect_panels, save_panels, write_panels_csv
         from grok_tui.tui.messages import ExportDone
 
-        base = Path(results[0]["path"]).resolve().with_suffix("")
-        base = base.with_name(base.name + "-figure")
+        # named and titled after the curves and their end points (`segment a@280 → a@1140`), as
+        # `grok-tui plot --connect` names them; results saved without end points: after the first's file
+        first = Path(results[0]["path"]).resolve()
+        stem, title = connect_names(results, first.stem + "-figure")
+        base = first.parent / stem
         paths, error = [], None
         try:
             panels = connect_panels(results)
             paths.append(str(write_panels_csv(base.with_suffix(".csv"), panels, label="result")))
-            paths.append(str(save_panels(base.with_suffix(".png"), panels, " vs ".join(r["name"] for r in results))))
+            paths.append(str(save_panels(base.with_suffix(".png"), panels, title)))
         except GrokError as e:
             error = str(e)
         except OSError as e:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.markup import escape
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -71,23 +73,86 @@ class QuitScreen(ModalScreen[str | None]):
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
 
+ATTACH_MOST = 200  # the newest runs the attach list offers (the Runs view has them all)
+
+
+def attach_runs(runs_dir: Path, most: int = ATTACH_MOST) -> list[tuple[str, str]]:
+    """(run id, its line) of the runs to attach: those training first, then the others, each newest first
+    (by start); the store's listing, read in a thread."""
+    runs = store.list_runs(runs_dir)
+    runs.sort(key=lambda r: (not r.active, -(r.summary.get("started_at") or 0)))
+    out = []
+    for r in runs[:most]:
+        row = r.row()
+        out.append((r.id, f"{r.id}  {row['status']}  step {row['steps']}"))
+    return out
+
+
 class AttachScreen(ModalScreen[str | None]):
-    """Pick one of the runs training now; dismisses with its id or None."""
+    """The runs to follow in the Train view: training ones first, then the recent ones, newest first;
+    typing narrows the list to the ids holding the text; enter follows one. Dismisses with its id or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("down", "to_list", show=False)]
 
-    def __init__(self, run_ids: list[str]):
+    def __init__(self, runs_dir: Path):
         super().__init__(classes="dialog")
-        self.run_ids = run_ids
+        self.runs_dir = Path(runs_dir)
+        self.runs: list[tuple[str, str]] | None = None  # None until listed
+        self.shown: list[str] = []  # the ids the list shows, in its order
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box"):
-            yield Label("Follow a run that is training (enter):", classes="dialog-text")
-            yield OptionList(*self.run_ids, id="attach-list")
+        with Vertical(classes="dialog-box attach"):
+            yield Label("Follow a run in the Train view (enter): training first, then newest first",
+                        classes="dialog-text")
+            yield Input(placeholder="type to narrow by run id", id="attach-search", compact=True)
+            yield OptionList(id="attach-list")
+            yield Label("listing the runs…", id="attach-note", classes="dim")
+
+    def on_mount(self) -> None:
+        self.query_one("#attach-search", Input).focus()
+        self._list()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="attach-list", description="list runs")
+    def _list(self) -> None:
+        runs = attach_runs(self.runs_dir)
+        self.app.call_from_thread(self._listed, runs)
+
+    def _listed(self, runs: list[tuple[str, str]]) -> None:
+        self.runs = runs
+        self._fill()
+
+    def _fill(self) -> None:
+        if self.runs is None:
+            return
+        text = self.query_one("#attach-search", Input).value.strip().lower()
+        rows = [(rid, line) for rid, line in self.runs if text in rid.lower()]
+        self.shown = [rid for rid, _ in rows]
+        options = self.query_one("#attach-list", OptionList)
+        options.clear_options()
+        options.add_options([line for _, line in rows])
+        if rows:
+            options.highlighted = 0
+        note = (f"no run under {self.runs_dir}" if not self.runs else
+                f"no run id holds '{text}'" if not rows else
+                f"{len(rows)} of {len(self.runs)} runs · ↓ to the list · enter: follow · esc: cancel")
+        self.query_one("#attach-note", Label).update(escape(note))
+
+    @on(Input.Changed, "#attach-search")
+    def _search(self) -> None:
+        self._fill()
+
+    @on(Input.Submitted, "#attach-search")
+    def _submitted(self) -> None:
+        i = self.query_one("#attach-list", OptionList).highlighted
+        if self.shown:
+            self.dismiss(self.shown[i if i is not None else 0])
+
+    def action_to_list(self) -> None:
+        self.query_one("#attach-list", OptionList).focus()
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.run_ids[event.option_index])
+        self.dismiss(self.shown[event.option_index])
 
     def action_cancel(self) -> None:
         self.dismiss(None)

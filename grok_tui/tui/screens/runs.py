@@ -6,7 +6,9 @@ changed; the table is touched only when a scan found a change, and then only the
 large directory is scanned less often (a scan takes at most about SCAN_DUTY of a core) and its first
 scan shows its runs in batches. The selected runs are the app's followed runs (one follower per run
 for every view); the chart is redrawn when one of them has new rows or the view changed.
-Like a lab notebook: `/` filters the table with a query (store/query.py), `O` sorts it, `s` smooths
+Like a lab notebook: `/` filters the table with a query (store/query.py) and the chart with it (a
+selected run the filter hides stays selected, undrawn), `O` sorts it (each column ascending, then
+descending), `n` starts a new run from the one under the cursor (its config in the Train view's form), `s` smooths
 the chart (TensorBoard's debiased EMA, the raw curve dim behind), `g` groups the selected runs by a
 config field (mean line and band, figures/compare.py), `P` opens the phase diagram of a sweep.
 """
@@ -63,6 +65,7 @@ class RunsScreen(Screen):
         Binding("enter", "details", "Details", show=False),
         Binding("o", "details", "Open"),
         Binding("a", "attach", "Follow", show=False),  # in the palette; the footer keeps Export at 80 columns
+        Binding("n", "new_from_run", "New run from this", show=False),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export"),
         Binding("s", "smooth(1)", "Smooth"),
@@ -70,7 +73,7 @@ class RunsScreen(Screen):
         Binding("g", "group", "Group"),
         Binding("b", "band", "Band", show=False),
         Binding("slash", "filter", "Filter"),
-        Binding("O", "sort", "Sort"),
+        Binding("O", "sort", "Sort ↑ then ↓"),
         Binding("P", "phase", "Phase"),
         Binding("v", "pair", "Train+val"),
         Binding("F", "summary_figure", "Summary fig"),
@@ -182,21 +185,32 @@ class RunsScreen(Screen):
         self.shown = runs
         self.query_one(RunTable).sync(runs, self.colors)
 
+    @property
+    def drawn(self) -> list[str]:
+        """The selected runs the chart draws: those the filter shows (a hidden one stays selected)."""
+        if self.where is None:
+            return list(self.selected)
+        shown = {r.id for r in self.shown}
+        return [rid for rid in self.selected if rid in shown]
+
     def redraw(self) -> None:
-        """Compose the chart again, when the view or a selected run changed since it was drawn."""
+        """Compose the chart again, when the view or a drawn run changed since it was drawn."""
         view = OverlayView(self.metric, self.paired, self.smoothing, self.group_by, self.band)
         followed = self.followed
+        drawn = self.drawn
         key = (view, tuple((rid, followed[rid].version if rid in followed else -1, id(self.infos.get(rid)))
-                           for rid in self.selected), self.chart.logx, self.chart.logy)
+                           for rid in drawn), self.chart.logx, self.chart.logy)
         if key == self._drawn:
             return
         self._drawn = key
-        out, bands, title = overlay(view, self.selected, followed, self.infos, self.colors)
+        out, bands, title = overlay(view, drawn, followed, self.infos, self.colors)
         self.chart.show(out, title=title, metric=self.metric, bands=bands)
 
     def _update_hint(self) -> None:
         n = len(self.selected)
-        parts = [f"[b]{n}[/] selected" if n else "space: select runs",
+        hidden = n - len(self.drawn)
+        parts = [(f"[b]{n}[/] selected" + (f" ({hidden} hidden by the filter)" if hidden else "")) if n
+                 else "space: select runs",
                  f"[b]{self.metric}[/]{' + ' + str(partner(self.metric)) if self.paired and partner(self.metric) else ''} (m, v)"]
         parts.append(f"smooth [b]{self.smoothing:g}[/] (s)")
         if self.group_by:
@@ -208,7 +222,7 @@ class RunsScreen(Screen):
         else:
             parts.append("filter (/)")
         if self.sort:
-            parts.append(f"sort [b]{self.sort}[/] (O)")
+            parts.append(f"sort [b]{self.sort.lstrip('-')} {'↓' if self.sort.startswith('-') else '↑'}[/] (O)")
         parts.append("? keys")
         self.query_one("#runs-hint", Static).update(" · ".join(parts))
 
@@ -282,6 +296,22 @@ class RunsScreen(Screen):
         if hasattr(screen, "show_run"):
             screen.show_run(run)
 
+    def action_new_from_run(self) -> None:
+        """A new run from the run under the cursor: the Train view, with its config in the next run's form."""
+        rid = self.query_one(RunTable).current_id
+        info = self.infos.get(rid) if rid else None
+        if info is None:
+            self.notify("no run under the cursor.", severity="warning")
+            return
+        if info.config is None:
+            self.notify(f"{rid}'s config.toml cannot be read: nothing to start from.", severity="warning",
+                        markup=False)
+            return
+        self.app.switch_mode("train")
+        screen = self.app.screen
+        if hasattr(screen, "new_from"):
+            screen.new_from(rid, info.config)
+
     def action_smooth(self, step: int) -> None:
         levels = compare.SMOOTH_LEVELS
         i = min(range(len(levels)), key=lambda k: abs(levels[k] - self.smoothing))
@@ -332,6 +362,7 @@ class RunsScreen(Screen):
         self.query_one(RunTable).focus()
         self._sync_table()
         self._update_hint()
+        self.redraw()  # the chart follows the filter
 
     def key_escape(self) -> None:
         inp = self.query_one("#runs-filter", Input)
@@ -340,7 +371,8 @@ class RunsScreen(Screen):
             inp.display = self.where is not None
 
     def action_sort(self) -> None:
-        cols = [None, *SORT_COLUMNS]
+        """The next order: each column ascending, then descending, then the next column (then none)."""
+        cols = [None, *(c for col in SORT_COLUMNS for c in (col, f"-{col}"))]
         i = cols.index(self.sort) if self.sort in cols else 0
         self.sort = cols[(i + 1) % len(cols)]
         self._sync_table()
@@ -405,8 +437,23 @@ class RunsScreen(Screen):
         if not self.selected:
             self.notify("select runs to export first (space).", severity="warning")
             return
-        self.chart.export_dir = self.runs_dir / self.selected[0] / "figures"
+        drawn = self.drawn
+        if not drawn:
+            self.notify("the filter hides every selected run: nothing drawn to export.", severity="warning")
+            return
+        # named by run id in the CSV, with a column per setting that differs, and those in the title,
+        # as `grok-tui plot` does
+        infos = [self.infos[rid] for rid in drawn if rid in self.infos]
+        config_fields = [f for f in query.known_fields() if f not in query.SUMMARY_FIELDS]
+        settings = compare.differing_settings({r.id: query.run_fields(r) for r in infos}, config_fields)
+        name = " / ".join(metric_name(m) for m, _ in self._view().metrics())
+        self.chart.export_settings = settings
+        self.chart.export_title = compare.figure_title(name, settings, [r.id for r in infos], self.group_by)
+        self.chart.export_dir = self.runs_dir / drawn[0] / "figures"
         self.chart.action_export()
+
+    def _view(self) -> OverlayView:
+        return OverlayView(self.metric, self.paired, self.smoothing, self.group_by, self.band)
 
     def action_delete(self) -> None:
         rid = self.query_one(RunTable).current_id

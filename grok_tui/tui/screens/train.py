@@ -1,4 +1,5 @@
-"""Train: the configuration form, start/attach/pause/resume/stop, a status line and four live charts.
+"""Train: the next run's form, start/attach/pause/continue/stop, the followed run's header (its id and
+setting), a status line and four live charts.
 
 The run shown is `app.live`: one the app started (a detached process) or any run training under the
 runs directory, attached by keyboard (a) or the palette. The app's follower thread reads its run
@@ -20,10 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from grok_tui.display import device_text, gpu_text, threads_text
+from grok_tui.figures.export import short_value
 from grok_tui.figures.series import Series
 from grok_tui.host import usable_cpus
+from grok_tui.spec.config import Config
 from grok_tui.store import control_groups
-from grok_tui.store import runs as store
 from grok_tui.tui.followed import LiveRun, try_control
 from grok_tui.tui.messages import RunUpdated
 from grok_tui.tui.screens.dialogs import AttachScreen
@@ -63,8 +65,25 @@ def run_series(run: LiveRun, patterns: tuple[str, ...], milestones: dict[str, in
     for i, k in enumerate(keys):
         s = run.series(k)
         if s.x:
-            out.append(Series(k, s.x, s.y, dict(milestones) if i == 0 else {}, COLORS.get(k)))
+            out.append(Series(k, s.x, s.y, dict(milestones) if i == 0 else {}, COLORS.get(k), metric=k, run=run.run_id))
     return out
+
+
+def setting_text(cfg: Config) -> str:
+    """A run's setting in one line that fits 80 columns: 'x*y mod 53 · train 0.4 · 2L d128 · adamw lr 1e-3
+    wd 1' (and the Grokfast filter when it is on)."""
+    d, m, o = cfg.data, cfg.model, cfg.optim
+    grokfast = f" grokfast {short_value(o.grokfast_lambda)}" if o.grokfast_lambda else ""
+    return (f"{d.op} mod {d.p} · train {short_value(d.train_frac)} · {m.layers}L d{m.d_model} · "
+            f"{o.optimizer} lr {short_value(o.lr)} wd {short_value(o.weight_decay)}{grokfast}")
+
+
+def header_text(run_id: str, cfg: Config | None, width: int) -> str:
+    """The followed run's header: its whole id, then its setting, on one line where both fit in `width`
+    columns, else on two."""
+    setting = setting_text(cfg) if cfg is not None else "its config.toml is not readable"
+    one = f"[b]{escape(run_id)}[/]  {setting}"
+    return one if len(run_id) + 2 + len(setting) <= width else f"[b]{escape(run_id)}[/]\n{setting}"
 
 
 def _fmt_acc(v) -> str:
@@ -72,18 +91,22 @@ def _fmt_acc(v) -> str:
 
 
 class TrainScreen(Screen):
-    """Configure a run, start it, watch it."""
+    """Configure the next run, start it; watch the run followed (its id and setting in the header).
+
+    The form is the *next* run, never the run the charts show: `n` copies the followed run's config into it
+    (as the Runs view's `n` does for the run under the cursor), and `s` starts it."""
 
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("a", "attach", "Attach"),
-        Binding("p", "pause_resume", "Pause/Resume"),
+        Binding("n", "new_from_run", "New from this"),
+        Binding("p", "pause_continue", "Pause/Continue"),
         Binding("x", "stop", "Stop"),
         Binding("f", "toggle_form", "Form"),
         Binding("escape", "leave_field", "Leave field"),
         # the same keys when the ones above cannot act (hidden from the footer): they say why
         Binding("s", "refuse('start')", show=False),
-        Binding("p", "refuse('pause_resume')", show=False),
+        Binding("p", "refuse('pause_continue')", show=False),
         Binding("x", "refuse('stop')", show=False),
     ]
 
@@ -95,17 +118,21 @@ class TrainScreen(Screen):
         self._shown: LiveRun | None = None
         self._last_state: tuple = (None, None)
         self._chart_timer = None  # a redraw of the charts waiting for the chart interval
+        self._header_of: tuple | None = None  # what the header shows: (run, its config, the width)
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="run-header")
         with Horizontal(id="train-body"):
-            yield ConfigForm(id="form")
+            with Vertical(id="form-pane"):
+                yield Static("[b]next run[/] [dim]· n copies the run shown[/]", id="form-title")
+                yield ConfigForm(id="form")
             with Vertical(id="train-right"):
                 yield Static("no run yet: fill the form (or load a preset) and press [b]s[/] to start",
                              id="status")
                 with Horizontal(id="controls"):
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Pause", id="pause", compact=True, disabled=True)
-                    yield Button("Resume", id="resume", compact=True, disabled=True)
+                    yield Button("Continue", id="continue", compact=True, disabled=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
                 with Grid(id="charts"):
                     for cid, title, _pats, logx, logy in CHARTS:
@@ -117,6 +144,9 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.refresh_run()  # what changed while another view was shown
+
+    def on_resize(self) -> None:
+        self._update_header(self.child)
 
     @property
     def child(self) -> LiveRun | None:
@@ -136,6 +166,7 @@ class TrainScreen(Screen):
             return
         child = self.child
         self._update_controls(child)
+        self._update_header(child)
         if child is None:
             return
         status = self.query_one("#status", Static)
@@ -150,6 +181,19 @@ class TrainScreen(Screen):
             self._charts_due()
         elif self._chart_timer is None:
             self._chart_timer = self.set_timer(self._next_chart - now, self._charts_due)
+
+    def _update_header(self, child: LiveRun | None) -> None:
+        """The followed run's whole id and setting (from the config its LiveRun read once), redrawn only
+        when the run, its config or the width changed."""
+        header = self.query_one("#run-header", Static)
+        width = self.size.width - 2
+        key = (child, child.config if child else None, width)
+        if key == self._header_of:
+            return
+        self._header_of = key
+        header.display = child is not None
+        if child is not None:
+            header.update(header_text(child.run_id, child.config, width))
 
     def _charts_due(self) -> None:
         self._chart_timer = None
@@ -182,7 +226,7 @@ class TrainScreen(Screen):
         device = escape(device_text(c.device, c.gpu))
         threads = threads_text(c.threads, usable_cpus())
         line1 = (f"{icon} [b]{c.state}[/]  step {c.step}/{c.total_steps}  {rate_s}{device}"
-                 f"{', ' + threads if threads else ''}  {c.run_id}")
+                 f"{', ' + threads if threads else ''}")  # the run id: the header's, whole
         gpu = gpu_text(last)
         line2 = (f"train [cyan]{_fmt_acc(last.get('train_acc'))}[/]  val [magenta]{_fmt_acc(last.get('val_acc'))}[/]  "
                  f"memorized [b]{m if m is not None else '-'}[/]  grokked [b]{g if g is not None else '-'}[/]"
@@ -200,15 +244,14 @@ class TrainScreen(Screen):
         active = child is not None and child.active
         self.query_one("#start", Button).disabled = active
         self.query_one("#pause", Button).disabled = state != "running"
-        self.query_one("#resume", Button).disabled = state != "paused"
+        self.query_one("#continue", Button).disabled = state != "paused"
         self.query_one("#stop", Button).disabled = state not in ("running", "paused")
-        self.query_one(ConfigForm).disabled = active
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # the footer shows start, pause/resume and stop only when they can act; pressed when they
         # cannot, their key falls through to `refuse`, which says why
-        if action in ("start", "pause_resume", "stop"):
+        if action in ("start", "pause_continue", "stop"):
             return self.refusal(action) is None
         if action == "leave_field":  # shown while a text field has the keys (they type, not act)
             return isinstance(self.focused, (Input, Select))
@@ -218,7 +261,7 @@ class TrainScreen(Screen):
         self._refused(action)
 
     def refusal(self, action: str) -> str | None:
-        """Why `action` (start, pause_resume, stop) cannot act now, or None when it can."""
+        """Why `action` (start, pause_continue, stop) cannot act now, or None when it can."""
         child = self.child
         if action == "start":
             if child is not None and child.active:
@@ -253,7 +296,7 @@ class TrainScreen(Screen):
             chart.show([])
         self.query_one("#status", Static).update(f"[dim]…[/] starting {child.run_id}")
         if self.has_class("-narrow"):
-            self.query_one("#form").display = False
+            self.query_one("#form-pane").display = False
         self.query_one("#chart-acc").focus()
         self._update_controls(child)
 
@@ -276,8 +319,8 @@ class TrainScreen(Screen):
         if text:
             self.app.call_from_thread(self.notify, f"{run_id}: {text}.", timeout=6, markup=False)
 
-    def action_pause_resume(self) -> None:
-        if not self._refused("pause_resume"):
+    def action_pause_continue(self) -> None:
+        if not self._refused("pause_continue"):
             self._control("pause" if self.child.state == "running" else "resume")
 
     def action_stop(self) -> None:
@@ -285,22 +328,13 @@ class TrainScreen(Screen):
             self._control("stop")
 
     def action_attach(self) -> None:
-        self._list_active()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="attach", description="list active runs")
-    def _list_active(self) -> None:
-        self.app.call_from_thread(self._choose, store.active_run_ids(self.app.runs_dir))
-
-    def _choose(self, ids: list[str]) -> None:
-        if not ids:
-            self.notify(f"no run is training under {self.app.runs_dir}.", severity="warning", markup=False)
-            return
+        """A list of the runs training and the recent ones, newest first (listed by the dialog in a thread)."""
 
         def chosen(run_id: str | None) -> None:
             if run_id is not None:
                 self.show_run(self.app.attach(run_id))
 
-        self.app.push_screen(AttachScreen(ids), chosen)
+        self.app.push_screen(AttachScreen(self.app.runs_dir), chosen)
 
     def show_run(self, run: LiveRun) -> None:
         for chart in self.query(MetricChart):
@@ -311,8 +345,29 @@ class TrainScreen(Screen):
             self.refresh_run()
 
     def action_toggle_form(self) -> None:
-        form = self.query_one("#form")
+        form = self.query_one("#form-pane")
         form.display = not form.display
+
+    def action_new_from_run(self) -> None:
+        """The followed run's config into the next run's form, to edit and start (s)."""
+        child = self.child
+        if child is None:
+            self.notify("no run shown: attach one (a) or pick one in the Runs view (r, then n).",
+                        severity="warning", markup=False)
+            return
+        if child.config is None:
+            self.notify(f"{child.run_id}'s config is not read (yet, or it cannot be): nothing to copy.",
+                        severity="warning", markup=False)
+            return
+        self.new_from(child.run_id, child.config)
+
+    def new_from(self, run_id: str, cfg: Config) -> None:
+        """Put `cfg` (run `run_id`'s) into the next run's form and show the form."""
+        self.query_one(ConfigForm).set_config(cfg)
+        self.query_one("#form-pane").display = True
+        self.query_one("#form-title", Static).update(f"[b]next run[/] [dim]· from {escape(run_id)}[/]")
+        self.notify(f"the next run's form has {run_id}'s settings: edit them, then s starts it.", timeout=4,
+                    markup=False)
 
     def action_leave_field(self) -> None:
         self.query_one("#chart-acc").focus()
@@ -326,8 +381,8 @@ class TrainScreen(Screen):
         if self.child is not None and self.child.state == "running":
             self._control("pause")
 
-    @on(Button.Pressed, "#resume")
-    def _resume_pressed(self) -> None:
+    @on(Button.Pressed, "#continue")
+    def _continue_pressed(self) -> None:
         if self.child is not None and self.child.state == "paused":
             self._control("resume")
 

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from grok_tui.figures.compare import Band
-from grok_tui.figures.series import PALETTE, Series, log_ticks, minmax_downsample
+from grok_tui.figures.series import PALETTE, Series, linear_ticks, log_ticks, minmax_downsample
 
 MARKS = {"memorized": "M", "grokked": "G"}
 
@@ -105,7 +105,9 @@ class MetricChart(PlotextPlot):
         self.logx, self.logy = logx, logy
         self.series: list[Series] = []
         self.bands: list[Band] = []
-        self.export_dir = None  # where an export goes by default (a run's figures/); None: the current directory  # groups of runs: a mean line between dim min/max (or +-std) lines
+        self.export_dir = None  # where an export goes by default (a run's figures/); None: the current directory
+        self.export_settings = None  # the settings that differ between the runs drawn: CSV columns (runs view)
+        self.export_title = None  # the exported figure's title, where it is not the chart's (runs view)
         self._drawn: tuple | None = None
         self.redraws = 0
         self.redraw_s = 0.0  # time spent building plots (re-plot + render), for the tests and the note
@@ -206,6 +208,12 @@ class MetricChart(PlotextPlot):
             pos, labels = log_ticks(10 ** lo, 10 ** hi, max_ticks=max(2, (self.size.height or 12) // 3))
             plt.yticks(pos, labels)
             plt.ylim(lo, hi)
+        else:  # round ticks, no more than the rows hold: plotext's own skip a label on a short chart
+            lo, hi = min(ys), max(ys)
+            if hi > lo:
+                rows = (self.size.height or 12) - 4  # less the title, the frame and the x labels
+                pos, labels = linear_ticks(lo, hi, max_ticks=max(2, rows // 2 + 1))
+                plt.yticks(pos, labels)
 
     def render(self):
         """PlotextPlot.render (size and theme set before each build, as it does), with plotext's ANSI

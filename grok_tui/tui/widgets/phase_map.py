@@ -54,7 +54,7 @@ class PhaseMap(Widget):
         lw = max(len(g.y), *(len(s) for s in ylab)) + 1
         nx, ny = len(g.xs), len(g.ys)
         cw = max(6, (width - lw) // max(1, nx))
-        ch = max(1, (height - 4) // max(1, ny))
+        ch = max(1, (height - 4 - bool(g.legend)) // max(1, ny))
         norm = self._norm()
         out = [Text(f"{VALUES[g.value]} ({g.value})", style="bold")]
         if g.fixed:
@@ -84,4 +84,6 @@ class PhaseMap(Widget):
             axis.append(fmt_value(v)[: cw - 1].center(cw - 1) + " ")
         out.append(axis)
         out.append(Text(" " * lw + g.x.center(cw * nx), style="bold"))
+        if g.legend:
+            out.append(Text(g.legend, style="dim"))
         return Text("\n").join(out)
