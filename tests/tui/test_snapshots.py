@@ -117,8 +117,10 @@ def _inside():
         await pilot.press("i")
         screen = pilot.app.screen
         chart = screen.query_one("#inside-loss", MetricChart)
-        await wait_for(pilot, lambda: screen.query_one(SpectrumHeatmap).columns == STEPS and len(chart.series) == 4
-                       and chart.series[0].milestones, 20, "the progress rows and the milestones")
+        heat, status = screen.query_one(SpectrumHeatmap), screen.query_one("#inside-status")
+        await wait_for(pilot, lambda: heat.columns == STEPS and len(chart.series) == 4 and chart.series[0].milestones
+                       and len(heat.milestones) == 2 and "finished" in str(status.render()), 20,
+                       "the progress rows, the milestones and the run's state")
         await pilot.pause(0.2)
         assert screen.query_one(SpectrumBars).row["step"] == STEPS[-1]
 

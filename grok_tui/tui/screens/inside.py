@@ -23,7 +23,7 @@ from grok_tui.figures.export import Series
 from grok_tui.store.progress import with_progress
 from grok_tui.tui.followed import LiveRun
 from grok_tui.tui.messages import RunUpdated
-from grok_tui.tui.screens.train import CHART_MIN_S
+from grok_tui.tui.screens.train import CHART_DUTY, CHART_MAX_S, CHART_MIN_S
 from grok_tui.tui.widgets.chart import MetricChart
 from grok_tui.tui.widgets.spectrum import SpectrumBars, SpectrumHeatmap
 
@@ -71,6 +71,8 @@ class InsideScreen(Screen):
         self._shown: LiveRun | None = None
         self._next = 0.0
         self._timer = None
+        self.interval = CHART_MIN_S  # longer when a redraw costs more than CHART_DUTY of a core (as in Train)
+        self._cost = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(NO_RUN, id="inside-status")
@@ -98,7 +100,7 @@ class InsideScreen(Screen):
             self.refresh_run()
 
     def refresh_run(self) -> None:
-        """Now when the run shown changed, else at most once a chart interval."""
+        """Now when the run shown changed, else at most once an interval (1-3 s: what the last redraw cost)."""
         if self.app.screen is not self:
             return
         now = time.monotonic()
@@ -111,7 +113,11 @@ class InsideScreen(Screen):
         self._timer = None
         if self.app.screen is self:
             self.update_view(self.run)
-            self._next = time.monotonic() + CHART_MIN_S
+            cost = sum(w.redraw_s for w in (self.query_one(SpectrumBars), self.query_one(SpectrumHeatmap),
+                                            self.query_one("#inside-loss", MetricChart)))
+            spent, self._cost = cost - self._cost, cost
+            self.interval = min(CHART_MAX_S, max(CHART_MIN_S, spent / CHART_DUTY))
+            self._next = time.monotonic() + self.interval
 
     def update_view(self, run: LiveRun | None) -> None:
         self._shown = run

@@ -43,6 +43,13 @@ def key_text(key: list[int], width: int) -> str:
     return text
 
 
+SHADE_STYLES = tuple(Style(color=c) for c in SHADE_COLORS)
+
+
+def _shade(level: int, length: int) -> Segment:
+    return Segment(" " * length) if level < 0 else Segment(SHADES[level] * length, SHADE_STYLES[level])
+
+
 class CellPlot(Widget):
     """A widget drawn as kept lines of segments, rebuilt only when `signature()` or the size changed."""
 
@@ -203,28 +210,38 @@ class SpectrumHeatmap(CellPlot):
         shown = [at[c] for c in sorted(at)]
         shares = energy_shares([[float(v) if isinstance(v, (int, float)) else math.nan for v in r["spectrum"]]
                                 for r in shown])
-        by_col = dict(zip(sorted(at), shares, strict=True))
         per = max(1, math.ceil(k / ph))  # frequencies per line
         bands = [range(i, min(k, i + per)) for i in range(0, k, per)]
         top = max((v for s in shares for v in s if math.isfinite(v)), default=0.0) or 1.0
-        cells: list[list[tuple[str, Style | None]]] = [[] for _ in bands]
-        cur = None
-        for c in range(pw):
+        n = len(SHADES)
+
+        def levels(share: list[float]) -> list[int]:  # per line: the shade of its largest share, -1 for none
+            out = []
+            for band in bands:
+                vs = [share[i] for i in band if math.isfinite(share[i])]
+                out.append(min(n - 1, int(max(vs) / top * n)) if vs else -1)
+            return out
+
+        by_col = {c: levels(sh) for c, sh in zip(sorted(at), shares, strict=True)}
+        cols, cur = [], None
+        for c in range(pw):  # a column without a row of its own repeats the one before
             cur = by_col.get(c, cur)
-            for bi, band in enumerate(bands):
-                vs = [cur[i] for i in band if math.isfinite(cur[i])] if cur is not None else []
-                if not vs:
-                    cells[bi].append((" ", None))
-                    continue
-                lvl = min(len(SHADES) - 1, int(max(vs) / top * len(SHADES)))
-                cells[bi].append((SHADES[lvl], Style(color=SHADE_COLORS[lvl])))
+            cols.append(cur)
         keys = set(rows[-1].get("key_freqs") or [])
         body = []
         for bi in range(len(bands) - 1, -1, -1):  # frequency 1 at the bottom
             band = bands[bi]
             key = next((i + 1 for i in band if i + 1 in keys), None)  # a line with a key frequency: named by it
             segs = [Segment(f"{key or band[0] + 1:>3} ", KEY if key else DIM)]
-            segs += [Segment(ch, st) for ch, st in cells[bi]]
+            run_lvl, run_len = None, 0
+            for col in cols:  # runs of one shade: one segment each
+                lvl = col[bi] if col is not None else -1
+                if lvl != run_lvl and run_len:
+                    segs.append(_shade(run_lvl, run_len))
+                    run_len = 0
+                run_lvl, run_len = lvl, run_len + 1
+            if run_len:
+                segs.append(_shade(run_lvl, run_len))
             body.append(segs)
         lines += [[Segment("")]] * max(0, ph - len(body)) + body
         axis = [" "] * pw
