@@ -18,7 +18,7 @@ from helpers import train_run
 from grok_tui.errors import ConfigError, TrainingError
 from grok_tui.report import Reporter
 from grok_tui.spec import config
-from grok_tui.store import control, files, runs
+from grok_tui.store import control, control_groups, files, runs
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import prepare_run
 
@@ -277,21 +277,24 @@ def test_control_names_the_other_runs_a_signal_reaches(tmp_path, tiny_cfg):
     writers = [runs.RunWriter(root / f"m{i}", tiny_cfg) for i in range(3)]
     for w in writers:
         w.write_summary(status="running")
+        w.announce()  # each lock says: this process takes the run's signals
     elsewhere = runs.RunWriter(root / "other", tiny_cfg)
     parent = os.getppid()
-    elsewhere.write_summary(status="running", control_pid=parent, control_pid_start=control.proc_start_time(parent))
+    elsewhere.write_summary(status="running")
+    elsewhere.announce({"control_pid": parent, "control_pid_start": control.proc_start_time(parent)})
     ended = runs.RunWriter(root / "ended", tiny_cfg)
     ended.write_summary(status="running")
+    ended.announce()
     ended.close()
     try:
-        assert runs.controlled_with(root, "m0") == ["m1", "m2"]
-        assert runs.controlled_with(root, "other") == []
+        assert control_groups.controlled_with(root, "m0") == ["m1", "m2"]
+        assert control_groups.controlled_with(root, "other") == []
         assert _with_others(root, "m1", "pause") == "; the same process trains 2 other runs (m0, m2), which pause with it"
         assert _with_others(root, "other", "stop") == ""
     finally:
         for w in (*writers, elsewhere):
             w.close()
-    assert runs.controlled_with(root, "m0") == []  # nothing trains them any more
+    assert control_groups.controlled_with(root, "m0") == []  # nothing trains them any more
 
 
 def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir):
@@ -371,3 +374,59 @@ def test_a_killed_run_without_an_end_event_is_still_interrupted(tiny_cfg, runs_d
     events = (path / "events.jsonl").read_text().splitlines()
     (path / "events.jsonl").write_text("\n".join(e for e in events if '"finished"' not in e) + "\n")
     assert runs.open_run(runs_dir, "k").status == "interrupted"
+
+
+# --- one owner per run -------------------------------------------------------------------------------
+
+def test_a_run_is_not_signalled_before_its_runner_says_who_it_is(tiny_cfg, runs_dir):
+    """Between taking the lock and installing its signal handlers a runner records nothing in its lock, so a
+    pause then is refused (SIGUSR1 would kill a runner without its handler); once announced it is the lock's
+    owner that control signals, not a pid read from a stale summary."""
+    w = runs.RunWriter(runs_dir / "starting", tiny_cfg)
+    try:
+        w.write_summary(status="running")  # the summary has a pid: the process that writes it
+        for _ in range(50):
+            with pytest.raises(ConfigError, match="is starting"):
+                control.pause_run(w.path)
+        w.announce()
+        assert control.owner(w.path)["pid"] == os.getpid()
+        assert control.control_target(w.path) == (os.getpid(), control.proc_start_time(os.getpid()))
+    finally:
+        w.close()
+
+
+def test_a_resumed_sweep_member_answers_itself(tiny_cfg, runs_dir):
+    """A member resumed on its own while the sweep runs: its summary no longer names the sweep's process,
+    and its lock names the resuming process, so `stop MEMBER` reaches it and not the sweep."""
+    w = runs.RunWriter(runs_dir / "sw-000", tiny_cfg)
+    w.write_summary(status="stopped", sweep="sw", control_pid=1, control_pid_start=1)
+    w.close()
+    again = runs.RunWriter(runs_dir / "sw-000", tiny_cfg, resume=True)
+    try:
+        again.write_summary(status="running")
+        again.announce()
+        assert "control_pid" not in again.summary and again.summary["sweep"] == "sw"
+        assert control.control_target(again.path)[0] == os.getpid()
+    finally:
+        again.close()
+
+
+def test_a_removed_lock_file_never_lets_a_second_writer_in(tiny_cfg, runs_dir):
+    """The lock file of a paused run is deleted: a second writer takes a lock on a new file, but the live
+    writer the summary records (pid and start time) still refuses it."""
+    path = runs_dir / "held"
+    w = runs.RunWriter(path, tiny_cfg)
+    w.write_summary(status="paused")
+    w.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        summary.update(pid=holder.pid, pid_start=control.proc_start_time(holder.pid))
+        (path / "summary.json").write_text(json.dumps(summary))
+        (path / "lock").unlink()
+        with pytest.raises(control.RunLocked, match="whose lock file was removed"):
+            runs.RunWriter(path, tiny_cfg, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    runs.RunWriter(path, tiny_cfg, resume=True).close()  # its process gone: the run is free again

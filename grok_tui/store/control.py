@@ -94,6 +94,20 @@ class RunLock:
                                     f"{f' (pid {pid})' if isinstance(pid, int) else ''}; stop it first.") from None
                 time.sleep(0.02)
         self._fd = fd
+        holder = self._live_writer()
+        if holder is not None:  # its lock file was removed, so this lock is a new file: it must not count
+            self.release()
+            raise RunLocked(f"run '{self.path.parent.name}' is being written by another process (pid {holder}), "
+                            "whose lock file was removed; stop it first.")
+
+    def _live_writer(self) -> int | None:
+        """The pid of another process that says it writes this run (summary.json, status running or
+        paused) and is alive with its recorded start time; None when there is none."""
+        rec = read_json(self.path.parent / "summary.json")
+        pid = rec.get("pid")
+        if rec.get("status") not in ("running", "paused") or pid == os.getpid():
+            return None
+        return pid if _same_process(pid, rec.get("pid_start")) else None
 
     @property
     def held(self) -> bool:
@@ -172,7 +186,7 @@ def control_target(run_path: Path, summary: dict | None = None) -> tuple[object,
     """(pid, start time) of the process a run's control signals go to: its lock's owner (a sweep member's
     coordinator where it records one), else, for a run without a lock file, its summary's."""
     rec = owner(run_path)
-    if not rec:
+    if not rec and lock_held(run_path) is None:  # a run from before lock files
         rec = read_json(Path(run_path) / "summary.json") if summary is None else summary
     return rec.get("control_pid", rec.get("pid")), rec.get("control_pid_start", rec.get("pid_start"))
 

@@ -15,12 +15,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from grok_tui.spec.config import MILESTONES
 from grok_tui.store import control
 from grok_tui.store.files import JsonlTail, read_json
 from grok_tui.store.progress import PROGRESS_FILE, valid_row
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-MILESTONES = ("memorized", "grokked")
 
 
 @dataclass

@@ -21,16 +21,12 @@ from grok_tui.train.ensemble import Ensemble
 from grok_tui.train.loop import Control, Fanout, Recorder, run_loop
 from grok_tui.train.trainer import build_trainer, resolve_device
 
-# Where pause/resume/stop of a member go when the process training it is not the one that handles the
-# sweep's signals (a local worker process: its parent does, and forwards them to every worker).
-CONTROLLER: dict = {}
 
-
-def _writer(runs_dir: Path, m: Member, sweep_id: str, ensemble: int) -> RunWriter:
+def _writer(runs_dir: Path, m: Member, sweep_id: str, ensemble: int, control: Control) -> RunWriter:
     """A member's writer: it holds the member's lock, so a `grok-tui run --name` or `--resume` of a
-    member while the sweep trains it is refused."""
+    member while the sweep trains it is refused. Its summary names the process its signals go to."""
     w = RunWriter(Path(runs_dir) / m.run_id, m.cfg)
-    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble, **CONTROLLER})
+    w.summary.update({"sweep": sweep_id, "sweep_member": m.index, "ensemble": ensemble, **control.signals_to})
     return w
 
 
@@ -108,7 +104,7 @@ def _train_ensemble(members: list[Member], runs_dir: Path, sweep_id: str, report
         for k, m in enumerate(members):
             info = {"n_train": ens.n_train[k], "n_val": ens.n_val[k], "params": ens.n_params,
                     "sweep_member": m.index, "ensemble": ens.K}
-            recorders.append(Recorder(_writer(runs_dir, m, sweep_id, len(members)), m.cfg, info))
+            recorders.append(Recorder(_writer(runs_dir, m, sweep_id, len(members), control), m.cfg, info))
     except BaseException as e:
         # A member's directory could not be made (no file descriptor, a full disk, a Ctrl-C): none of
         # this ensemble's is left half-made. The failing member's own is removed too when the machine
@@ -140,7 +136,7 @@ def run_sequential(members: list[Member], runs_dir: Path, sweep_id: str, reporte
         if not _skip([m], runs_dir, Fanout(reporters), out):
             continue
         trainer = build_trainer(m.cfg)
-        w = _writer(runs_dir, m, sweep_id, 1)
+        w = _writer(runs_dir, m, sweep_id, 1, control)
         info = {"n_train": trainer.split.n_train, "n_val": trainer.split.n_val,
                 "params": sum(p.numel() for p in trainer.model.parameters()), "sweep_member": m.index, "ensemble": 1}
         try:

@@ -47,7 +47,6 @@ def _init(threads: int, q, stop, pause) -> None:
     import torch
 
     from grok_tui.store.control import proc_start_time
-    from grok_tui.sweep import group
     from grok_tui.train import malloc
 
     malloc.keep_freed_memory()  # spawned, not started through the CLI's main
@@ -56,8 +55,8 @@ def _init(threads: int, q, stop, pause) -> None:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal never stops a run
     ppid = os.getppid()  # the sweep process: its signal handlers pause, resume and stop every worker
-    group.CONTROLLER.update(control_pid=ppid, control_pid_start=proc_start_time(ppid))
-    _WORKER.update(q=q, control=Control(stop=stop, pause=pause))
+    signals_to = {"control_pid": ppid, "control_pid_start": proc_start_time(ppid)}
+    _WORKER.update(q=q, control=Control(stop=stop, pause=pause, signals_to=signals_to))
 
 
 def _run(index: int, sweep_id: str, runs_dir: str, payload: list[dict], group: dict) -> dict[str, dict]:

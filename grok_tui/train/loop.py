@@ -26,13 +26,11 @@ import torch
 
 from grok_tui.errors import is_out_of_memory
 from grok_tui.report import Reporter
-from grok_tui.spec.config import Config, TrainConfig
+from grok_tui.spec.config import MILESTONES, Config, TrainConfig
 from grok_tui.store import progress as progress_store
 from grok_tui.store.runs import RunWriter
 from grok_tui.train import checkpoint
 from grok_tui.train.device import gpu_status
-
-MILESTONES = (("memorized", "train_acc", "memorized_threshold"), ("grokked", "val_acc", "grokked_threshold"))
 
 
 @dataclass
@@ -42,6 +40,9 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     pause: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = "stopped"
+    # Where pause/continue/stop signals for these runs go when not to this process: a sweep worker's
+    # are its coordinator's ({"control_pid": ..., "control_pid_start": ...}), which forwards them.
+    signals_to: dict = field(default_factory=dict)
 
 
 class Fanout:
@@ -134,8 +135,8 @@ class Recorder:
             self.writer.metrics(row)
         self.call("on_eval", row)
         tc, new = self.cfg.train, []
-        for name, key, threshold in MILESTONES:
-            if name not in self.milestones and row[key] >= getattr(tc, threshold):
+        for name, key in MILESTONES.items():
+            if name not in self.milestones and row[key] >= getattr(tc, f"{name}_threshold"):
                 self.milestones[name] = row["step"]
                 new.append(name)
         for name in new:
@@ -217,7 +218,8 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
                 "steps": tc.steps, "start_step": start_step, **r.info}
         r.call("on_member_start", info)
 
-        guarded(r, _start, r, str(stepper.device), {**info, **({"resumed_from": start_step} if resumed else {})})
+        guarded(r, _start, r, str(stepper.device), {**info, **({"resumed_from": start_step} if resumed else {})},
+                control.signals_to)
 
     def active() -> list[tuple[int, Recorder]]:
         return [(k, r) for k, r in enumerate(recorders) if r.active]
@@ -292,7 +294,9 @@ def _record(stepper: Stepper, r: Recorder, k: int, row: dict, warnings: list[str
     r.summary(force=bool(tags), last=row)
 
 
-def _start(r: Recorder, device: str, info: dict) -> None:
+def _start(r: Recorder, device: str, info: dict, signals_to: dict) -> None:
+    if r.writer is not None:  # the front end's signal handlers are installed: control may reach this run now
+        r.writer.announce(signals_to)
     r.summary(device=device, started_at=time.time())
     r.emit({"event": "started", **info})
 
