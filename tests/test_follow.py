@@ -243,3 +243,30 @@ def test_active_runs_are_found_without_parsing_a_config(runs_dir, monkeypatch):
     finally:
         lock.release()
     assert runs.active_run_ids(runs_dir) == [] and parsed == []  # its process gone: interrupted
+
+
+def _progress(steps, k: int = 3) -> str:
+    return "".join(json.dumps({"step": s, "basis": "additive", "spectrum": [float(s % 7 + i) for i in range(k)],
+                               "key_freqs": [1], "gini": 0.5, "ipr": 0.4}) + "\n" for s in steps)
+
+
+def test_progress_rows_are_tailed_like_metrics_and_a_resume_drops_them(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    f = RunFollower(run)
+    assert f.poll().progress == 0 and f.progress == []  # no progress.jsonl: nothing, no error
+    (run / "progress.jsonl").write_text(_progress([10, 20, 30]) + '{"step": 40, "not": "a progress row"}\n')
+    p = f.poll()
+    assert p.progress == 3 and p.changed and [r["step"] for r in f.progress] == [10, 20, 30]
+    rows, version = f.progress, f.version
+    with open(run / "progress.jsonl", "a") as fh:
+        fh.write(_progress([40]) + '{"step": 5')  # a torn last line waits
+    p = f.poll()
+    assert p.progress == 1 and p.rows == 0 and f.progress is rows and f.version == version + 1
+    assert not f.poll().changed  # unchanged: not read again
+    # a resume from step 20 rewrites the file without the rows past it, then goes on
+    files.atomic_write_text(run / "progress.jsonl", _progress([10, 20, 25]))
+    p = f.poll()
+    assert p.progress_restarted and p.progress == 3
+    epoch, rows = f.progress_and_epoch()
+    assert [r["step"] for r in rows] == [10, 20, 25] and epoch == 1

@@ -40,6 +40,27 @@ asyncio.run(first_frame())
 print(json.dumps({"rc": 0, "torch": "torch" in sys.modules, "matplotlib": "matplotlib" in sys.modules}))
 """
 
+# The Inside view (i) on a run with progress rows: the spectrum's bars, its heatmap and the loss chart.
+TUI_INSIDE = """
+import asyncio, sys
+from grok_tui.tui.app import make_app
+from grok_tui.tui.widgets.spectrum import SpectrumBars, SpectrumHeatmap
+
+async def inside():
+    app = make_app(runs_dir=sys.argv[1], attach_on_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.attach("plain")
+        await pilot.press("i")
+        for _ in range(200):
+            if app.screen.query_one(SpectrumHeatmap).columns:
+                break
+            await pilot.pause(0.1)
+        return app.screen.query_one(SpectrumBars).row is not None
+
+shown = asyncio.run(inside())
+print(json.dumps({"rc": 0, "shown": shown, "torch": "torch" in sys.modules, "matplotlib": "matplotlib" in sys.modules}))
+"""
+
 
 # The app's whole form path: a bad value is refused at its field (validation on the UI thread), then a
 # good config is started; the child trains (torch is imported there), the app process never imports it.
@@ -133,6 +154,16 @@ def test_tui_first_frame_without_torch(plain_runs):
     result, _ = _python(TUI, str(plain_runs))
     assert not result["torch"], "the TUI's first frame imported torch"
     assert not result["matplotlib"], "the TUI's first frame imported matplotlib"
+
+
+def test_tui_inside_view_without_torch(plain_runs):
+    rows = [{"step": s, "basis": "additive", "spectrum": [1.0, 2.0 * s, 0.5], "key_freqs": [2], "gini": 0.5,
+             "ipr": 0.6, "restricted_loss": 0.1, "excluded_loss": 2.0} for s in (20, 40)]
+    (plain_runs / "plain" / "progress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, _ = _python(TUI_INSIDE, str(plain_runs))
+    assert result["shown"], "the Inside view did not show the progress rows"
+    assert not result["torch"], "the Inside view imported torch"
+    assert not result["matplotlib"], "the Inside view imported matplotlib"
 
 
 def test_tui_form_and_start_without_torch(tmp_path):

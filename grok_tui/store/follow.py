@@ -1,9 +1,9 @@
 """Following one run through its directory alone, whoever started it (no torch, no UI).
 
 ``RunFollower.poll()`` reads what changed since the last call, and only that: a file whose size, mtime
-and inode are the ones seen last time is not opened. Rows and events are tailed (``JsonlTail``: a torn
-last line waits for the next read; a file a resume rewrote is read again, and the rows it dropped
-leave the followed rows), the summary is re-read when it was rewritten, and the lock is probed only
+and inode are the ones seen last time is not opened. Metric rows, progress rows and events are tailed
+(``JsonlTail``: a torn last line waits for the next read; a file a resume rewrote is read again, and
+the rows it dropped leave the followed rows), the summary is re-read when it was rewritten, and the lock is probed only
 while the summary says the run trains. A finished run costs a few ``stat`` calls per poll after its
 first read. Every view that follows a run (the Train view, the Runs view's chart, attach) reads one
 follower per run; a front end calls `poll()` from one thread and tells its UI what changed.
@@ -18,6 +18,7 @@ from pathlib import Path
 from grok_tui.spec.config import MILESTONES
 from grok_tui.store import control
 from grok_tui.store.files import JsonlTail, read_json
+from grok_tui.store.progress import PROGRESS_FILE, valid_row
 
 ACTIVE = ("starting", "running", "paused", "stopping")
 
@@ -28,10 +29,13 @@ class Polled:
     state_changed: bool
     events: list[dict]
     restarted: bool = False  # the rows were replaced: a resume dropped the rows past its checkpoint
+    progress: int = 0  # new progress rows (progress.jsonl; all of them again when progress_restarted)
+    progress_restarted: bool = False  # the progress rows were replaced (a resume dropped some)
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows or self.state_changed or self.events or self.restarted)
+        return bool(self.rows or self.state_changed or self.events or self.restarted or self.progress
+                    or self.progress_restarted)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -42,20 +46,58 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+class _Rows:
+    """The rows of one append-only .jsonl file by step (metrics.jsonl, progress.jsonl), tailed.
+
+    New rows past the last step are appended to the list in place; when rows must be re-ordered or
+    dropped (a resume rewrote the file) a new list replaces it and the epoch grows."""
+
+    def __init__(self, path: Path, valid=None):
+        self.tail = JsonlTail(path)
+        self.valid = valid
+        self.by_step: dict[int, dict] = {}
+        self.rows: tuple[int, list[dict]] = (0, [])  # (epoch, rows): replaced together
+
+    def read(self) -> tuple[int, bool]:
+        """(new rows, whether the file was rewritten)."""
+        new = self.tail.read()
+        restarted = self.tail.restarted
+        epoch, rows = self.rows
+        rebuild = restarted
+        if restarted:  # a resume rewrote the file: rows past its checkpoint are gone
+            self.by_step = {}
+        last = rows[-1]["step"] if rows and not restarted else None
+        appended = []
+        for r in new:
+            s = r.get("step")
+            if not isinstance(s, int) or isinstance(s, bool) or (self.valid is not None and not self.valid(r)):
+                continue
+            if s in self.by_step or (last is not None and s <= last):
+                rebuild = True  # a step written again or out of order: sort once below
+            self.by_step[s] = r
+            appended.append(r)
+            last = s if last is None or s > last else last
+        if rebuild:
+            self.rows = (epoch + 1, [self.by_step[s] for s in sorted(self.by_step)])
+        elif appended:
+            rows.extend(appended)  # in place: a reader holding the list sees it grow, never torn
+        return len(appended), restarted
+
+
 class RunFollower:
     """What is known of one run so far: rows by step, events, milestones, status, the last summary.
 
     `rows` is the list of rows by step. New rows past the last step are appended to it in place; when
     rows must be re-ordered or dropped (a resume rewrote metrics.jsonl) a new list replaces it and
     `epoch` grows, so a reader on another thread sees a whole list, and a reader that keeps something
-    derived from the rows (a chart's columns) knows when to start over."""
+    derived from the rows (a chart's columns) knows when to start over. `progress` (progress.jsonl's
+    rows, store/progress.py) is tailed the same way, with its own epoch."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._metrics = JsonlTail(self.path / "metrics.jsonl")
+        self._metrics = _Rows(self.path / "metrics.jsonl")
+        self._progress = _Rows(self.path / PROGRESS_FILE, valid_row)
         self._events = JsonlTail(self.path / "events.jsonl")
-        self._by_step: dict[int, dict] = {}
-        self._rows: tuple[int, list[dict]] = (0, [])  # (epoch, rows): replaced together
         self.events: list[dict] = []
         self.milestones: dict[str, int] = {}
         self.summary: dict = {}
@@ -74,15 +116,24 @@ class RunFollower:
 
     @property
     def rows(self) -> list[dict]:
-        return self._rows[1]
+        return self._metrics.rows[1]
 
     @property
     def epoch(self) -> int:
-        return self._rows[0]
+        return self._metrics.rows[0]
 
     def rows_and_epoch(self) -> tuple[int, list[dict]]:
         """The rows and their epoch, read together (the follower thread may replace both)."""
-        return self._rows
+        return self._metrics.rows
+
+    @property
+    def progress(self) -> list[dict]:
+        """The progress rows (one per measured step, in step order; [] for a run without them)."""
+        return self._progress.rows[1]
+
+    def progress_and_epoch(self) -> tuple[int, list[dict]]:
+        """The progress rows and their epoch, read together."""
+        return self._progress.rows
 
     def _changed(self, name: str) -> bool:
         key = _stat_key(self.path / name)
@@ -91,35 +142,14 @@ class RunFollower:
         self._stats[name] = key
         return key is not None
 
-    def _read_rows(self) -> tuple[int, bool]:
-        new = self._metrics.read()
-        self.reads += 1
-        restarted = self._metrics.restarted
-        epoch, rows = self._rows
-        rebuild = restarted
-        if restarted:  # a resume rewrote the file: rows past its checkpoint are gone
-            self._by_step = {}
-        last = rows[-1]["step"] if rows and not restarted else None
-        appended = []
-        for r in new:
-            s = r.get("step")
-            if not isinstance(s, int) or isinstance(s, bool):
-                continue
-            if s in self._by_step or (last is not None and s <= last):
-                rebuild = True  # a step written again or out of order: sort once below
-            self._by_step[s] = r
-            appended.append(r)
-            last = s if last is None or s > last else last
-        if rebuild:
-            self._rows = (epoch + 1, [self._by_step[s] for s in sorted(self._by_step)])
-        elif appended:
-            rows.extend(appended)  # in place: a reader holding the list sees it grow, never torn
-        return len(appended), restarted
-
     def poll(self) -> Polled:
-        n, restarted = 0, False
+        n, restarted, pn, prestarted = 0, False, 0, False
         if self._changed("metrics.jsonl"):
-            n, restarted = self._read_rows()
+            n, restarted = self._metrics.read()
+            self.reads += 1
+        if self._changed(PROGRESS_FILE):
+            pn, prestarted = self._progress.read()
+            self.reads += 1
         evs: list[dict] = []
         if self._changed("events.jsonl"):
             evs = self._events.read()
@@ -147,7 +177,7 @@ class RunFollower:
             if status in ("running", "paused") and not control.runner_alive(self.path, self.summary):
                 status = "interrupted"
             self.status = status
-        polled = Polled(n, (self.status, self.summary.get("error")) != before, evs, restarted)
+        polled = Polled(n, (self.status, self.summary.get("error")) != before, evs, restarted, pn, prestarted)
         if polled.changed:
             self.version += 1
         return polled

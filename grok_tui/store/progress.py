@@ -57,7 +57,8 @@ def metric_columns(measures: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _valid(row: Any) -> bool:
+def valid_row(row: Any) -> bool:
+    """Whether `row` is a progress row (an int step and a spectrum list)."""
     return (isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row.get("step"), bool)
             and isinstance(row.get("spectrum"), list))
 
@@ -67,7 +68,7 @@ def read_progress(run_dir: Path) -> list[dict]:
     A torn last line and rows that are not progress rows are left out."""
     by_step: dict[int, dict] = {}
     for row in files.read_jsonl(Path(run_dir) / PROGRESS_FILE):
-        if _valid(row):
+        if valid_row(row):
             by_step[row["step"]] = row
     return [by_step[s] for s in sorted(by_step)]
 

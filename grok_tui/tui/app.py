@@ -31,6 +31,7 @@ from grok_tui.tui.followed import Launch, LiveRun, try_control
 from grok_tui.tui.messages import ExportDone, RunEnded, RunEvent, RunUpdated
 from grok_tui.tui.screens.connect import ConnectScreen
 from grok_tui.tui.screens.dialogs import ExportScreen, QuitScreen
+from grok_tui.tui.screens.inside import InsideScreen
 from grok_tui.tui.screens.runs import RunsScreen
 from grok_tui.tui.screens.train import TrainScreen
 from grok_tui.tui.widgets.chart import MetricChart
@@ -44,13 +45,14 @@ class GrokApp(App):
 
     TITLE = "grok-tui"
     CSS_PATH = "app.tcss"
-    MODES = {"train": TrainScreen, "runs": RunsScreen, "connect": ConnectScreen}
+    MODES = {"train": TrainScreen, "runs": RunsScreen, "connect": ConnectScreen, "inside": InsideScreen}
     DEFAULT_MODE = "train"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding("t", "switch_mode('train')", "Train"),
         Binding("r", "switch_mode('runs')", "Runs"),
         Binding("c", "switch_mode('connect')", "Connect"),
+        Binding("i", "switch_mode('inside')", "Inside: the circuit forming", show=False),  # ? and the README
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Keys", show=False),  # the views' hint lines say "? keys"
     ]
@@ -146,6 +148,7 @@ class GrokApp(App):
                 msg.rows = polled.rows if polled.restarted else msg.rows + polled.rows
                 msg.state_changed |= polled.state_changed
                 msg.restarted |= polled.restarted
+                msg.progress = polled.progress if polled.progress_restarted else msg.progress + polled.progress
             if msg is None:
                 return
             if run_id in self._in_flight:
@@ -161,7 +164,7 @@ class GrokApp(App):
         if msg.state_changed:
             self.refresh_bindings()
         # the screen shown reads the run if it shows it (a message to a screen does not bubble back here)
-        self.screen.post_message(RunUpdated(msg.run_id, msg.rows, msg.state_changed, msg.restarted))
+        self.screen.post_message(RunUpdated(msg.run_id, msg.rows, msg.state_changed, msg.restarted, msg.progress))
 
     def follow(self, run_id: str, holder: str) -> LiveRun:
         """The one LiveRun of `run_id`, read by the follower thread until every holder lets it go."""

@@ -106,6 +106,11 @@ class LiveRun:
         return self.follower.rows
 
     @property
+    def progress(self) -> list[dict]:
+        """The progress rows so far (store/progress.py; [] for a run without them)."""
+        return self.follower.progress
+
+    @property
     def milestones(self) -> dict[str, int]:
         return self.follower.milestones
 

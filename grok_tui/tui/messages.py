@@ -17,13 +17,15 @@ from textual.message import Message
 @dataclass
 class RunUpdated(Message, bubble=False):
     """A followed run changed: `rows` new metric rows (all of them again when `restarted`: a resume
-    dropped the rows past its checkpoint), and whether its state (starting running paused stopping
-    finished stopped failed interrupted) or error changed. The app hands it on to the screen shown."""
+    dropped the rows past its checkpoint), `progress` new progress rows (progress.jsonl, likewise), and
+    whether its state (starting running paused stopping finished stopped failed interrupted) or error
+    changed. The app hands it on to the screen shown."""
 
     run_id: str
     rows: int
     state_changed: bool
     restarted: bool = False
+    progress: int = 0
 
 
 @dataclass

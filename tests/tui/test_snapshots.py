@@ -130,3 +130,37 @@ def test_phase_diagram_80x24(snap_compare, fixture_runs):
 
 def test_phase_diagram_200x50(snap_compare, fixture_runs):
     assert snap_compare(make_app(fixture_runs), terminal_size=(200, 50), run_before=_phase())
+
+
+def _inside():
+    async def run_before(pilot) -> None:
+        from grok_tui.tui.widgets.spectrum import SpectrumBars, SpectrumHeatmap
+
+        from .test_inside import STEPS
+
+        pilot.app.attach("smoke-lr2e-3")
+        await pilot.press("i")
+        screen = pilot.app.screen
+        chart = screen.query_one("#inside-loss", MetricChart)
+        heat, status = screen.query_one(SpectrumHeatmap), screen.query_one("#inside-status")
+        await wait_for(pilot, lambda: heat.columns == STEPS and len(chart.series) == 4 and chart.series[0].milestones
+                       and len(heat.milestones) == 2 and "finished" in str(status.render()), 20,
+                       "the progress rows, the milestones and the run's state")
+        await pilot.pause(0.2)
+        assert screen.query_one(SpectrumBars).row["step"] == STEPS[-1]
+
+    return run_before
+
+
+def test_inside_80x24(snap_compare, tmp_path):
+    from .test_inside import progress_runs
+
+    app = make_app(progress_runs(tmp_path), attach_on_start=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_inside())
+
+
+def test_inside_120x40(snap_compare, tmp_path):
+    from .test_inside import progress_runs
+
+    app = make_app(progress_runs(tmp_path), attach_on_start=False)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_inside())
