@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from grok_tui.figures.export import Series
+from grok_tui.figures.series import Series
 from grok_tui.store.progress import with_progress
 from grok_tui.tui.followed import LiveRun
 from grok_tui.tui.messages import RunUpdated

@@ -19,7 +19,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from grok_tui.figures.export import log_ticks
+from grok_tui.figures.series import log_ticks
 from grok_tui.figures.spectrum import energy_shares
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
