@@ -186,20 +186,20 @@ def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
     bare.mkdir()
     for i, p in enumerate((p1, p2)):
         (bare / f"w{i}.safetensors").write_bytes(open(p, "rb").read())
-    refs = [str(bare / "w0.safetensors"), str(bare / "w1.safetensors")]
+    paths = [str(bare / "w0.safetensors"), str(bare / "w1.safetensors")]
     with pytest.raises(ConfigError, match="data split"):
-        connect_problem.load_problem(refs, pair)
+        connect_problem.load_problem(paths, pair)
     cfg = resolve("smoke", overrides={"device": "cpu"})
-    problem = connect_problem.load_problem(refs, pair, wd=0.5, cfg=cfg)
+    problem = connect_problem.load_problem(paths, pair, wd=0.5, cfg=cfg)
     assert problem.wd == 0.5 and problem.home is None
     assert connect_fit.fit_wd(problem, connect_fit.FitSettings()) == 0.0  # AdamW: decoupled decay, no L2 in the fit
     sgd = resolve("smoke", overrides={"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3})
-    problem = connect_problem.load_problem(refs, pair, cfg=sgd)
+    problem = connect_problem.load_problem(paths, pair, cfg=sgd)
     assert problem.wd == 1e-3 and connect_fit.fit_wd(problem, connect_fit.FitSettings()) == 1e-3  # seed 001: L2
     assert connect_fit.fit_wd(problem, connect_fit.FitSettings(wd=0.25)) == 0.25
     wider = resolve("smoke", overrides={"d_model": 128})
     with pytest.raises(CheckpointError, match="does not fit this model"):
-        connect_problem.load_problem(refs, pair, cfg=wider)
+        connect_problem.load_problem(paths, pair, cfg=wider)
 
 
 def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):

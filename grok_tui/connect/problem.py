@@ -16,6 +16,7 @@ from grok_tui.spec.checks import threads_error
 from grok_tui.spec.config import Config
 from grok_tui.store import runs
 from grok_tui.store.files import read_sidecar
+from grok_tui.store.refs import resolve_checkpoint, run_of_checkpoint
 from grok_tui.train import checkpoint, data
 from grok_tui.train.device import resolve_device
 from grok_tui.train.model import Arch, Transformer, arch_from_config, build
@@ -94,8 +95,8 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: Conf
     if wd is not None and not 0 <= wd < math.inf:
         raise ConfigError(f"wd must be a number >= 0, got {wd}.")
     dev = resolve_device(device)
-    paths = [refs.resolve_checkpoint(r, root) for r in refs]
-    infos = [refs.run_of_checkpoint(p) for p in paths]
+    paths = [resolve_checkpoint(r, root) for r in refs]
+    infos = [run_of_checkpoint(p) for p in paths]
     cfgs = [i.config for i in infos if i is not None and i.config is not None]
     base = cfgs[0] if cfgs else cfg
     if base is None:
