@@ -84,9 +84,12 @@ def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: Js
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
+        wanted = query.parse(where) if where else None  # a bad query or column is refused before any reading
+        if sort:
+            query.sort_key(sort)
         infos = store.list_runs(runs_dir)
-        if where:
-            infos = query.parse(where).filter(infos)
+        if wanted is not None:
+            infos = wanted.filter(infos)
         if sort:
             infos = query.sort_runs(infos, sort)
     rows = [r.row() for r in infos]
