@@ -51,10 +51,53 @@ def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool])
     return new
 
 
+def run_id_taken(root: Path, run_id: str) -> bool:
+    """An id is taken by its run directory, or by the start file of a run the app launches under it
+    (``<root>/.start/<id>.toml``, claimed before its runner makes the directory)."""
+    root = Path(root)
+    return os.path.lexists(root / run_id) or os.path.lexists(root / START_DIR / f"{run_id}.toml")
+
+
+def run_stem(cfg: Config) -> str:
+    """The generated part of a run id after its date and time: <op>-p<p>-<optimizer>."""
+    return f"{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
+
+
 def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
-    """`name`, or <date>-<time>-<op>-p<p>-<optimizer> not yet under root."""
-    stem = f"{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
-    return new_id("run", stem, name, lambda run_id: (Path(root) / run_id).exists())
+    """`name`, or <date>-<time>-<op>-p<p>-<optimizer> not yet taken under root (run_id_taken)."""
+    return new_id("run", run_stem(cfg), name, lambda run_id: run_id_taken(root, run_id))
+
+
+def claim_start_file(root: Path, cfg: Config, run_id: str | None = None, attempts: int = 1000) -> str:
+    """Claim ``<root>/.start/<id>.toml`` for a run the app launches and write cfg into it; returns the id.
+
+    The file is created with O_EXCL, never overwritten: `run_id` when it is free (no run directory, no
+    start file), else the next free one (`-2`, `-3`, ... as new_id counts), so two starts in the same
+    second get two ids and two intact configs. With run_id None the id is generated (new_run_id).
+    OSError when the runs directory cannot be written."""
+    root = Path(root)
+    start = root / START_DIR
+    start.mkdir(parents=True, exist_ok=True)
+    base = run_id if run_id is not None else new_run_id(root, cfg)
+    data = cfg.to_toml().encode()
+    for n in range(1, attempts + 1):
+        cand = base if n == 1 else f"{base}-{n}"
+        if os.path.lexists(root / cand):
+            continue
+        try:
+            fd = os.open(start / f"{cand}.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except BaseException:
+            os.close(fd)
+            os.unlink(start / f"{cand}.toml")
+            raise
+        os.close(fd)
+        return cand
+    raise ConfigError(f"no free run id under {root} after {attempts} tries.")
 
 
 class RunExists(ConfigError):

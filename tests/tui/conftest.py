@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from grok_tui.tui.live import Launch
 from helpers import reap
 from textual.notifications import Notify
 
+from grok_tui.tui.followed import Launch
 from grok_tui.tui.jobs import ConnectJob
 
 FIXTURE_RUNS = Path(__file__).parent.parent / "fixtures" / "runs"
