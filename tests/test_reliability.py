@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime
 
 import pytest
+from helpers import reap
 
 from grok_tui.spec import config
 from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
-from grok_tui.store import runs
+from grok_tui.store import files, runs
 from grok_tui.tui.followed import Launch
 
 
@@ -82,3 +89,89 @@ def test_a_launch_that_cannot_claim_removes_nothing_and_start_says_why(tmp_path)
     with pytest.raises(OSError):
         la.start()
     assert la.proc is None
+
+
+# --- real runners ----------------------------------------------------------------------------------
+
+def _runner(runs_dir, name, *flags, steps=100000):
+    cmd = [sys.executable, "-m", "grok_tui", "run", "--preset", "smoke", "--steps", str(steps), "--eval-every", "10",
+           "--checkpoint-every", "0", "--name", name, "--runs-dir", str(runs_dir), "--device", "cpu",
+           "--threads", "1", *flags]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _poll_until(cond, what: str, procs=(), bound_s: float = 600.0, every_s: float = 0.02) -> None:
+    """Wait until cond() holds; the bound only stops a hang (no assertion is about how long it takes). A
+    child in procs that exits first ends the wait with its stderr."""
+    deadline = time.monotonic() + bound_s
+    while not cond():
+        for p in procs:
+            if p.poll() is not None:
+                raise AssertionError(f"a child exited ({p.returncode}) before {what}: {p.stderr.read()}")
+        assert time.monotonic() < deadline, f"no {what} after {bound_s:.0f} s: a hang"
+        time.sleep(every_s)
+
+
+def _has_row(path) -> bool:
+    return bool(files.read_jsonl(path / "metrics.jsonl"))
+
+
+# --- 3: a run directory removed under its writer --------------------------------------------------
+
+def test_a_run_directory_removed_under_its_writer_ends_it_with_one_sentence_and_stays_gone(runs_dir):
+    path = runs_dir / "doomed"
+    proc = _runner(runs_dir, "doomed")
+    try:
+        _poll_until(lambda: _has_row(path), "the first evaluation row", [proc])
+        while path.exists():  # the runner may make a temp file beside the ones rmtree removes: again
+            shutil.rmtree(path, ignore_errors=True)
+        code = proc.wait(600)
+        err = proc.stderr.read()
+    finally:
+        reap(proc)
+    assert code == 1, err
+    assert f"the run directory {path} was removed while it trained." in " ".join(err.split()), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
+    assert not os.path.lexists(path)  # nothing was made again
+    assert "doomed" not in [r.id for r in runs.list_runs(runs_dir)]
+
+
+def test_a_member_whose_directory_is_removed_writes_nothing_more(tiny_cfg, runs_dir):
+    """In one process: a writer whose directory is removed between two evaluations ends that run failed,
+    and neither its summary nor a checkpoint makes the directory again."""
+    from helpers import train_run
+
+    from grok_tui.errors import TrainingError
+    from grok_tui.report import Reporter
+
+    path = runs_dir / "gone"
+
+    class RemoveAfterFirst(Reporter):
+        def on_eval(self, run_id, row):
+            if row["step"] == 10:
+                shutil.rmtree(path)
+
+    with pytest.raises(TrainingError, match="was removed while it trained"):
+        train_run(tiny_cfg, path, reporters=[RemoveAfterFirst()])
+    assert not os.path.lexists(path)
+
+
+# --- 9: a second Ctrl-C ----------------------------------------------------------------------------
+
+def test_a_second_ctrl_c_while_stopping_exits_130_without_a_traceback(runs_dir):
+    path = runs_dir / "twice"
+    proc = _runner(runs_dir, "twice")
+    try:
+        _poll_until(lambda: _has_row(path), "the first evaluation row", [proc])
+        proc.send_signal(signal.SIGINT)
+        _poll_until(lambda: "stopped" in [e.get("event") for e in files.read_jsonl(path / "events.jsonl")],
+                    "the stopped event", [proc], every_s=0.005)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(600)
+        err = proc.stderr.read()
+    finally:
+        reap(proc)
+    assert code == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    info = runs.open_run(runs_dir, "twice")
+    assert info.status == "stopped" and info.summary["status"] == "stopped"

@@ -104,6 +104,10 @@ class RunExists(ConfigError):
     """A new run's directory exists already."""
 
 
+class RunRemoved(OSError):
+    """The run directory a writer writes was removed (or replaced) under it; str(e) is the sentence."""
+
+
 def _step_at_most(step: int) -> Callable[[dict], bool]:
     def keep(obj: dict) -> bool:
         s = obj.get("step")
@@ -161,6 +165,7 @@ class RunWriter:
             if e.errno in _MACHINE_ERRNOS:
                 raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
             raise ConfigError(why) from None
+        self._ident = _dir_ident(self.path)
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
         for stale in ("error", "finished_at", "control_pid", "control_pid_start"):  # a resume answers itself
             self.summary.pop(stale, None)
@@ -170,6 +175,20 @@ class RunWriter:
     @property
     def run_id(self) -> str:
         return self.path.name
+
+    def removed(self) -> RunRemoved | None:
+        """The error to end with when this writer's directory was removed (or replaced by another of its
+        name) since the writer opened it; None while it is there. One stat of the directory."""
+        if self._ident is None or _dir_ident(self.path) == self._ident:
+            return None
+        return RunRemoved(f"the run directory {self.path} was removed while it trained.")
+
+    def check_present(self) -> None:
+        """Raise RunRemoved when the directory was removed: called at each evaluation and before every
+        checkpoint and summary write, so nothing of a removed run is made again."""
+        gone = self.removed()
+        if gone is not None:
+            raise gone
 
     def _append(self, path: Path, obj: dict) -> None:
         """One line appended with one write, the file opened for it alone: a writer holds no descriptor
@@ -204,9 +223,12 @@ class RunWriter:
             self._last_summary = now
             self.summary["updated_at"] = time.time()
             text = json.dumps(self.summary, indent=1)
+            self.check_present()
             try:
-                files.atomic_write_text(self.path / "summary.json", text)
+                files.atomic_write_text(self.path / "summary.json", text, make_dirs=False)
             except OSError as e:
+                if (gone := self.removed()) is not None:
+                    raise gone from None
                 # A full disk has no room for the temp file; the old summary's own blocks still
                 # hold the new one (a few hundred bytes), so a final status is not lost.
                 if e.errno != errno.ENOSPC or not files.overwrite_in_place(self.path / "summary.json", text):
@@ -257,6 +279,15 @@ def check_runs_dir(root: Path) -> None:
         raise ConfigError(f"cannot create the runs directory {root}: {e.strerror or e}.") from None
     if not os.access(root, os.W_OK | os.X_OK):
         raise ConfigError(f"the runs directory {root} is not writable.")
+
+
+def _dir_ident(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a directory; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _make_run_dir(path: Path) -> bool:
