@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,7 +19,7 @@ from helpers import reap
 from grok_tui.spec import config
 from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
-from grok_tui.store import files, runs
+from grok_tui.store import control, files, runs
 from grok_tui.tui.followed import Launch
 
 
@@ -175,3 +177,78 @@ def test_a_second_ctrl_c_while_stopping_exits_130_without_a_traceback(runs_dir):
     assert "Traceback" not in err and "Exception ignored" not in err, err
     info = runs.open_run(runs_dir, "twice")
     assert info.status == "stopped" and info.summary["status"] == "stopped"
+
+
+# --- 7: a dead worker, a dead coordinator ----------------------------------------------------------
+
+def _sweep(runs_dir, name, *grid):
+    cmd = [sys.executable, "-m", "grok_tui", "sweep", "--preset", "smoke", "--eval-every", "10", "--checkpoint-every",
+           "0", "--device", "cpu", "--workers", "2", "--threads", "1", "--runs-dir", str(runs_dir), "--name", name,
+           "--json", *grid]
+    # a session of its own: its workers are killed with it (reap(group=True)) whatever the test does
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _worker_of(path) -> tuple[int, int] | None:
+    """(pid, start time) of the worker process that trains a member, once it has a row and says who it is."""
+    rec = control.owner(path)
+    if not _has_row(path) or not isinstance(rec.get("pid"), int):
+        return None
+    return rec["pid"], rec["pid_start"]
+
+
+def _gone(pid: int, start: int) -> bool:
+    return control.proc_start_time(pid) != start
+
+
+def _kill_if_same(pid: int, start: int) -> None:
+    if not _gone(pid, start):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_worker_costs_only_its_own_members(runs_dir):
+    proc = _sweep(runs_dir, "dw", "--steps", "150,100000")  # dw-000 ends soon, dw-001 trains until killed
+    victim = None
+    try:
+        _poll_until(lambda: _worker_of(runs_dir / "dw-001") is not None, "dw-001's first row", [proc])
+        victim = _worker_of(runs_dir / "dw-001")
+        assert victim[0] != proc.pid
+        os.kill(victim[0], signal.SIGKILL)
+        code = proc.wait(600)
+        err = proc.stderr.read()
+    finally:
+        reap(proc, group=True)
+    assert code == 1, err
+    assert "1 of 2 runs failed" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+    ok, dead = runs.open_run(runs_dir, "dw-000"), runs.open_run(runs_dir, "dw-001")
+    assert ok.status == "finished" and ok.summary["steps_run"] == 150
+    assert dead.status == "failed" and "its worker process died (killed by signal 9" in dead.error
+    assert dead.events()[-1]["event"] == "failed" and dead.summary["steps_run"] >= 10
+    summary = json.loads((runs_dir / "sweeps" / "dw.json").read_text())
+    assert summary["complete"] and [m["status"] for m in summary["members"]] == ["finished", "failed"]
+
+
+def test_a_killed_coordinator_stops_its_workers_members_and_leaves_no_process(runs_dir):
+    from grok_tui.sweep.workers import COORDINATOR_DIED
+
+    proc = _sweep(runs_dir, "dc", "--steps", "100000", "--seed", "0..1")
+    paths = [runs_dir / "dc-000", runs_dir / "dc-001"]
+    workers: list[tuple[int, int]] = []
+    try:
+        _poll_until(lambda: all(_worker_of(p) is not None for p in paths), "both members' first rows", [proc])
+        workers = [_worker_of(p) for p in paths]
+        assert len({w[0] for w in workers}) == 2 and proc.pid not in {w[0] for w in workers}
+        proc.kill()
+        proc.wait()
+        _poll_until(lambda: all(_gone(*w) for w in workers), "the workers' end", every_s=0.05)
+    finally:
+        reap(proc, group=True)
+        for w in workers:
+            _kill_if_same(*w)
+    for p in paths:
+        info = runs.open_run(runs_dir, p.name)
+        assert info.status == "stopped" and info.error == COORDINATOR_DIED, (info.status, info.error)
+        step, last = info.checkpoints()[-1]
+        assert step == info.summary["steps_run"] > 0
+        assert "final" in json.loads(last.with_suffix(".json").read_text())["tags"]

@@ -268,6 +268,39 @@ def create_writer(root: Path, cfg: Config, name: str | None = None, attempts: in
     raise ConfigError(f"no free run id under {root} after {attempts} tries; give --name.")
 
 
+def end_abandoned(path: Path, error: str) -> dict | None:
+    """Write the end of a run whose writer died without writing it (a sweep's worker process killed):
+    status failed with `error` and a failed event, under the run's lock (free once its writer is dead).
+    Returns the run's summary as it now stands (its own, when it had ended already), or None when there is
+    no run directory. RunLocked when a live process still writes it; OSError when it cannot be written."""
+    path = Path(path)
+    if not (path / "config.toml").is_file():
+        return None
+    lock = control.RunLock(path)
+    lock.acquire()
+    try:
+        summary = read_json(path / "summary.json")
+        if summary.get("status") in _ENDS:
+            return summary
+        now = time.time()
+        step = summary.get("steps_run") if isinstance(summary.get("steps_run"), int) else 0
+        rows = read_jsonl(path / "metrics.jsonl")
+        if rows and isinstance(rows[-1].get("step"), int):
+            step = max(step, rows[-1]["step"])
+        event = {"event": "failed", "step": step, "error": error, "time": now}
+        fd = os.open(path / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o666)
+        try:
+            os.write(fd, (json.dumps(event) + "\n").encode())
+        finally:
+            os.close(fd)
+        summary.update(status="failed", error=error, steps_run=step, finished_at=now, updated_at=now)
+        files.atomic_write_text(path / "summary.json", json.dumps(summary, indent=1), make_dirs=False)
+        return summary
+    finally:
+        lock.release()
+
+
 def check_runs_dir(root: Path) -> None:
     """Make sure the runs directory exists and can be written (ConfigError, exit 2, when not)."""
     root = Path(root)

@@ -42,6 +42,7 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     pause: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = "stopped"
+    stop_error: str | None = None  # why, where the members' ends should say (e.g. a sweep's coordinator died)
     # Where pause/continue/stop signals for these runs go when not to this process: a sweep worker's
     # are its coordinator's ({"control_pid": ..., "control_pid_start": ...}), which forwards them.
     signals_to: dict = field(default_factory=dict)
@@ -244,7 +245,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
             if control.pause.is_set():
                 _wait_paused(control, [r for _, r in active()], guarded)
             if control.stop.is_set():
-                status = control.stop_reason
+                status, error = control.stop_reason, control.stop_error
                 break
             is_eval = (stepper.step + 1) % tc.eval_every == 0 or stepper.step + 1 == tc.steps
             grads = stepper.train_step(want_grads=is_eval)
