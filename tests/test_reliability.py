@@ -252,3 +252,47 @@ def test_a_killed_coordinator_stops_its_workers_members_and_leaves_no_process(ru
         step, last = info.checkpoints()[-1]
         assert step == info.summary["steps_run"] > 0
         assert "final" in json.loads(last.with_suffix(".json").read_text())["tags"]
+
+
+# --- 15: names printed literally -----------------------------------------------------------------
+
+def test_a_name_with_rich_markup_is_printed_literally_everywhere(runs_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from grok_tui.cli.main import app
+
+    cli, name, where = CliRunner(), "lr[high]", ["--runs-dir", str(runs_dir)]
+    short = ["--preset", "smoke", "--steps", "20", "--eval-every", "10", "--checkpoint-every", "0", "--device", "cpu",
+             "--threads", "1"]
+    r = cli.invoke(app, ["run", *short, "--name", name, *where])
+    assert r.exit_code == 0, r.output
+    assert f"run {name} on cpu" in r.output  # the start line
+    assert any(line.startswith(f"{name} ") and "20/20" in line for line in r.output.splitlines()), r.output  # the bar
+    r = cli.invoke(app, ["runs", *where])
+    assert r.exit_code == 0 and any(line.startswith(f"{name} ") for line in r.output.splitlines()), r.output
+    r = cli.invoke(app, ["runs", "show", name, *where])
+    assert r.exit_code == 0 and " ".join(r.output.split()).startswith(f"{name} finished ({runs_dir / name})"), r.output
+    r = cli.invoke(app, ["stop", name, *where])
+    assert r.exit_code == 2 and f"run '{name}' is not training" in r.output, r.output
+
+    # control of a run being written by this process (announced), its pause signal taken by a handler here
+    got: list[int] = []
+    old = signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+    w = runs.RunWriter(runs_dir / "ctl[x]", config.apply_overrides(preset("smoke"), {"device": "cpu"}))
+    try:
+        w.write_summary(status="running")
+        w.announce()
+        r = cli.invoke(app, ["pause", "ctl[x]", *where])
+        assert r.exit_code == 0 and r.output.startswith(f"asked ctl[x] (pid {os.getpid()}) to pause"), r.output
+    finally:
+        w.close()
+        signal.signal(signal.SIGUSR1, old)
+    assert got == [signal.SIGUSR1]
+
+    r = cli.invoke(app, ["sweep", *short, "--seed", "0..1", "--workers", "1", "--name", "sw[b]", *where, "--dry-run"])
+    assert r.exit_code == 0 and "sweep sw[b]: 2 runs" in r.output and "sw[b]-000  seed=0" in r.output, r.output
+    r = cli.invoke(app, ["sweep", *short, "--seed", "0..1", "--workers", "1", "--name", "sw[b]", *where])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "sweep sw[b]: 2 runs" in flat and "sweep sw[b]: steps to memorize" in flat, r.output
+    assert "sweeps/sw[b].json" in "".join(r.output.split())
