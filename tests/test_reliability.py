@@ -296,3 +296,80 @@ def test_a_name_with_rich_markup_is_printed_literally_everywhere(runs_dir, monke
     flat = " ".join(r.output.split())
     assert "sweep sw[b]: 2 runs" in flat and "sweep sw[b]: steps to memorize" in flat, r.output
     assert "sweeps/sw[b].json" in "".join(r.output.split())
+
+
+# --- 11: the Ray backend's control (Ray is not installed here: a stand-in of its API) ------------------
+
+class _FakeRay:
+    """The part of Ray's API the backend uses. Task 0 comes back at once with an empty tar; the others
+    never do, until cancelled."""
+
+    def __init__(self, on_first=None):
+        self.cancelled, self.on_first, self.started = [], on_first, False
+        self.refs: list[int] = []
+
+    def is_initialized(self):
+        return self.started
+
+    def init(self, **kw):
+        self.started = True
+
+    def shutdown(self):
+        self.started = False
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, fn):
+        fake = self
+
+        class Task:
+            def options(self, **kw):
+                return self
+
+            def remote(self, sweep_id, payload):
+                fake.refs.append(len(fake.refs))
+                return fake.refs[-1]
+
+        return Task()
+
+    def wait(self, pending, num_returns=1, timeout=None):
+        if 0 in pending:
+            return [0], [r for r in pending if r != 0]
+        if self.on_first is not None:
+            self.on_first()
+            self.on_first = None
+        return [], pending
+
+    def get(self, ref):
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz"):
+            pass
+        return {"results": {"ray-000": {"status": "finished", "steps_run": 20}}, "tar": buf.getvalue()}
+
+    def cancel(self, ref, force=False):
+        self.cancelled.append(ref)
+
+
+def test_a_ray_sweep_stops_by_cancelling_its_tasks_and_says_it_cannot_pause(runs_dir, monkeypatch):
+    from grok_tui.sweep import plan as sweep_plan
+    from grok_tui.sweep import ray_backend
+    from grok_tui.sweep.run import run_sweep
+    from grok_tui.train.loop import Control
+
+    base = config.apply_overrides(preset("smoke"), {"steps": 20, "device": "cpu"})
+    p = sweep_plan.plan(base, {"seed": [0, 1, 2]}, runs_dir, name="ray", chunk=1)
+    assert len(p.groups) == 3
+    ctl = Control()
+    ctl.pause.set()  # asked to pause before it starts: said, dropped
+    fake = _FakeRay(on_first=ctl.stop.set)  # stopped once the first task came back
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    notes: list[str] = []
+    s = run_sweep(p, runs_dir, "ray", control=ctl, note=notes.append)
+    assert ray_backend.CANNOT_PAUSE in notes and notes.count(ray_backend.CANNOT_PAUSE) == 2 and not ctl.pause.is_set()
+    assert sorted(fake.cancelled) == [1, 2] and not fake.started
+    statuses = {m["run_id"]: m["status"] for m in s["members"]}
+    assert statuses == {"ray-000": "finished", "ray-001": "stopped", "ray-002": "stopped"} and s["complete"]

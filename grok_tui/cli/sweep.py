@@ -19,6 +19,7 @@ from grok_tui.cli.common import (
     Preset,
     RunsDir,
     console,
+    err_console,
     fail,
     field_flags,
     stop_on_signals,
@@ -192,7 +193,7 @@ def sweep_cmd(
         control = Control()
         with stop_on_signals(control):
             summary = run_sweep(p, runs_dir, backend, [SweepJson() if json_out else SweepProgress()], control,
-                                ray_address=ray_address)
+                                ray_address=ray_address, note=lambda text: err_console.print(f"note: {escape(text)}"))
     statuses = [m["status"] for m in summary["members"]]
     if "failed" in statuses:
         raise fail(f"{statuses.count('failed')} of {len(statuses)} runs failed (see their summary.json).", 1)
