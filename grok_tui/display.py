@@ -8,6 +8,8 @@ name); see train/loop.py and train/device.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def gpu_text(row: dict) -> str:
     """'mem 312/540 MiB util 87%' from a metrics row on CUDA (memory in use / peak), '' elsewhere."""
@@ -29,3 +31,12 @@ def threads_text(threads: int | None, cpus: int) -> str:
     if threads is None:
         return ""
     return f"threads {threads}" if threads else f"threads {cpus} (auto)"
+
+
+def fmt(v: Any) -> str:
+    """A value as the runs tables print it: '-' where unknown, floats to three significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)

@@ -19,7 +19,7 @@ from grok_tui.connect import problem as connect_problem
 from grok_tui.connect import results as connect_results
 from grok_tui.errors import CheckpointError, ConfigError
 from grok_tui.spec.resolve import resolve
-from grok_tui.store import files, runs
+from grok_tui.store import files, refs, runs
 from grok_tui.train import checkpoint, metrics, model
 
 runner = CliRunner()
@@ -142,11 +142,11 @@ def test_fitted_polyline_beats_the_segment(pair, tmp_path):
     assert poly["inputs"]["fit"]["wd"] == 0.0  # AdamW runs: decoupled decay, no L2 in the fit
     bend = poly["bend_files"][0]
     w, _ = checkpoint.load_weights(bend, problem_arch(pair))
-    assert set(w) == set(checkpoint.load_weights(runs.resolve_checkpoint("a@300", pair))[0])
+    assert set(w) == set(checkpoint.load_weights(refs.resolve_checkpoint("a@300", pair))[0])
 
 
 def problem_arch(root):
-    return checkpoint.read_arch(runs.resolve_checkpoint("a@300", root))
+    return checkpoint.read_arch(refs.resolve_checkpoint("a@300", root))
 
 
 def test_chain_passes_through_every_checkpoint_between(pair, tmp_path):
@@ -181,7 +181,7 @@ def test_results_are_saved_with_their_inputs_and_listed(pair):
 
 
 def test_wd_override_and_bare_paths_need_a_config(pair, tmp_path):
-    p1, p2 = (str(runs.resolve_checkpoint(r, pair)) for r in ("a@100", "a@200"))
+    p1, p2 = (str(refs.resolve_checkpoint(r, pair)) for r in ("a@100", "a@200"))
     bare = tmp_path / "bare"
     bare.mkdir()
     for i, p in enumerate((p1, p2)):
@@ -215,7 +215,7 @@ def test_bad_inputs_raise_one_clear_sentence(pair, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    src = runs.resolve_checkpoint("a@300", pair)
+    src = refs.resolve_checkpoint("a@300", pair)
     with safe_open(str(src), framework="pt") as f:
         meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     tensors["head.weight"] = tensors["head.weight"][:5, :5].clone()

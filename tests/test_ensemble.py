@@ -6,7 +6,7 @@ import torch
 from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.resolve import resolve
-from grok_tui.store import runs
+from grok_tui.store import refs, runs
 from grok_tui.sweep import group
 from grok_tui.sweep import plan as sweep
 from grok_tui.sweep import run as sweep_run
@@ -139,7 +139,7 @@ def test_member_checkpoints_load_into_a_plain_model_and_resume(base, tmp_path):
     assert [s for s, _ in run.checkpoints()] == [20, 40]
     # the final weights are a plain Transformer's, and give the accuracies of the last row
     m = model.build(model.arch_from_config(run.config), seed=123)
-    checkpoint.load_into(m, runs.resolve_checkpoint("c-001@last", tmp_path), model.arch_from_config(run.config))
+    checkpoint.load_into(m, refs.resolve_checkpoint("c-001@last", tmp_path), model.arch_from_config(run.config))
     split = data.build_from_config(run.config)
     ev = metrics.to_host(metrics.evaluate(m, split))
     last = run.metrics()[-1]

@@ -218,12 +218,12 @@ def test_run_info_of_an_unchanged_run_keeps_what_reached_read(runs_dir, monkeypa
     s = scan.RunScanner(runs_dir)
     runs, _ = s.scan()
     for r in runs:
-        r.reached()
+        r.steps_and_best()
     calls = []
     monkeypatch.setattr(RunInfo, "metrics", lambda self: calls.append(self.id) or [])
     again, _ = s.scan()
     for r in again:
-        r.reached()
+        r.steps_and_best()
     assert calls == []
     assert os.path.isdir(runs_dir)
 

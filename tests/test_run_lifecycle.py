@@ -18,7 +18,7 @@ from helpers import train_run
 from grok_tui.errors import ConfigError, TrainingError
 from grok_tui.report import Reporter
 from grok_tui.spec import config
-from grok_tui.store import control, files, runs
+from grok_tui.store import control, control_groups, files, runs
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import prepare_run
 
@@ -287,14 +287,14 @@ def test_control_names_the_other_runs_a_signal_reaches(tmp_path, tiny_cfg):
     ended.announce()
     ended.close()
     try:
-        assert runs.controlled_with(root, "m0") == ["m1", "m2"]
-        assert runs.controlled_with(root, "other") == []
+        assert control_groups.controlled_with(root, "m0") == ["m1", "m2"]
+        assert control_groups.controlled_with(root, "other") == []
         assert _with_others(root, "m1", "pause") == "; the same process trains 2 other runs (m0, m2), which pause with it"
         assert _with_others(root, "other", "stop") == ""
     finally:
         for w in (*writers, elsewhere):
             w.close()
-    assert runs.controlled_with(root, "m0") == []  # nothing trains them any more
+    assert control_groups.controlled_with(root, "m0") == []  # nothing trains them any more
 
 
 def test_a_run_stopped_while_paused_says_stopped_not_resumed(tiny_cfg, runs_dir):

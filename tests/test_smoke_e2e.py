@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from grok_tui.store import runs
+from grok_tui.store import refs, runs
 
 
 @pytest.mark.slow
@@ -26,4 +26,4 @@ def test_smoke_preset_memorizes_then_groks(runs_dir):
     # seed 0 on one thread ended at val acc 1.000 here; the margin leaves room for other CPUs' rounding
     assert info.metrics()[-1]["val_acc"] >= 0.95
     assert "memorized at step" in out.stdout and "grokked at step" in out.stdout
-    assert runs.resolve_checkpoint("smoke@grokked", runs_dir).is_file()
+    assert refs.resolve_checkpoint("smoke@grokked", runs_dir).is_file()

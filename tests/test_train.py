@@ -15,7 +15,7 @@ from grok_tui.report import Reporter
 from grok_tui.spec import config
 from grok_tui.spec.resolve import resolve
 from grok_tui.spec.tomlfile import load_toml
-from grok_tui.store import files, runs
+from grok_tui.store import files, refs, runs
 from grok_tui.train import checkpoint, model
 from grok_tui.train import trainer as train
 from grok_tui.train.prepare import resume_paths
@@ -48,8 +48,8 @@ def test_run_directory_contract(tiny_cfg, runs_dir):
     info = runs.open_run(runs_dir, "r1")
     assert info.status == "finished"
     assert [st for st, _ in info.checkpoints()] == [20, 40, 60]
-    assert runs.resolve_checkpoint("r1@last", runs_dir).name == "step-00000060.safetensors"
-    assert runs.resolve_checkpoint("r1@40", runs_dir).name == "step-00000040.safetensors"
+    assert refs.resolve_checkpoint("r1@last", runs_dir).name == "step-00000060.safetensors"
+    assert refs.resolve_checkpoint("r1@40", runs_dir).name == "step-00000040.safetensors"
     assert files.read_sidecar(d / "checkpoints" / "step-00000060.safetensors")["tags"] == ["final"]
     # the weight norm in the row is that of the model's parameters
     w, _ = checkpoint.load_weights(d / "checkpoints" / "step-00000060.safetensors")
@@ -67,15 +67,15 @@ def test_milestones_are_first_crossings_with_tagged_checkpoints(tiny_cfg, runs_d
     assert s["memorized_step"] == mem and s["grokked_step"] == grok
     info = runs.open_run(runs_dir, "m")
     assert info.milestone_step("memorized") == mem
-    assert runs.resolve_checkpoint("m@memorized", runs_dir).name == f"step-{mem:08d}.safetensors"
-    tags = files.read_sidecar(runs.resolve_checkpoint("m@memorized", runs_dir))["tags"]
+    assert refs.resolve_checkpoint("m@memorized", runs_dir).name == f"step-{mem:08d}.safetensors"
+    tags = files.read_sidecar(refs.resolve_checkpoint("m@memorized", runs_dir))["tags"]
     assert "memorized" in tags
     assert [e["event"] for e in cb.events].count("memorized") == 1
 
 
 def test_checkpoint_round_trip_and_clear_errors(tiny_cfg, runs_dir, tmp_path):
     train_run(tiny_cfg, runs_dir / "c")
-    path = runs.resolve_checkpoint("c@last", runs_dir)
+    path = refs.resolve_checkpoint("c@last", runs_dir)
     arch = model.arch_from_config(tiny_cfg)
     m = model.build(arch, seed=99)
     checkpoint.load_into(m, path, arch)
@@ -90,9 +90,9 @@ def test_checkpoint_round_trip_and_clear_errors(tiny_cfg, runs_dir, tmp_path):
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.load_weights(bad)
     with pytest.raises(CheckpointError, match="no checkpoint at step 7"):
-        runs.resolve_checkpoint("c@7", runs_dir)
+        refs.resolve_checkpoint("c@7", runs_dir)
     with pytest.raises(CheckpointError, match="has not grokked"):
-        runs.resolve_checkpoint("c@grokked", runs_dir)
+        refs.resolve_checkpoint("c@grokked", runs_dir)
 
 
 @pytest.mark.parametrize("opt", ["adamw", "sgd"])
@@ -179,7 +179,7 @@ def test_sigkill_leaves_every_line_readable_and_the_run_interrupted(runs_dir):
     rows = info.metrics()
     assert len(rows) >= 30 and [r["step"] for r in rows] == list(range(5, 5 * len(rows) + 1, 5))
     assert info.status == "interrupted" and info.config.train.threads == 1
-    assert runs.resolve_checkpoint("killed@last", runs_dir).is_file()
+    assert refs.resolve_checkpoint("killed@last", runs_dir).is_file()
 
 
 def test_sigterm_stops_cleanly_with_a_final_checkpoint(runs_dir):

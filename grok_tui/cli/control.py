@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from grok_tui.cli.common import RunsDir, console, user_errors
-from grok_tui.store import control
+from grok_tui.store import control, control_groups
 from grok_tui.store import runs as store
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run id under the runs directory")]
@@ -22,7 +22,7 @@ RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run id under the run
 
 def _with_others(runs_dir: Path, run_id: str, verb: str) -> str:
     """'' or '; the same process trains N other runs (a, b, ...), which VERB with it'."""
-    text = store.controlled_with_text(runs_dir, run_id, verb)
+    text = control_groups.controlled_with_text(runs_dir, run_id, verb)
     return f"; {text}" if text else ""
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from grok_tui.cli.common import JsonOut, RunsDir, console, err_console, user_errors
 from grok_tui.errors import ConfigError
 from grok_tui.spec.checks import threads_error
-from grok_tui.store import control
+from grok_tui.store import control, refs
 from grok_tui.store import progress as pstore
 from grok_tui.store import runs as store
 
@@ -26,8 +26,8 @@ def _fmt(v) -> str:
 
 
 def _one(ref: str, runs_dir: Path) -> tuple[Path, store.RunInfo]:
-    path = store.resolve_checkpoint(ref, runs_dir)
-    info = store.run_of_checkpoint(path)
+    path = refs.resolve_checkpoint(ref, runs_dir)
+    info = refs.run_of_checkpoint(path)
     if info is None or info.config is None:
         raise ConfigError(f"checkpoint {path} does not live in a run directory with a config.toml: its "
                           "operation and split are unknown.")

@@ -33,6 +33,7 @@ from grok_tui.cli.common import (
 )
 from grok_tui.display import device_text, gpu_text
 from grok_tui.report import Reporter
+from grok_tui.spec.config import MILESTONES
 from grok_tui.store import runs as store
 
 
@@ -74,7 +75,7 @@ class RichProgress(Reporter):
                              train=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}", gpu=gpu_text(row))
 
     def on_event(self, run_id: str, event: dict) -> None:
-        if event["event"] in store.MILESTONES:
+        if event["event"] in MILESTONES:
             self.progress.console.print(f"[green]{event['event']}[/] at step {event['step']} "
                                         f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
         elif event["event"] == "paused":

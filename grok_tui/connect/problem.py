@@ -94,8 +94,8 @@ def load_problem(refs: list[str], root: Path, wd: float | None = None, cfg: Conf
     if wd is not None and not 0 <= wd < math.inf:
         raise ConfigError(f"wd must be a number >= 0, got {wd}.")
     dev = resolve_device(device)
-    paths = [runs.resolve_checkpoint(r, root) for r in refs]
-    infos = [runs.run_of_checkpoint(p) for p in paths]
+    paths = [refs.resolve_checkpoint(r, root) for r in refs]
+    infos = [refs.run_of_checkpoint(p) for p in paths]
     cfgs = [i.config for i in infos if i is not None and i.config is not None]
     base = cfgs[0] if cfgs else cfg
     if base is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import bisect
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,35 @@ MISSING_MATPLOTLIB = ("exporting figures needs matplotlib, a dependency of grok-
 
 class ExportError(GrokError):
     exit_code = 2
+
+
+def pyplot(hint: str = ""):
+    """matplotlib.pyplot on the headless Agg backend (imported here, never at a module's import); an
+    ExportError with one sentence (plus `hint`) where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ExportError(MISSING_MATPLOTLIB + (f" ({hint})" if hint else "") + ".") from None
+    return plt
+
+
+@contextmanager
+def figure(path: Path, hint: str = "", **subplots: Any) -> Iterator[tuple[Any, Any]]:
+    """A new figure and its axes (`plt.subplots(**subplots)`), written to `path` (PNG, SVG or PDF by its
+    suffix) when the block ends without an error, and closed either way; a failed write is one sentence."""
+    plt = pyplot(hint)
+    fig, axes = plt.subplots(**subplots)
+    try:
+        yield fig, axes
+        try:
+            fig.savefig(path, dpi=150)
+        except OSError as e:
+            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
+    finally:
+        plt.close(fig)
 
 
 @dataclass

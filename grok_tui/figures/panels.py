@@ -15,7 +15,6 @@ from pathlib import Path
 
 from grok_tui.figures.compare import Band
 from grok_tui.figures.export import (
-    MISSING_MATPLOTLIB,
     PALETTE,
     PAPER,
     ExportError,
@@ -23,6 +22,7 @@ from grok_tui.figures.export import (
     Settings,
     check_figure_path,
     default_log_y,
+    figure,
     metric_name,
     series,
     setting_cells,
@@ -43,17 +43,6 @@ class Panel:
     @property
     def empty(self) -> bool:
         return not any(s.x for s in self.series) and not any(b.x for b in self.bands)
-
-
-def _matplotlib():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ExportError(MISSING_MATPLOTLIB + " (the CSV export works without it).") from None
-    return plt
 
 
 def _color(c: str | None, i: int) -> str:
@@ -104,13 +93,11 @@ def save_panels(path: str | Path, panels: Sequence[Panel], title: str | None = N
     """The panels in a grid (2 columns from 3 panels on) as one PNG, SVG or PDF."""
     path = Path(path)
     check_figure_path(path)
-    plt = _matplotlib()
     n = max(1, len(panels))
     cols = cols or (1 if n == 1 else 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=size or (6.4 * cols if cols > 1 else 6.4, 4.0 * rows),
-                             layout="constrained", squeeze=False)
-    try:
+    with figure(path, "the CSV export works without it", nrows=rows, ncols=cols, squeeze=False,
+                figsize=size or (6.4 * cols if cols > 1 else 6.4, 4.0 * rows), layout="constrained") as (fig, axes):
         for k, ax in enumerate(axes.flat):
             if k < len(panels):
                 draw_panel(ax, panels[k])
@@ -118,12 +105,6 @@ def save_panels(path: str | Path, panels: Sequence[Panel], title: str | None = N
                 ax.set_visible(False)
         if title:
             fig.suptitle(title)
-        try:
-            fig.savefig(path, dpi=150)
-        except OSError as e:
-            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
-    finally:
-        plt.close(fig)
     return path
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grok_tui.figures.compare import fmt_value
-from grok_tui.figures.export import MISSING_MATPLOTLIB, ExportError, check_figure_path
+from grok_tui.figures.export import check_figure_path, figure, pyplot
 
 VALUES = {"grokked": "steps to grok", "best_val": "best val acc", "gap": "steps from memorized to grokked"}
 
@@ -115,15 +115,10 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
     written in it, cells where no run grokked hatched and labelled 'no grok'."""
     path = Path(path)
     check_figure_path(path)
-    try:
-        import matplotlib
+    plt = pyplot()
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Rectangle
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import LogNorm, Normalize
-        from matplotlib.patches import Rectangle
-    except ImportError:
-        raise ExportError(MISSING_MATPLOTLIB + ".") from None
     nx, ny = len(g.xs), len(g.ys)
     data = [[math.nan] * nx for _ in range(ny)]
     for (i, j), c in g.cells.items():
@@ -133,8 +128,7 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
     cmap = plt.get_cmap("viridis_r" if g.value != "best_val" else "viridis").with_extremes(bad="#eeeeee")
     log = g.value != "best_val" and vals and min(vals) > 0 and max(vals) / min(vals) > 5
     norm = LogNorm(min(vals), max(vals)) if log else Normalize(min(vals) if vals else 0, max(vals) if vals else 1)
-    fig, ax = plt.subplots(figsize=(1.3 * nx + 2.6, 0.9 * ny + 1.8), layout="constrained")
-    try:
+    with figure(path, figsize=(1.3 * nx + 2.6, 0.9 * ny + 1.8), layout="constrained") as (fig, ax):
         im = ax.imshow(data, origin="lower", cmap=cmap, norm=norm, aspect="auto")
         for (i, j), c in g.cells.items():
             if c.value is None:
@@ -152,10 +146,4 @@ def save_phase(path: str | Path, g: PhaseGrid, title: str | None = None) -> Path
         fixed = "; ".join(f"{k} over {', '.join(fmt_value(v) for v in vs)}" for k, vs in g.fixed.items())
         ax.set_title((title or g.title) + (f"\n(mean over {fixed})" if fixed else ""), fontsize=10)
         fig.colorbar(im, ax=ax, label=VALUES[g.value])
-        try:
-            fig.savefig(path, dpi=150)
-        except OSError as e:
-            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
-    finally:
-        plt.close(fig)
     return path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from grok_tui.figures.export import ExportError, check_figure_path, log_ticks
+from grok_tui.figures.export import ExportError, check_figure_path, figure, log_ticks
 from grok_tui.store.progress import spectrum_matrix
 
 
@@ -46,21 +46,13 @@ def save_spectrum(path: str | Path, rows: list[dict], title: str, logx: bool = T
     if not steps:
         raise ExportError("no progress rows to draw (train with measure_every > 0, or run "
                           "grok-tui inspect RUN --checkpoints).")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ExportError("exporting figures needs matplotlib: pip install 'grok-tui[plot]'.") from None
     shares = energy_shares(matrix)
     k = len(matrix[0])
     data = [[shares[i][j] for i in range(len(steps))] for j in range(k)]  # frequency up, step across
     xs = _edges([float(s) for s in steps], logx)
     ys = [j + 0.5 for j in range(k + 1)]
     key = rows[-1].get("key_freqs") or []
-    fig, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
-    try:
+    with figure(path, figsize=(7.2, 4.4), layout="constrained") as (fig, ax):
         mesh = ax.pcolormesh(xs, ys, data, cmap="magma", shading="flat")
         if logx:
             ax.set_xscale("log")
@@ -80,10 +72,4 @@ def save_spectrum(path: str | Path, rows: list[dict], title: str, logx: bool = T
         named = ", ".join(map(str, key)) if len(key) <= 12 else ", ".join(map(str, key[:12])) + ", ..."
         ax.set_title(f"{title}\nkey frequencies at step {steps[-1]}: {named or '-'}", fontsize=10)
         fig.colorbar(mesh, ax=ax, label="share of the embedding's Fourier energy", pad=0.06)
-        try:
-            fig.savefig(path, dpi=150)
-        except OSError as e:
-            raise ExportError(f"cannot write {path}: {e.strerror or e}.") from None
-    finally:
-        plt.close(fig)
     return path

@@ -20,6 +20,10 @@ from grok_tui.spec import ops
 
 SECTIONS = ("data", "model", "optim", "train")
 
+# The milestones of a run: each is the first evaluation whose metric reaches the train setting
+# <name>_threshold (memorized: train accuracy; grokked: validation accuracy).
+MILESTONES = {"memorized": "train_acc", "grokked": "val_acc"}
+
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})

@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from grok_tui.spec.config import MILESTONES
 from grok_tui.store import control
 from grok_tui.store.files import JsonlTail, read_json
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-MILESTONES = ("memorized", "grokked")
 
 
 @dataclass

@@ -58,7 +58,7 @@ def run_fields(info: RunInfo) -> dict[str, Any]:
             out["data_seed"] = out.get("seed")
     s = info.summary
     mem, grok = s.get("memorized_step"), s.get("grokked_step")
-    steps, best = info.reached()
+    steps, best = info.steps_and_best()
     out.update(run=info.id, status=info.status, steps_run=steps, memorized_step=mem,
                grokked_step=grok, best_val_acc=best,
                gap=grok - mem if isinstance(mem, int) and isinstance(grok, int) else None,

@@ -16,57 +16,24 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from grok_tui.errors import CheckpointError, ConfigError, GrokError
+from grok_tui.errors import ConfigError, GrokError
 from grok_tui.spec.config import Config
-from grok_tui.spec.ops import get_op
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
-from grok_tui.store.names import check_name, name_error
+from grok_tui.store.ids import START_DIR, new_run_id  # noqa: F401 - START_DIR: where it was
+from grok_tui.store.index import ConfigIndex
+from grok_tui.store.names import name_error
 from grok_tui.store.progress import PROGRESS_FILE
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
-# <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
-# its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
-START_DIR = ".start"
-MILESTONES = ("memorized", "grokked")
 _ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
 # --- writing -----------------------------------------------------------------------------------
-
-def new_id(kind: str, stem: str, name: str | None, taken: Callable[[str], bool]) -> str:
-    """`name` when given (checked), else `<date>-<time>-<stem>`, then `-2`, `-3`, ... while `taken(id)`."""
-    if name is not None:
-        return check_name(kind, name)
-    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
-    new, n = stem, 1
-    while taken(new):
-        n += 1
-        new = f"{stem}-{n}"
-    return new
-
-
-def run_id_taken(root: Path, run_id: str) -> bool:
-    """An id is taken by its run directory, or by the start file of a run the app launches under it
-    (``<root>/.start/<id>.toml``, claimed before its runner makes the directory)."""
-    root = Path(root)
-    return os.path.lexists(root / run_id) or os.path.lexists(root / START_DIR / f"{run_id}.toml")
-
-
-def run_stem(cfg: Config) -> str:
-    """The generated part of a run id after its date and time: <op>-p<p>-<optimizer>."""
-    return f"{get_op(cfg.data.op).name}-p{cfg.data.p}-{cfg.optim.optimizer}"
-
-
-def new_run_id(root: Path, cfg: Config, name: str | None = None) -> str:
-    """`name`, or <date>-<time>-<op>-p<p>-<optimizer> not yet taken under root (run_id_taken)."""
-    return new_id("run", run_stem(cfg), name, lambda run_id: run_id_taken(root, run_id))
-
 
 def claim_start_file(root: Path, cfg: Config, run_id: str | None = None, attempts: int = 1000) -> str:
     """Claim ``<root>/.start/<id>.toml`` for a run the app launches and write cfg into it; returns the id.
@@ -347,15 +314,6 @@ def dedupe_steps(rows: list[dict]) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def fmt(v: Any) -> str:
-    """A value as the runs tables print it: '-' where unknown, floats to three significant digits."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -366,7 +324,7 @@ class RunInfo:
     path: Path
     config: Config | None
     summary: dict = field(default_factory=dict)
-    _reached: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _steps_and_best: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -416,11 +374,11 @@ class RunInfo:
     def checkpoints(self) -> list[tuple[int, Path]]:
         return files.checkpoints(self.path / "checkpoints")
 
-    def reached(self) -> tuple[Any, Any]:
+    def steps_and_best(self) -> tuple[Any, Any]:
         """Steps run and best validation accuracy: the summary's, or for an interrupted run the newer of
         those and its metric rows (a running summary is rewritten at most once a second, so a killed
         run's can lag its last evaluations). Read once per RunInfo (the runs view reads it in its scan worker)."""
-        if self._reached is None:
+        if self._steps_and_best is None:
             steps, best = self.summary.get("steps_run"), self.summary.get("best_val_acc")
             if self.status == "interrupted":
                 rows = self.metrics()
@@ -430,13 +388,13 @@ class RunInfo:
                     if _number(best):
                         vals.append(best)
                     best = max(vals) if vals else best
-            self._reached = (steps, best)
-        return self._reached
+            self._steps_and_best = (steps, best)
+        return self._steps_and_best
 
     def row(self) -> dict[str, Any]:
         """The headline of a run, as the runs tables show it (raw values; None where unknown)."""
         c, s = self.config, self.summary
-        steps, best = self.reached()
+        steps, best = self.steps_and_best()
         return {"run": self.id, "op": c.data.op if c else None, "p": c.data.p if c else None,
                 "ratio": c.data.train_frac if c else None, "opt": c.optim.optimizer if c else None,
                 "lr": c.optim.lr if c else None, "wd": c.optim.weight_decay if c else None,
@@ -470,13 +428,23 @@ def open_run(root: Path, run_id: str) -> RunInfo:
 
 
 def list_runs(root: Path) -> list[RunInfo]:
+    """Every run under root, by id. Configs come from the runs' derived index where it is current
+    (store/index.py), so a listing parses only the configs that changed since the last one."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except OSError:
         return []
+    index = ConfigIndex(root)
     runs = []
-    for d in sorted(root.iterdir()):
-        if d.is_dir() and name_error("run", d.name) is None and (d / "config.toml").is_file():
-            runs.append(open_run(root, d.name))
+    for name in entries:
+        if name_error("run", name) is not None:
+            continue
+        path = root / name
+        if not (path / "config.toml").is_file():
+            continue
+        runs.append(RunInfo(name, path, index.config(path), read_json(path / "summary.json")))
+    index.save()
     return runs
 
 
@@ -497,73 +465,3 @@ def active_run_ids(root: Path) -> list[str]:
     return [r.id for r in runs]
 
 
-def controlled_with(root: Path, run_id: str) -> list[str]:
-    """The other runs being trained now that a pause, continue or stop of `run_id` reaches too: those whose
-    signals go to the same process (a sweep's members: its coordinating process, or one worker)."""
-    me = open_run(root, run_id)
-    mine = control.control_target(me.path, me.summary)
-    if mine[0] is None:
-        return []
-    return sorted(r.id for r in list_runs(root)
-                  if r.id != run_id and r.active and control.control_target(r.path, r.summary) == mine)
-
-
-def controlled_with_text(root: Path, run_id: str, verb: str) -> str | None:
-    """'the same process trains 2 other runs (a, b), which pause with it' (verb: pause, continue, stop),
-    or None when the signal reaches this run alone or the runs cannot be read."""
-    try:
-        others = controlled_with(root, run_id)
-    except (OSError, ValueError, GrokError):
-        return None
-    if not others:
-        return None
-    shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-    return f"the same process trains {len(others)} other run{'s' if len(others) > 1 else ''} ({shown}), " \
-           f"which {verb} with it"
-
-
-def resolve_checkpoint(ref: str, root: Path) -> Path:
-    """`RUN@STEP`, `RUN@memorized`, `RUN@grokked`, `RUN@last` or a path to a .safetensors file."""
-    if ref.endswith(".safetensors") and "@" not in ref:
-        path = Path(ref)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint file {ref} does not exist.")
-        return path
-    run_id, _, which = ref.partition("@")
-    which = which or "last"
-    run = open_run(root, run_id)
-    ckpts = dict(run.checkpoints())
-    if not ckpts:
-        raise CheckpointError(f"run '{run_id}' has no checkpoints.")
-    if which == "last":
-        return ckpts[max(ckpts)]
-    if which in MILESTONES:
-        step = run.milestone_step(which)
-        if step is None:
-            raise CheckpointError(f"run '{run_id}' has not {which} (no such milestone yet).")
-    else:
-        try:
-            step = int(which)
-        except ValueError:
-            raise ConfigError(f"'{ref}' must name a step, memorized, grokked or last after '@'.") from None
-    if step not in ckpts:
-        near = ", ".join(str(s) for s in sorted(ckpts)[:8])
-        raise CheckpointError(f"run '{run_id}' has no checkpoint at step {step} (it has {near}"
-                              f"{', ...' if len(ckpts) > 8 else ''}).")
-    return ckpts[step]
-
-
-def milestone_checkpoints(info: RunInfo) -> dict[str, int]:
-    """The milestones of a run that have a checkpoint, with its step ({"memorized": 260, ...}): what
-    RUN@memorized and RUN@grokked name."""
-    steps = {s for s, _ in info.checkpoints()}
-    found = {m: info.milestone_step(m) for m in MILESTONES}
-    return {m: s for m, s in found.items() if s is not None and s in steps}
-
-
-def run_of_checkpoint(path: Path) -> RunInfo | None:
-    """The run a checkpoint file lives in, if it lives in a run directory."""
-    run_dir = Path(path).resolve().parent.parent
-    if (run_dir / "config.toml").is_file() and name_error("run", run_dir.name) is None:
-        return open_run(run_dir.parent, run_dir.name)
-    return None

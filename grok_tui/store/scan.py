@@ -2,7 +2,7 @@
 
 `RunScanner.scan()` lists the run directories and keys each run by the (inode, size, mtime) of its
 config.toml, summary.json, lock and metrics.jsonl: a run whose key is the one of the last scan keeps
-its `RunInfo` (its config is not parsed again, its summary not read again, and what `RunInfo.reached`
+its `RunInfo` (its config is not parsed again, its summary not read again, and what `RunInfo.steps_and_best`
 read stays). The lock is probed only for runs whose summary says they train (their process may have
 died without touching a file). `changed` says whether anything differs from the last scan, so a front
 end does nothing when nothing happened.

@@ -21,8 +21,8 @@ from grok_tui.spec.config import Config, apply_overrides, from_dict
 from grok_tui.spec.ops import canonical_op, get_op
 from grok_tui.spec.presets import preset
 from grok_tui.spec.tomlfile import load_toml
+from grok_tui.store.ids import new_id
 from grok_tui.store.names import MAX_LEN, name_error
-from grok_tui.store.runs import new_id
 from grok_tui.store.sweeps import SWEEPS_DIR
 from grok_tui.sweep.grid import MAX_MEMBERS, dedupe, load_grid_file, parse_values
 from grok_tui.train import model, vecoptim

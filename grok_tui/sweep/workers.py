@@ -43,6 +43,23 @@ COORDINATOR_DIED = "the sweep's coordinating process died"
 _WORKER: dict[str, Any] = {}
 
 
+class _Flag:
+    """A flag shared by the coordinator and its workers without a lock (one byte of shared memory): a
+    coordinator killed while it holds a lock must never leave its workers waiting on it."""
+
+    def __init__(self, ctx) -> None:
+        self.value = ctx.RawValue("b", 0)
+
+    def is_set(self) -> bool:
+        return bool(self.value.value)
+
+    def set(self) -> None:
+        self.value.value = 1
+
+    def clear(self) -> None:
+        self.value.value = 0
+
+
 # --- in a worker process ---------------------------------------------------------------------------
 
 class _EitherEvent:
@@ -83,15 +100,13 @@ def _orphaned(control: Control) -> None:
 
 def _watch_parent(ppid: int, control: Control) -> None:
     """Stop this worker's members when its coordinator dies: PR_SET_PDEATHSIG (Linux) sends SIGTERM at
-    once; a daemon thread compares os.getppid() every half second where that does not exist (and in
-    case the coordinator died before the prctl)."""
-    def on_term(signum, frame):  # noqa: ARG001
-        if os.getppid() != ppid:
-            _orphaned(control)
-        else:  # someone asked this worker to stop: its members stop, the sweep goes on
-            control.stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
+    once, and a daemon thread compares os.getppid() every half second (where prctl does not exist, or the
+    coordinator died before it). The SIGTERM can come while the coordinator's last threads are still
+    going (the kernel sends it when the thread that started this worker ends), so the thread decides:
+    a parent pid that changes within two seconds is the coordinator's death; else someone asked this
+    worker to stop, and its members stop without that reason."""
+    term = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: term.set())
     try:
         import ctypes
 
@@ -102,7 +117,13 @@ def _watch_parent(ppid: int, control: Control) -> None:
 
     def watch() -> None:
         while os.getppid() == ppid:
-            time.sleep(0.5)
+            if term.wait(0.5):
+                deadline = time.monotonic() + 2.0
+                while os.getppid() == ppid and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if os.getppid() == ppid:
+                    control.stop.set()
+                    return
         _orphaned(control)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -215,7 +236,7 @@ def run_workers(p: Plan, runs_dir: Path, reporters: list[Reporter] | tuple = (),
     already under way and every member's end gets written."""
     control = control or Control()
     ctx = mp.get_context("spawn")  # no fork of a process that holds torch's threads
-    stop, pause = ctx.Event(), ctx.Event()
+    stop, pause = _Flag(ctx), _Flag(ctx)
     threads = max(1, usable_cpus() // p.workers)
     results: dict[str, dict] = {}
     workers: list[_Worker] = []

@@ -25,7 +25,6 @@ from grok_tui.store.files import (
     atomic_write,
     atomic_write_text,
     ckpt_name,
-    latest_state,  # noqa: F401  (the trainer finds the resume state here)
 )
 from grok_tui.train.model import Arch
 

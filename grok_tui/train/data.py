@@ -10,7 +10,6 @@ import torch
 
 from grok_tui.errors import ConfigError
 from grok_tui.spec.ops import (
-    Op,  # noqa: F401  (the ensemble names it as data.Op)
     encode,
     get_op,
     table,

@@ -30,6 +30,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from grok_tui.errors import ConfigError
 from grok_tui.optim import registry as optim
 from grok_tui.spec.config import Config
+from grok_tui.spec.ops import Op
 from grok_tui.train import data, losses, metrics, model, progress
 from grok_tui.train.device import apply_precision, autocast
 from grok_tui.train.loop import save_member
@@ -118,7 +119,7 @@ class Ensemble:
         self._chunk: tuple[int, torch.Tensor] | None = None
 
     # -- set-up --------------------------------------------------------------------------------
-    def _build_data(self, cfgs: list[Config], ops: list[data.Op]) -> None:
+    def _build_data(self, cfgs: list[Config], ops: list[Op]) -> None:
         p, tokens = cfgs[0].data.p, cfgs[0].data.tokens
         a, b, _ = data.table(ops[0], p)
         self.table_x = torch.from_numpy(data.encode(a, b, p, tokens)).to(self.device)  # (N, seq)

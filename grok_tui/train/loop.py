@@ -26,13 +26,11 @@ import torch
 
 from grok_tui.errors import is_out_of_memory
 from grok_tui.report import Reporter
-from grok_tui.spec.config import Config, TrainConfig
+from grok_tui.spec.config import MILESTONES, Config, TrainConfig
 from grok_tui.store import progress as progress_store
 from grok_tui.store.runs import RunRemoved, RunWriter
 from grok_tui.train import checkpoint
 from grok_tui.train.device import gpu_status
-
-MILESTONES = (("memorized", "train_acc", "memorized_threshold"), ("grokked", "val_acc", "grokked_threshold"))
 
 
 @dataclass
@@ -138,8 +136,8 @@ class Recorder:
             self.writer.metrics(row)
         self.call("on_eval", row)
         tc, new = self.cfg.train, []
-        for name, key, threshold in MILESTONES:
-            if name not in self.milestones and row[key] >= getattr(tc, threshold):
+        for name, key in MILESTONES.items():
+            if name not in self.milestones and row[key] >= getattr(tc, f"{name}_threshold"):
                 self.milestones[name] = row["step"]
                 new.append(name)
         for name in new:

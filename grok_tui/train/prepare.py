@@ -16,6 +16,7 @@ from typing import Any
 from grok_tui.errors import ConfigError
 from grok_tui.spec.config import Config
 from grok_tui.spec.resolve import resolve
+from grok_tui.store import ids
 from grok_tui.store import runs as store
 from grok_tui.store.files import atomic_write_text, checkpoints, ckpt_name, latest_state
 from grok_tui.train.trainer import Trainer, build_trainer
@@ -55,7 +56,7 @@ def prepare_run(runs_dir: str | Path, *, resume: str | None = None, preset: str 
     runs_dir, overrides = Path(runs_dir), {k: v for k, v in (overrides or {}).items() if v is not None}
     if resume is None:
         cfg = resolve(preset, config_file, overrides)
-        store.new_run_id(runs_dir, cfg, name)  # a bad name is refused before the model is built
+        ids.new_run_id(runs_dir, cfg, name)  # a bad name is refused before the model is built
         trainer = build_trainer(cfg)  # the model and split exist before the run directory does
         return PreparedRun(cfg, trainer, store.create_writer(runs_dir, cfg, name), None)
     if preset is not None or config_file is not None or name is not None:

@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from grok_tui.figures.export import ExportError, write_csv
 from grok_tui.figures.panels import save_figure
 from grok_tui.spec.config import Config
+from grok_tui.store import ids
 from grok_tui.store import runs as store
 from grok_tui.store.follow import Polled
 from grok_tui.tui.followed import Launch, LiveRun, try_control
@@ -203,7 +204,7 @@ class GrokApp(App):
     def start_run(self, cfg: Config) -> LiveRun:
         """Start a detached run of cfg and show it. The files are written and the process started in a
         thread; a runs directory that cannot be written ends the run as failed with one sentence."""
-        run_id = store.new_run_id(self.runs_dir, cfg)
+        run_id = ids.new_run_id(self.runs_dir, cfg)
         # the config as the form gave it, threads included: the child is `grok-tui run --config` of exactly
         # this (threads 0 means one per core there too; OpenMP's threads spin only briefly, cli/main.py)
         launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))

@@ -22,8 +22,9 @@ from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
 from grok_tui.store.follow import ACTIVE, Polled, RunFollower
+from grok_tui.store.ids import START_DIR, new_run_id
 from grok_tui.store.logs import error_line
-from grok_tui.store.runs import START_DIR, claim_start_file, new_run_id
+from grok_tui.store.runs import claim_start_file
 
 
 class Launch:
@@ -32,7 +33,7 @@ class Launch:
     Its id is claimed when it is made: ``<runs>/.start/<id>.toml`` is created with O_EXCL and the config
     written into it, never over another launch's file; a taken id (a run directory or another start file
     of that name) moves on to `-2`, `-3`, ... so `run_id` may differ from the id asked for, and two starts
-    in the same second get two ids. `run_id` None generates one (store.runs.new_run_id). Where the runs
+    in the same second get two ids. `run_id` None generates one (store.ids.new_run_id). Where the runs
     directory cannot be written the claim is made again by start(), which raises the OSError."""
 
     def __init__(self, runs_dir: Path, run_id: str | None, cfg: Config, python: str = sys.executable):

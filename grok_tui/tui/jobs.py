@@ -74,12 +74,6 @@ class ConnectJob:
         """Whether `cancel` signalled the child."""
         return self._signalled
 
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout) if self.proc is not None else None
-        except subprocess.TimeoutExpired:
-            return None
-
     def error(self) -> str:
         """Why the job did not finish: its outcome's sentence, else the child's last line of output."""
         if self.outcome and self.outcome.get("error"):

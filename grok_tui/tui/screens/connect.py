@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 from grok_tui.connect.results import list_results, load_result
 from grok_tui.errors import GrokError
 from grok_tui.host import usable_cpus
+from grok_tui.store import refs
 from grok_tui.store import runs as store
 from grok_tui.tui.jobs import ConnectJob, eta_text, new_job_id
 from grok_tui.tui.widgets.connect_plot import ConnectPlot, HeatData, LandscapeHeatmap, Line
@@ -39,7 +40,7 @@ CANCEL_WAIT_S = 30.0  # a cancelled child that has not ended by then is killed
 def checkpoint_options(info: store.RunInfo) -> list[tuple[str, str]]:
     """Choices for a run's checkpoint: its milestones, last, then every saved step."""
     steps = [s for s, _ in info.checkpoints()]
-    opts = [(f"{m} ({s})", m) for m, s in store.milestone_checkpoints(info).items()]
+    opts = [(f"{m} ({s})", m) for m, s in refs.milestone_checkpoints(info).items()]
     if steps:
         opts.append((f"last ({steps[-1]})", "last"))
     opts += [(f"step {s}", str(s)) for s in steps]

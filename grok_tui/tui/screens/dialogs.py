@@ -149,7 +149,7 @@ class RunDetailsScreen(ModalScreen[None]):
         if r.config:
             for section, values in r.config.to_dict().items():
                 lines.append(f"[b]{section}[/]  " + escape("  ".join(f"{k}={v}" for k, v in values.items())))
-        steps_run, best_val = r.reached()  # a killed run's: from its metric rows
+        steps_run, best_val = r.steps_and_best()  # a killed run's: from its metric rows
         s = {**r.summary, "steps_run": steps_run, "best_val_acc": best_val}
 
         def val(key: str) -> str:

@@ -148,7 +148,7 @@ class RunsScreen(Screen):
             runs, changed = scanner.scan(limit=limit)
             if changed:
                 for r in runs:  # a killed run's headline reads its metrics file: here, not on the UI thread
-                    r.reached()  # (once per RunInfo; the scanner keeps those of unchanged runs)
+                    r.steps_and_best()  # (once per RunInfo; the scanner keeps those of unchanged runs)
                 self.post_message(self.Scanned(runs))
             if scanner.complete:
                 break
@@ -267,7 +267,7 @@ class RunsScreen(Screen):
     def _load_details(self, rid: str) -> None:
         info = store.open_run(self.runs_dir, rid)
         checkpoints = [step for step, _ in info.checkpoints()]
-        info.reached()  # read here, not in the dialog on the UI thread
+        info.steps_and_best()  # read here, not in the dialog on the UI thread
         self.app.call_from_thread(self.app.push_screen, RunDetailsScreen(info, checkpoints))
 
     def action_attach(self) -> None:

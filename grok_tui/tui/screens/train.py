@@ -22,6 +22,7 @@ from textual.widgets import Button, Footer, Input, Select, Static
 from grok_tui.display import device_text, gpu_text, threads_text
 from grok_tui.figures.export import Series
 from grok_tui.host import usable_cpus
+from grok_tui.store import control_groups
 from grok_tui.store import runs as store
 from grok_tui.tui.followed import LiveRun, try_control
 from grok_tui.tui.messages import RunUpdated
@@ -271,7 +272,7 @@ class TrainScreen(Screen):
     @work(thread=True, group="others", exit_on_error=False, description="runs controlled with this one")
     def _tell_others(self, run_id: str, verb: str) -> None:
         """A sweep member shares its process with the other members: say that they {verb} too."""
-        text = store.controlled_with_text(self.app.runs_dir, run_id, verb)
+        text = control_groups.controlled_with_text(self.app.runs_dir, run_id, verb)
         if text:
             self.app.call_from_thread(self.notify, f"{run_id}: {text}.", timeout=6, markup=False)
 

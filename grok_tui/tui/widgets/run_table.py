@@ -11,7 +11,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from grok_tui.store.runs import RunInfo, fmt
+from grok_tui.display import fmt
+from grok_tui.store.runs import RunInfo
 
 # The run id comes first and whole (ids are readable at 80 columns; the rest scrolls sideways).
 COLUMNS = (("sel", " "), ("run", "run"), ("status", "status"), ("grok", "grok"), ("mem", "mem"),
