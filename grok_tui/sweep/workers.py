@@ -5,7 +5,7 @@ every operation pays an OpenMP fork/join, and most are too small to split. N sin
 processes, each training its own chunk of the sweep, can. Each worker writes its members' run
 directories itself (same machine, same contract as in-process training); its reports travel to
 this process through its own pipe, so the progress display and ``--json`` lines are the same as with
-one process. Stop and pause are shared events that every worker's training loop reads between steps.
+one process. Stop and pause are shared flags (no lock) that every worker's training loop reads between steps.
 
 Each worker is a process of its own (multiprocessing.Process, not a pool) with a pipe for its tasks
 and one for what it says back, so one dying costs only its own members:
