@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -204,10 +205,10 @@ def connect_cmd(
         print(json.dumps(strict_json(r), allow_nan=False))
         return
     ends = r["inputs"]["endpoints"]
-    console.print(f"[bold]{curve}[/] from {ends[0]['ref']} (t=0) to {ends[1]['ref']} (t=1), wd {r['inputs']['wd']:g}, "
+    console.print(f"[bold]{curve}[/] from {escape(ends[0]['ref'])} (t=0) to {escape(ends[1]['ref'])} (t=1), wd {r['inputs']['wd']:g}, "
                   f"{r['inputs']['points']} points on {r['inputs']['device']} in {r['wall_s']['total']:.1f} s")
     for note in r["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(_rows(_with_l2(r["data"]), "t", COLUMNS))
     s = r["summary"]
     console.print(f"train err: max {s['train_err']['max']:.3f} at t={s['train_err']['t_max']:.3f}, "
@@ -216,7 +217,7 @@ def connect_cmd(
     if "grad_norm" in s:
         console.print(f"grad norm: {s['grad_norm']['start']:.3g} at t=0, {s['grad_norm']['end']:.3g} at t=1, "
                       f"max {s['grad_norm']['max']:.3g} at t={s['grad_norm']['t_max']:.3f}")
-    console.print(f"saved {r['path']}" + (f" and bends {', '.join(r['bend_files'])}" if r["bend_files"] else ""))
+    console.print(escape(f"saved {r['path']}" + (f" and bends {', '.join(r['bend_files'])}" if r["bend_files"] else "")))
 
 
 def landscape_cmd(
@@ -264,13 +265,13 @@ def landscape_cmd(
         print(json.dumps(strict_json(r), allow_nan=False))
         return
     d = r["data"]
-    console.print(f"[bold]{r['kind']}[/] around {r['inputs']['endpoints'][0]['ref']}, {len(d['train_loss'])} points "
+    console.print(f"[bold]{r['kind']}[/] around {escape(r['inputs']['endpoints'][0]['ref'])}, {len(d['train_loss'])} points "
                   f"on {r['inputs']['device']} in {r['wall_s']['total']:.1f} s")
     if r["kind"] == "landscape1d":
         console.print(_rows(d, "alpha", ("train_loss", "val_loss", "train_err", "val_err", "grad_norm"), 21))
     else:
         for m in r.get("marks", []):
-            console.print(f"  {m['ref']} at ({m['xy'][0]:.3g}, {m['xy'][1]:.3g})")
+            console.print(f"  {escape(m['ref'])} at ({m['xy'][0]:.3g}, {m['xy'][1]:.3g})")
         for k in ("train_loss", "val_loss", "train_err", "val_err"):
             console.print(f"  {k:10} min {min(d[k]):.4g}  max {max(d[k]):.4g}")
-    console.print(f"saved {r['path']}")
+    console.print(escape(f"saved {r['path']}"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from grok_tui.cli.common import RunsDir, console, user_errors
 from grok_tui.store import control, control_groups
@@ -30,7 +31,7 @@ def pause_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
     with user_errors():
         info = store.open_run(runs_dir, run_id)
         pid = control.pause_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to pause{_with_others(runs_dir, run_id, 'pause')}")
+    console.print(escape(f"asked {run_id} (pid {pid}) to pause{_with_others(runs_dir, run_id, 'pause')}"))
 
 
 def continue_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
@@ -38,7 +39,7 @@ def continue_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs")) -> None:
     with user_errors():
         info = store.open_run(runs_dir, run_id)
         pid = control.resume_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to continue{_with_others(runs_dir, run_id, 'continue')}")
+    console.print(escape(f"asked {run_id} (pid {pid}) to continue{_with_others(runs_dir, run_id, 'continue')}"))
 
 
 def stop_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs"),
@@ -49,13 +50,13 @@ def stop_cmd(run_id: RunArg, runs_dir: RunsDir = Path("runs"),
         info = store.open_run(runs_dir, run_id)
         others = _with_others(runs_dir, run_id, "stop")
         pid = control.stop_run(info.path)
-    console.print(f"asked {run_id} (pid {pid}) to stop{others}")
+    console.print(escape(f"asked {run_id} (pid {pid}) to stop{others}"))
     deadline = time.monotonic() + wait
     while wait and control.runner_alive(info.path):
         if time.monotonic() > deadline:
-            console.print(f"{run_id} is still writing its final checkpoint after {wait:g} s")
+            console.print(escape(f"{run_id} is still writing its final checkpoint after {wait:g} s"))
             raise typer.Exit(1)
         time.sleep(0.2)
     if wait:
         info = store.open_run(runs_dir, run_id)
-        console.print(f"{run_id} {info.status} at step {info.summary.get('steps_run', '?')}")
+        console.print(escape(f"{run_id} {info.status} at step {info.summary.get('steps_run', '?')}"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from grok_tui.cli.common import RunsDir, console, err_console, user_errors
 from grok_tui.errors import ConfigError
@@ -132,7 +133,7 @@ def plot_cmd(
             written = _runs(runs_dir, run_ids or [], where, _metrics(metric) or ["val_acc"], out, csv, title,
                             weight, group_by, band, logx is not False, logy)
     for p in written:
-        console.print(f"wrote {p}", soft_wrap=True)
+        console.print(escape(f"wrote {p}"), soft_wrap=True)
 
 
 def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: list[str], out: Optional[Path],
@@ -146,7 +147,7 @@ def _runs(runs_dir: Path, run_ids: list[str], where: Optional[str], metrics: lis
             rows = pstore.with_progress(rows, pstore.read_progress(r.path))
         missing = [m for m in metrics if not series(rows, m).x]
         if missing and where is not None and not run_ids:  # chosen by a query: leave it out, and say so
-            err_console.print(f"left out {r.id}: no values of {', '.join(missing)}", soft_wrap=True)
+            err_console.print(escape(f"left out {r.id}: no values of {', '.join(missing)}"), soft_wrap=True)
             continue
         if missing:
             known = ", ".join(metric_keys(rows)) or "none yet"

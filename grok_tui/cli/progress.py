@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from grok_tui.cli.common import JsonOut, RunsDir, console, err_console, user_errors
@@ -124,4 +125,4 @@ def _backfill(ref: str, runs_dir: Path, json_out: bool, threads: int) -> None:
             t.add_row(str(r["step"]), _fmt(r["gini"]), _fmt(r["ipr"]), _fmt(r["restricted_loss"]),
                       _fmt(r["excluded_loss"]), ", ".join(map(str, r["key_freqs"])))
         console.print(t)
-        console.print(f"wrote {len(rows)} rows into {out}", soft_wrap=True)
+        console.print(escape(f"wrote {len(rows)} rows into {out}"), soft_wrap=True)

@@ -52,13 +52,13 @@ class RichProgress(Reporter):
 
     def on_member_start(self, run_id: str, info: dict) -> None:
         device = device_text(info["device"], info.get("gpu"))
-        console.print(f"run [bold]{info['run_id']}[/] on {device}: {info['params']:,} parameters, "
+        console.print(f"run [bold]{escape(str(info['run_id']))}[/] on {escape(device)}: {info['params']:,} parameters, "
                       f"{info['n_train']} train / {info['n_val']} val examples")
         if info.get("compile"):
             console.print("compiling the training step: the first step waits for torch.compile (about half a "
                           "minute on a CPU, seconds once its cache holds this model)")
         self.progress.start()
-        self.task = self.progress.add_task(info["run_id"] or "train", total=info["steps"],
+        self.task = self.progress.add_task(escape(info["run_id"] or "train"), total=info["steps"],
                                            completed=info["start_step"], rate="- it/s", train="-", val="-", gpu="")
         self._t = (time.perf_counter(), info["start_step"])
         self._start = info["start_step"]
@@ -80,10 +80,10 @@ class RichProgress(Reporter):
                                         f"(train acc {event['train_acc']:.3f}, val acc {event['val_acc']:.3f})")
         elif event["event"] == "paused":
             self.progress.console.print(f"[yellow]paused[/] at step {event['step']} "
-                                        f"(grok-tui continue {self.resume_args} resumes it)")
+                                        f"(grok-tui continue {escape(self.resume_args)} resumes it)")
             self.progress.update(self.task, rate="paused")
         elif event["event"] == "warning":
-            self.progress.console.print(f"[yellow]warning[/] at step {event['step']}: {event['message']}")
+            self.progress.console.print(f"[yellow]warning[/] at step {event['step']}: {escape(str(event['message']))}")
         elif event["event"] == "resumed":
             self.progress.console.print(f"resumed at step {event['step']}")
             self._t = (time.perf_counter(), event["step"])  # the pause does not count in the next rate

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from grok_tui.cli.common import JsonOut, PlainUsage, RunsDir, console, user_errors
@@ -98,7 +99,7 @@ def runs_list(ctx: typer.Context, runs_dir: RunsDir = Path("runs"), json_out: Js
             print(json.dumps(row))
         return
     if not rows:
-        console.print(f"no runs in {runs_dir}" + (f" match '{where}'" if where else ""), soft_wrap=True)
+        console.print(escape(f"no runs in {runs_dir}" + (f" match '{where}'" if where else "")), soft_wrap=True)
         return
     cells = [{k: fmt(v) for k, v in row.items()} for row in rows]
     console.print(plain_table(cells, fit_columns(cells, console.width), LEFT), soft_wrap=True)
@@ -119,18 +120,18 @@ def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id"
                           "config": r.config.to_dict() if r.config else None,
                           "checkpoints": [s for s, _ in ckpts], "last": metrics[-1] if metrics else None}))
         return
-    console.print(f"[bold]{r.id}[/]  {r.status}  ({r.path})")
+    console.print(f"[bold]{escape(r.id)}[/]  {r.status}  ({escape(str(r.path))})")
     if r.config:
         for section, values in r.config.to_dict().items():
             if section == "optim":
                 values = {k: v for k, v in values.items() if k in optimizer_reads(values)}
-            console.print(f"  [bold]{section}[/] " + "  ".join(f"{k}={v}" for k, v in values.items()))
+            console.print(f"  [bold]{section}[/] " + escape("  ".join(f"{k}={v}" for k, v in values.items())))
     console.print(f"  memorized at {fmt(r.summary.get('memorized_step'))}, grokked at "
                   f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.steps_and_best()[1])}")
     if r.summary.get("error"):
-        console.print(f"  [red]error:[/] {r.summary['error']}")
+        console.print(f"  [red]error:[/] {escape(str(r.summary['error']))}")
     console.print(f"  {len(metrics)} metric rows; checkpoints at steps: "
                   + (", ".join(str(s) for s, _ in ckpts) or "none"))
     if metrics:
         last = metrics[-1]
-        console.print("  last: " + "  ".join(f"{k}={fmt(v)}" for k, v in last.items() if "." not in k))
+        console.print("  last: " + escape("  ".join(f"{k}={fmt(v)}" for k, v in last.items() if "." not in k)))

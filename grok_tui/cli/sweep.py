@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from grok_tui.cli.common import (
     ConfigFile,
@@ -17,6 +19,7 @@ from grok_tui.cli.common import (
     Preset,
     RunsDir,
     console,
+    err_console,
     fail,
     field_flags,
     stop_on_signals,
@@ -56,7 +59,7 @@ class SweepProgress(Reporter):
     def on_start(self, plan: dict) -> None:
         groups = plan["groups"]
         workers = plan.get("workers", 1)
-        console.print(f"sweep [bold]{plan['sweep_id']}[/]: {plan['members']} runs in {len(groups)} group(s) "
+        console.print(f"sweep [bold]{escape(plan['sweep_id'])}[/]: {plan['members']} runs in {len(groups)} group(s) "
                       f"({sum(g['vectorised'] for g in groups)} vectorised)"
                       + (f", {workers} worker processes side by side" if workers > 1 else ""))
         self.progress.start()
@@ -84,9 +87,9 @@ class SweepProgress(Reporter):
             self.counts[i][event["event"]] += 1
             self.progress.update(self.tasks[i], mem=self.counts[i]["memorized"], grok=self.counts[i]["grokked"])
         elif event["event"] == "failed":
-            self.progress.console.print(f"[red]{run_id} failed:[/] {event.get('error')}")
+            self.progress.console.print(f"[red]{escape(run_id)} failed:[/] {escape(str(event.get('error')))}")
         elif event["event"] == "skipped":
-            self.progress.console.print(f"[yellow]{run_id} skipped:[/] {event.get('error')}")
+            self.progress.console.print(f"[yellow]{escape(run_id)} skipped:[/] {escape(str(event.get('error')))}")
 
     def on_member_end(self, run_id: str, summary: dict) -> None:
         self.counts[self.group_of[run_id]]["done"] += 1
@@ -101,16 +104,16 @@ def print_summary(summary: dict) -> None:
 
     rows = table_rows(summary)
     if rows:
-        table = Table(box=None, header_style="bold", title=f"sweep {summary['sweep_id']}: steps to memorize / grok "
+        table = Table(box=None, header_style="bold", title=f"sweep {escape(summary['sweep_id'])}: steps to memorize / grok "
                                                             "(mean ± std over seeds, (n reached))")
         for col in rows[0]:
             table.add_column(col, justify="right")
         for r in rows:
-            table.add_row(*r.values())
+            table.add_row(*(Text(str(v)) for v in r.values()))
         console.print(table)
     statuses = [m["status"] for m in summary["members"]]
     console.print(f"{statuses.count('finished')}/{len(statuses)} runs finished in {summary['wall_s']:.1f} s "
-                  f"({summary['backend']}); summary: {summary['path']} (+ .csv)")
+                  f"({summary['backend']}); summary: {escape(str(summary['path']))} (+ .csv)")
 
 
 class SweepJson(JsonLines):
@@ -179,18 +182,18 @@ def sweep_cmd(
             if json_out:
                 print(json.dumps(desc))
             else:
-                console.print(f"sweep {p.sweep_id}: {len(p.members)} runs, {len(p.groups)} group(s), "
+                console.print(f"sweep {escape(p.sweep_id)}: {len(p.members)} runs, {len(p.groups)} group(s), "
                               f"{p.workers} worker process(es)")
                 for i, g in enumerate(desc["groups"]):
                     console.print(f"  group {i}: {len(g['members'])} members, "
                                   f"{'vectorised' if g['vectorised'] else 'one by one'}, {g['steps']} steps")
                 for m in p.members:
-                    console.print(f"  {m.run_id}  " + " ".join(f"{k}={v}" for k, v in m.values.items()))
+                    console.print(escape(f"  {m.run_id}  " + " ".join(f"{k}={v}" for k, v in m.values.items())))
             return
         control = Control()
         with stop_on_signals(control):
             summary = run_sweep(p, runs_dir, backend, [SweepJson() if json_out else SweepProgress()], control,
-                                ray_address=ray_address)
+                                ray_address=ray_address, note=lambda text: err_console.print(f"note: {escape(text)}"))
     statuses = [m["status"] for m in summary["members"]]
     if "failed" in statuses:
         raise fail(f"{statuses.count('failed')} of {len(statuses)} runs failed (see their summary.json).", 1)

@@ -32,11 +32,13 @@ def _create_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temp file name beside {path}")
 
 
-def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+def atomic_write(path: Path, write: Callable[[str], Any], make_dirs: bool = True) -> None:
     """Call write(tmp_path), then rename onto path; on any failure the old file (if any) stays. The file
-    gets the mode every file the user creates gets (0666 less the umask)."""
+    gets the mode every file the user creates gets (0666 less the umask). With make_dirs=False a missing
+    directory is an OSError (ENOENT), never made again (a run directory removed under its writer)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_dirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     mode = stat.S_IMODE(os.fstat(fd).st_mode)
     os.close(fd)
@@ -55,8 +57,8 @@ def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+def atomic_write_text(path: Path, text: str, make_dirs: bool = True) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text), make_dirs)
 
 
 def overwrite_in_place(path: Path, text: str) -> bool:

@@ -24,22 +24,55 @@ from grok_tui.spec.config import Config
 from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control, files
 from grok_tui.store.files import read_json, read_jsonl
-from grok_tui.store.ids import new_run_id
+from grok_tui.store.ids import START_DIR, new_run_id  # noqa: F401 - START_DIR: where it was
 from grok_tui.store.index import ConfigIndex
 from grok_tui.store.names import name_error
 from grok_tui.store.progress import PROGRESS_FILE
 
 RUNS_DIR_ENV = "GROK_TUI_RUNS_DIR"
-# <runs>/.start/<id>.toml and .log: the config of a run the app launches and the runner's output until
-# its run directory exists (tui/followed.py); the runner removes them itself once that directory exists
-START_DIR = ".start"
 _ENDS = ("failed", "stopped", "finished")  # the events that end a run (the loop's last event)
 
 
 # --- writing -----------------------------------------------------------------------------------
 
+def claim_start_file(root: Path, cfg: Config, run_id: str | None = None, attempts: int = 1000) -> str:
+    """Claim ``<root>/.start/<id>.toml`` for a run the app launches and write cfg into it; returns the id.
+
+    The file is created with O_EXCL, never overwritten: `run_id` when it is free (no run directory, no
+    start file), else the next free one (`-2`, `-3`, ... as new_id counts), so two starts in the same
+    second get two ids and two intact configs. With run_id None the id is generated (new_run_id).
+    OSError when the runs directory cannot be written."""
+    root = Path(root)
+    start = root / START_DIR
+    start.mkdir(parents=True, exist_ok=True)
+    base = run_id if run_id is not None else new_run_id(root, cfg)
+    data = cfg.to_toml().encode()
+    for n in range(1, attempts + 1):
+        cand = base if n == 1 else f"{base}-{n}"
+        if os.path.lexists(root / cand):
+            continue
+        try:
+            fd = os.open(start / f"{cand}.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except BaseException:
+            os.close(fd)
+            os.unlink(start / f"{cand}.toml")
+            raise
+        os.close(fd)
+        return cand
+    raise ConfigError(f"no free run id under {root} after {attempts} tries.")
+
+
 class RunExists(ConfigError):
     """A new run's directory exists already."""
+
+
+class RunRemoved(OSError):
+    """The run directory a writer writes was removed (or replaced) under it; str(e) is the sentence."""
 
 
 def _step_at_most(step: int) -> Callable[[dict], bool]:
@@ -99,6 +132,7 @@ class RunWriter:
             if e.errno in _MACHINE_ERRNOS:
                 raise GrokError(why) from None  # a failure of the machine (exit 1), not of the input
             raise ConfigError(why) from None
+        self._ident = _dir_ident(self.path)
         self.summary: dict[str, Any] = read_json(self.path / "summary.json") if resume else {}
         for stale in ("error", "finished_at", "control_pid", "control_pid_start"):  # a resume answers itself
             self.summary.pop(stale, None)
@@ -108,6 +142,20 @@ class RunWriter:
     @property
     def run_id(self) -> str:
         return self.path.name
+
+    def removed(self) -> RunRemoved | None:
+        """The error to end with when this writer's directory was removed (or replaced by another of its
+        name) since the writer opened it; None while it is there. One stat of the directory."""
+        if self._ident is None or _dir_ident(self.path) == self._ident:
+            return None
+        return RunRemoved(f"the run directory {self.path} was removed while it trained.")
+
+    def check_present(self) -> None:
+        """Raise RunRemoved when the directory was removed: called at each evaluation and before every
+        checkpoint and summary write, so nothing of a removed run is made again."""
+        gone = self.removed()
+        if gone is not None:
+            raise gone
 
     def _append(self, path: Path, obj: dict) -> None:
         """One line appended with one write, the file opened for it alone: a writer holds no descriptor
@@ -142,9 +190,12 @@ class RunWriter:
             self._last_summary = now
             self.summary["updated_at"] = time.time()
             text = json.dumps(self.summary, indent=1)
+            self.check_present()
             try:
-                files.atomic_write_text(self.path / "summary.json", text)
+                files.atomic_write_text(self.path / "summary.json", text, make_dirs=False)
             except OSError as e:
+                if (gone := self.removed()) is not None:
+                    raise gone from None
                 # A full disk has no room for the temp file; the old summary's own blocks still
                 # hold the new one (a few hundred bytes), so a final status is not lost.
                 if e.errno != errno.ENOSPC or not files.overwrite_in_place(self.path / "summary.json", text):
@@ -184,6 +235,39 @@ def create_writer(root: Path, cfg: Config, name: str | None = None, attempts: in
     raise ConfigError(f"no free run id under {root} after {attempts} tries; give --name.")
 
 
+def end_abandoned(path: Path, error: str) -> dict | None:
+    """Write the end of a run whose writer died without writing it (a sweep's worker process killed):
+    status failed with `error` and a failed event, under the run's lock (free once its writer is dead).
+    Returns the run's summary as it now stands (its own, when it had ended already), or None when there is
+    no run directory. RunLocked when a live process still writes it; OSError when it cannot be written."""
+    path = Path(path)
+    if not (path / "config.toml").is_file():
+        return None
+    lock = control.RunLock(path)
+    lock.acquire()
+    try:
+        summary = read_json(path / "summary.json")
+        if summary.get("status") in _ENDS:
+            return summary
+        now = time.time()
+        step = summary.get("steps_run") if isinstance(summary.get("steps_run"), int) else 0
+        rows = read_jsonl(path / "metrics.jsonl")
+        if rows and isinstance(rows[-1].get("step"), int):
+            step = max(step, rows[-1]["step"])
+        event = {"event": "failed", "step": step, "error": error, "time": now}
+        fd = os.open(path / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o666)
+        try:
+            os.write(fd, (json.dumps(event) + "\n").encode())
+        finally:
+            os.close(fd)
+        summary.update(status="failed", error=error, steps_run=step, finished_at=now, updated_at=now)
+        files.atomic_write_text(path / "summary.json", json.dumps(summary, indent=1), make_dirs=False)
+        return summary
+    finally:
+        lock.release()
+
+
 def check_runs_dir(root: Path) -> None:
     """Make sure the runs directory exists and can be written (ConfigError, exit 2, when not)."""
     root = Path(root)
@@ -195,6 +279,15 @@ def check_runs_dir(root: Path) -> None:
         raise ConfigError(f"cannot create the runs directory {root}: {e.strerror or e}.") from None
     if not os.access(root, os.W_OK | os.X_OK):
         raise ConfigError(f"the runs directory {root} is not writable.")
+
+
+def _dir_ident(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a directory; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _make_run_dir(path: Path) -> bool:

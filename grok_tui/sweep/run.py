@@ -7,6 +7,7 @@ milestones by swept value) goes to ``runs/sweeps/<sweep-id>.json`` after each gr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from grok_tui.errors import ConfigError
@@ -22,9 +23,11 @@ from grok_tui.train.loop import Control
 # --- the whole sweep -------------------------------------------------------------------------
 
 def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", reporters: list[Reporter] | tuple = (),
-              control: Control | None = None, ray_address: str | None = None) -> dict:
+              control: Control | None = None, ray_address: str | None = None,
+              note: Callable[[str], None] | None = None) -> dict:
     """Run every group of the plan; save and return the sweep summary. `reporters` hear the sweep's
-    hooks and every member's (report.Reporter), whichever backend trains them."""
+    hooks and every member's (report.Reporter), whichever backend trains them; `note` hears sentences
+    for the user (the Ray backend's: it cannot pause)."""
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend must be local or ray, got '{backend}'.")
     runs_dir = Path(runs_dir)
@@ -55,7 +58,7 @@ def run_sweep(p: Plan, runs_dir: str | Path, backend: str = "local", reporters: 
             results.update(run_group(g, runs_dir, p.sweep_id, reporters, control, i))
             save(False)
     else:
-        results.update(run_ray(p, runs_dir, reporters, ray_address))
+        results.update(run_ray(p, runs_dir, reporters, ray_address, control, note))
     summary = save(True)
     for rep in reporters:
         rep.on_end(summary)

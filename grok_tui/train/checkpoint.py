@@ -38,21 +38,22 @@ def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str
         raise OSError(errno.ENOSPC if full else errno.EIO, str(e).split(": ")[-1], tmp) from None
 
 
-def write_weights(path: Path, weights: dict[str, torch.Tensor], arch: Arch, step: int) -> Path:
+def write_weights(path: Path, weights: dict[str, torch.Tensor], arch: Arch, step: int, make_dirs: bool = True) -> Path:
     """Weights in checkpoint format (the architecture and step in the metadata), written atomically;
     a full disk is an OSError (ENOSPC) and leaves no partial file."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": str(step)}
-    atomic_write(Path(path), lambda tmp: _save_tensors(tensors, tmp, meta))
+    atomic_write(Path(path), lambda tmp: _save_tensors(tensors, tmp, meta), make_dirs)
     return Path(path)
 
 
 def save(directory: Path, step: int, model: torch.nn.Module, arch: Arch, metrics: dict, tags: list[str]) -> Path:
-    """Write the weights and the sidecar of one checkpoint; returns the .safetensors path."""
+    """Write the weights and the sidecar of one checkpoint into `directory` (which must exist: a run
+    directory removed under its writer is not made again); returns the .safetensors path."""
     base = directory / ckpt_name(step)
-    write_weights(base.with_suffix(".safetensors"), model.state_dict(), arch, step)
+    write_weights(base.with_suffix(".safetensors"), model.state_dict(), arch, step, make_dirs=False)
     sidecar = {"step": step, "tags": tags, "metrics": metrics, "arch": dataclasses.asdict(arch)}
-    atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1))
+    atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1), make_dirs=False)
     return base.with_suffix(".safetensors")
 
 
@@ -127,8 +128,9 @@ def save_state(directory: Path, step: int, optimizer: torch.optim.Optimizer, ext
     base = directory / (ckpt_name(step) + ".state")
     tensors, info = _flatten_optimizer(optimizer.state_dict())
     tensors.update({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()})
-    atomic_write(Path(str(base) + ".safetensors"), lambda tmp: _save_tensors(tensors, tmp))
-    atomic_write_text(Path(str(base) + ".json"), json.dumps({"step": step, "optimizer": info, **extra}))
+    atomic_write(Path(str(base) + ".safetensors"), lambda tmp: _save_tensors(tensors, tmp), make_dirs=False)
+    atomic_write_text(Path(str(base) + ".json"), json.dumps({"step": step, "optimizer": info, **extra}),
+                      make_dirs=False)
     for old in directory.glob("step-*.state.*"):
         if not old.name.startswith(ckpt_name(step) + "."):
             old.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from grok_tui.errors import is_out_of_memory
 from grok_tui.report import Reporter
 from grok_tui.spec.config import MILESTONES, Config, TrainConfig
 from grok_tui.store import progress as progress_store
-from grok_tui.store.runs import RunWriter
+from grok_tui.store.runs import RunRemoved, RunWriter
 from grok_tui.train import checkpoint
 from grok_tui.train.device import gpu_status
 
@@ -40,6 +40,7 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     pause: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = "stopped"
+    stop_error: str | None = None  # why, where the members' ends should say (e.g. a sweep's coordinator died)
     # Where pause/continue/stop signals for these runs go when not to this process: a sweep worker's
     # are its coordinator's ({"control_pid": ..., "control_pid_start": ...}), which forwards them.
     signals_to: dict = field(default_factory=dict)
@@ -146,6 +147,7 @@ class Recorder:
     def checkpoint(self, stepper: Stepper, k: int, row: dict, tags: list[str]) -> None:
         if self.writer is None:
             return
+        self.writer.check_present()  # a removed run directory is not made again by a checkpoint
         extra = {"milestones": self.milestones, "best_val_acc": self.best_val_acc, "wall_s": row.get("wall_s", 0.0)}
         path = stepper.save(k, self.writer.ckpt_dir, row, tags, extra)
         self.emit({"event": "checkpoint", "path": str(path), "tags": tags})
@@ -161,7 +163,10 @@ class Recorder:
         fields = {"error": error, "last": self.last, "finished_at": time.time()}
         try:
             s = self.summary(**fields)
-        except OSError:  # nothing more can be written; the summary still goes to the hooks
+        except OSError as e:  # nothing more can be written; the summary still goes to the hooks
+            if isinstance(e, RunRemoved):  # whatever the end was, the run is gone: that is its end
+                self.status, self.error = "failed", str(e)
+                fields["error"] = str(e)
             s = self.summary(write=False, **fields)
         self.call("on_member_end", s)
         return s
@@ -179,6 +184,8 @@ def _failure(e: BaseException, stepper: Stepper) -> str:
 
 
 def _io_failure(e: OSError) -> str:
+    if isinstance(e, RunRemoved):
+        return str(e)
     if e.errno == errno.ENOSPC:
         return f"the disk is full ({e.filename or 'run directory'}); what was written before stays."
     return f"cannot write the run directory: {e}."
@@ -209,7 +216,8 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
         try:
             fn(*args)
         except OSError as e:
-            out[r.run_id] = r.finish("failed", _io_failure(e))
+            gone = r.writer.removed() if r.writer is not None else None
+            out[r.run_id] = r.finish("failed", _io_failure(gone or e))
 
     for r in recorders:
         r.fan, r.step = fan, start_step
@@ -235,7 +243,7 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
             if control.pause.is_set():
                 _wait_paused(control, [r for _, r in active()], guarded)
             if control.stop.is_set():
-                status = control.stop_reason
+                status, error = control.stop_reason, control.stop_error
                 break
             is_eval = (stepper.step + 1) % tc.eval_every == 0 or stepper.step + 1 == tc.steps
             grads = stepper.train_step(want_grads=is_eval)
@@ -286,6 +294,8 @@ def run_loop(stepper: Stepper, recorders: list[Recorder], tc: TrainConfig, contr
 
 def _record(stepper: Stepper, r: Recorder, k: int, row: dict, warnings: list[str], checkpoint_due: bool) -> None:
     """One member's evaluation: warnings, the row, milestones, their checkpoint, the summary."""
+    if r.writer is not None:
+        r.writer.check_present()  # its directory removed: this member ends, nothing is made again
     for w in warnings:
         r.emit({"event": "warning", "message": w})
     tags = r.record(row)

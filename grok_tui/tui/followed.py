@@ -22,31 +22,58 @@ from grok_tui.spec.tomlfile import load_toml
 from grok_tui.store import control
 from grok_tui.store.files import atomic_write_text
 from grok_tui.store.follow import ACTIVE, Polled, RunFollower
+from grok_tui.store.ids import START_DIR, new_run_id
 from grok_tui.store.logs import error_line
-from grok_tui.store.runs import START_DIR
+from grok_tui.store.runs import claim_start_file
 
 
 class Launch:
-    """A detached runner process started by the app."""
+    """A detached runner process started by the app.
 
-    def __init__(self, runs_dir: Path, run_id: str, cfg: Config, python: str = sys.executable):
+    Its id is claimed when it is made: ``<runs>/.start/<id>.toml`` is created with O_EXCL and the config
+    written into it, never over another launch's file; a taken id (a run directory or another start file
+    of that name) moves on to `-2`, `-3`, ... so `run_id` may differ from the id asked for, and two starts
+    in the same second get two ids. `run_id` None generates one (store.ids.new_run_id). Where the runs
+    directory cannot be written the claim is made again by start(), which raises the OSError."""
+
+    def __init__(self, runs_dir: Path, run_id: str | None, cfg: Config, python: str = sys.executable):
         self.runs_dir = Path(runs_dir)
+        self.cfg = cfg
+        self.python = python
+        self.proc: subprocess.Popen | None = None
+        self.returncode: int | None = None
+        self.claimed = False
+        self._set_id(run_id if run_id is not None else new_run_id(self.runs_dir, cfg))
+        try:
+            self.claim()
+        except OSError:  # the runs directory cannot be written: start() says so
+            pass
+
+    def _set_id(self, run_id: str) -> None:
         self.run_id = run_id
         start = self.runs_dir / START_DIR
         self.config_file = start / f"{run_id}.toml"
         self.log_file = start / f"{run_id}.log"
-        self.argv = [python, "-m", "grok_tui", "run", "--config", str(self.config_file), "--name", run_id,
+        self.argv = [self.python, "-m", "grok_tui", "run", "--config", str(self.config_file), "--name", run_id,
                      "--runs-dir", str(self.runs_dir), "--log"]
-        self.cfg = cfg
-        self.proc: subprocess.Popen | None = None
-        self.returncode: int | None = None
+
+    def claim(self) -> None:
+        """Claim the start file (once): this launch's id and config (OSError: the runs directory cannot
+        be written)."""
+        if not self.claimed:
+            self._set_id(claim_start_file(self.runs_dir, self.cfg, self.run_id))
+            self.claimed = True
 
     def write_config(self) -> None:
+        """The config into this launch's own start file (claimed first)."""
+        if not self.claimed:
+            self.claim()
+            return
         atomic_write_text(self.config_file, self.cfg.to_toml())
 
     def start(self) -> None:
-        """Write the config and start the runner (OSError: the runs directory cannot be written)."""
-        self.write_config()
+        """Claim the start file and start the runner (OSError: the runs directory cannot be written)."""
+        self.claim()
         env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1")
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -62,6 +89,9 @@ class Launch:
         return error_line(self.log_file)
 
     def cleanup(self) -> None:
+        """Remove this launch's start files (only its own: nothing when it claimed none)."""
+        if not self.claimed:
+            return
         for p in (self.config_file, self.log_file):
             try:
                 p.unlink()
