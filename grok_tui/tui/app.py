@@ -212,10 +212,12 @@ class GrokApp(App):
     def start_run(self, cfg: Config) -> LiveRun:
         """Start a detached run of cfg and show it. The files are written and the process started in a
         thread; a runs directory that cannot be written ends the run as failed with one sentence."""
-        run_id = ids.new_run_id(self.runs_dir, cfg)
         # the config as the form gave it, threads included: the child is `grok-tui run --config` of exactly
-        # this (threads 0 means one per core there too; OpenMP's threads spin only briefly, cli/main.py)
-        launch = Launch(self.runs_dir, run_id, cfg, **({"python": self.python} if self.python else {}))
+        # this (threads 0 means one per core there too; OpenMP's threads spin only briefly, cli/main.py).
+        # The launch claims its id (a start in the same second takes the next one): follow the id it got.
+        launch = Launch(self.runs_dir, ids.new_run_id(self.runs_dir, cfg), cfg,
+                        **({"python": self.python} if self.python else {}))
+        run_id = launch.run_id
         run = LiveRun(self.runs_dir / run_id, launch)
         self.followed[run_id] = run
         self._holders.setdefault(run_id, set()).add("train")
