@@ -87,10 +87,10 @@ def test_disk_full_during_a_metrics_append_fails_cleanly(runs_dir, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path / "metrics.jsonl"))
         real_metrics(self, row)
 
-    def atomic_write(path, write):
+    def atomic_write(path, write, *args, **kw):
         if full["on"]:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_atomic(path, write)
+        real_atomic(path, write, *args, **kw)
 
     monkeypatch.setattr(runs.RunWriter, "metrics", metrics)
     monkeypatch.setattr(files, "atomic_write", atomic_write)
@@ -105,10 +105,10 @@ def test_disk_full_during_a_metrics_append_fails_cleanly(runs_dir, monkeypatch):
 def test_disk_full_when_the_run_directory_is_made_leaves_no_directory(runs_dir, monkeypatch):
     real = files.atomic_write
 
-    def atomic_write(path, write):
+    def atomic_write(path, write, *args, **kw):
         if path.name == "config.toml":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, write)
+        real(path, write, *args, **kw)
 
     monkeypatch.setattr(files, "atomic_write", atomic_write)
     one_sentence(invoke("run", *TINY, "--name", "x"), 1, "No space left on device")
