@@ -115,7 +115,8 @@ def test_disk_full_when_the_run_directory_is_made_leaves_no_directory(runs_dir, 
     assert not (runs_dir / "x").exists()
     monkeypatch.setattr(files, "atomic_write", real)
     (runs_dir / "x").mkdir()  # an empty directory, as a start killed at the wrong moment leaves it
-    assert invoke("run", *TINY, "--name", "x").exit_code == 0
+    r = invoke("run", *TINY, "--name", "x")
+    assert r.exit_code == 0, r.output
     assert runs.open_run(runs_dir, "x").status == "finished"
 
 

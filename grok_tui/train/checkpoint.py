@@ -21,11 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from grok_tui.errors import CheckpointError
-from grok_tui.store.files import (
-    atomic_write,
-    atomic_write_text,
-    ckpt_name,
-)
+from grok_tui.store import files
+from grok_tui.store.files import ckpt_name
 from grok_tui.train.model import Arch
 
 
@@ -43,7 +40,7 @@ def write_weights(path: Path, weights: dict[str, torch.Tensor], arch: Arch, step
     a full disk is an OSError (ENOSPC) and leaves no partial file."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     meta = {"arch": json.dumps(dataclasses.asdict(arch)), "step": str(step)}
-    atomic_write(Path(path), lambda tmp: _save_tensors(tensors, tmp, meta), make_dirs)
+    files.atomic_write(Path(path), lambda tmp: _save_tensors(tensors, tmp, meta), make_dirs)
     return Path(path)
 
 
@@ -53,7 +50,7 @@ def save(directory: Path, step: int, model: torch.nn.Module, arch: Arch, metrics
     base = directory / ckpt_name(step)
     write_weights(base.with_suffix(".safetensors"), model.state_dict(), arch, step, make_dirs=False)
     sidecar = {"step": step, "tags": tags, "metrics": metrics, "arch": dataclasses.asdict(arch)}
-    atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1), make_dirs=False)
+    files.atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=1), make_dirs=False)
     return base.with_suffix(".safetensors")
 
 
@@ -128,8 +125,8 @@ def save_state(directory: Path, step: int, optimizer: torch.optim.Optimizer, ext
     base = directory / (ckpt_name(step) + ".state")
     tensors, info = _flatten_optimizer(optimizer.state_dict())
     tensors.update({k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()})
-    atomic_write(Path(str(base) + ".safetensors"), lambda tmp: _save_tensors(tensors, tmp), make_dirs=False)
-    atomic_write_text(Path(str(base) + ".json"), json.dumps({"step": step, "optimizer": info, **extra}),
+    files.atomic_write(Path(str(base) + ".safetensors"), lambda tmp: _save_tensors(tensors, tmp), make_dirs=False)
+    files.atomic_write_text(Path(str(base) + ".json"), json.dumps({"step": step, "optimizer": info, **extra}),
                       make_dirs=False)
     for old in directory.glob("step-*.state.*"):
         if not old.name.startswith(ckpt_name(step) + "."):
