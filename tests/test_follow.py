@@ -120,13 +120,13 @@ def test_the_followed_series_drops_a_resumes_rows(tmp_path):
 
 def test_the_scanner_reads_only_runs_whose_files_changed(runs_dir, monkeypatch):
     opened: list[str] = []
-    real = scan.open_run
+    real = scan.read_run
 
-    def counting(root, run_id):
-        opened.append(run_id)
-        return real(root, run_id)
+    def counting(path, index):
+        opened.append(path.name)
+        return real(path, index)
 
-    monkeypatch.setattr(scan, "open_run", counting)
+    monkeypatch.setattr(scan, "read_run", counting)
     s = scan.RunScanner(runs_dir)
     runs, changed = s.scan()
     assert changed and sorted(opened) == ["diverged-lr1e4", "smoke-lr2e-3", "smoke-wd0.3"]

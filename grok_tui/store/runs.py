@@ -443,9 +443,14 @@ def list_runs(root: Path) -> list[RunInfo]:
         path = root / name
         if not (path / "config.toml").is_file():
             continue
-        runs.append(RunInfo(name, path, index.config(path), read_json(path / "summary.json")))
+        runs.append(read_run(path, index))
     index.save()
     return runs
+
+
+def read_run(path: Path, index: ConfigIndex) -> RunInfo:
+    """A run directory as read for a listing: its config through the derived index, its summary."""
+    return RunInfo(path.name, path, index.config(path), read_json(path / "summary.json"))
 
 
 def active_run_ids(root: Path) -> list[str]:

@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 from grok_tui.store import control
+from grok_tui.store.index import ConfigIndex
 from grok_tui.store.names import name_error
-from grok_tui.store.runs import RunInfo, open_run
+from grok_tui.store.runs import RunInfo, read_run
 
 KEY_FILES = ("config.toml", "summary.json", control.LOCK_NAME, "metrics.jsonl")
 
@@ -38,6 +39,7 @@ class RunScanner:
         self.root = Path(root)
         self._runs: dict[str, tuple[tuple, bool | None, RunInfo]] = {}  # id -> (key, alive, info)
         self._names: dict[str, bool] = {}  # directory name -> is a valid run id
+        self._index: ConfigIndex | None = None
         self.opened = 0  # runs read (config parsed, summary read) so far: unchanged runs add nothing
         self.complete = True  # the last scan read every run that changed (no `limit` cut it short)
 
@@ -68,6 +70,12 @@ class RunScanner:
         self.complete = True
         root = os.fspath(self.root)
         for name in names:
+            if limit is not None and opened >= limit:  # this call's share is read: the rest wait unchecked
+                self.complete = False
+                seen.add(name)
+                if name in self._runs:
+                    out.append(self._runs[name][2])
+                continue
             key = _key(os.path.join(root, name))
             if key is None:
                 continue
@@ -83,8 +91,10 @@ class RunScanner:
                 if old is not None:
                     out.append(old[2])
                 continue
+            if self._index is None:  # configs come from the runs' derived index where it is current
+                self._index = ConfigIndex(self.root)
             try:
-                info = open_run(self.root, name)
+                info = read_run(self.root / name, self._index)
             except Exception:  # noqa: BLE001 - removed or unreadable meanwhile: not listed this time
                 seen.discard(name)
                 self._runs.pop(name, None)
@@ -97,5 +107,7 @@ class RunScanner:
         for gone in set(self._runs) - seen:
             del self._runs[gone]
             changed = True
+        if opened and self.complete and self._index is not None:
+            self._index.save()
         self.opened += opened
         return out, changed
