@@ -53,3 +53,16 @@ def test_a_damaged_or_foreign_index_is_rebuilt(tmp_path):
         entry[3]["optim"]["lr"] = 99.0  # an index written by another version says something else
     (root / index.INDEX_NAME).write_text(json.dumps(data))
     assert [r.config for r in runs.list_runs(root)] == truth
+
+
+def test_jsonl_count_and_last_reads_in_constant_memory(tmp_path):
+    """`runs show` counts a run's rows and shows the last without parsing every row."""
+    from grok_tui.store import files
+
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": i, "val_acc": i / 10} for i in range(1, 5001)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 50')  # a torn last line
+    assert files.jsonl_count_and_last(path, chunk=4096) == (5000, rows[-1])
+    assert files.jsonl_count_and_last(tmp_path / "missing.jsonl") == (0, None)
+    path.write_text(json.dumps(rows[0]) + "\n")
+    assert files.jsonl_count_and_last(path) == (1, rows[0])

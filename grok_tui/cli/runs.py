@@ -13,7 +13,7 @@ from rich.text import Text
 from grok_tui.cli.common import JsonOut, PlainUsage, RunsDir, console, user_errors
 from grok_tui.display import fmt
 from grok_tui.spec.optimizers import OPTIMIZERS
-from grok_tui.store import query
+from grok_tui.store import files, query
 from grok_tui.store import runs as store
 
 app = typer.Typer(help="List runs, or show one.", invoke_without_command=True)
@@ -111,14 +111,14 @@ def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id"
     """Config, status, milestones, checkpoints and the last metrics of one run."""
     with user_errors():
         r = store.open_run(runs_dir, run_id)
-    metrics = r.metrics()
+    n_rows, last = files.jsonl_count_and_last(r.path / "metrics.jsonl")  # not every row: a run may have millions
     ckpts = r.checkpoints()
     if json_out:
         steps_run, best_val = r.steps_and_best()  # a killed run's: from its metric rows
         print(json.dumps({"run": r.id, "status": r.status, "summary": r.summary, "steps_run": steps_run,
                           "best_val_acc": best_val,
                           "config": r.config.to_dict() if r.config else None,
-                          "checkpoints": [s for s, _ in ckpts], "last": metrics[-1] if metrics else None}))
+                          "checkpoints": [s for s, _ in ckpts], "last": last}))
         return
     console.print(f"[bold]{escape(r.id)}[/]  {r.status}  ({escape(str(r.path))})")
     if r.config:
@@ -130,8 +130,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id"
                   f"{fmt(r.summary.get('grokked_step'))}, best val acc {fmt(r.steps_and_best()[1])}")
     if r.summary.get("error"):
         console.print(f"  [red]error:[/] {escape(str(r.summary['error']))}")
-    console.print(f"  {len(metrics)} metric rows; checkpoints at steps: "
+    console.print(f"  {n_rows} metric rows; checkpoints at steps: "
                   + (", ".join(str(s) for s, _ in ckpts) or "none"))
-    if metrics:
-        last = metrics[-1]
+    if last:
         console.print("  last: " + escape("  ".join(f"{k}={fmt(v)}" for k, v in last.items() if "." not in k)))
