@@ -430,3 +430,21 @@ def test_a_removed_lock_file_never_lets_a_second_writer_in(tiny_cfg, runs_dir):
         holder.kill()
         holder.wait()
     runs.RunWriter(path, tiny_cfg, resume=True).close()  # its process gone: the run is free again
+
+
+def test_a_new_holder_of_the_lock_is_starting_until_it_says_who_it_is(tiny_cfg, runs_dir):
+    """The lock file keeps the last runner's record after it ends; whoever takes the lock next clears it,
+    so a resume that is still building its model is 'starting', not the old runner (or its sweep's)."""
+    w = runs.RunWriter(runs_dir / "again", tiny_cfg)
+    w.announce({"control_pid": 1, "control_pid_start": 1})
+    w.write_summary(status="stopped")
+    w.close()
+    assert control.owner(runs_dir / "again")["control_pid"] == 1  # what the ended runner left
+    again = runs.RunWriter(runs_dir / "again", tiny_cfg, resume=True)
+    try:
+        again.write_summary(status="running")
+        assert control.owner(again.path) == {}
+        with pytest.raises(ConfigError, match="is starting"):
+            control.pause_run(again.path)
+    finally:
+        again.close()

@@ -94,6 +94,7 @@ class RunLock:
                                     f"{f' (pid {pid})' if isinstance(pid, int) else ''}; stop it first.") from None
                 time.sleep(0.02)
         self._fd = fd
+        os.ftruncate(fd, 0)  # the last holder's record goes: this one is starting until it records itself
         holder = self._live_writer()
         if holder is not None:  # its lock file was removed, so this lock is a new file: it must not count
             self.release()

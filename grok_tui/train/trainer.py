@@ -95,7 +95,7 @@ class Trainer:
         """This run's metrics row (metrics.eval_rows: the row an ensemble member writes too), one host sync."""
         if self.two_modes:
             self.opt.eval()
-        measure = progress.due(self.cfg.train, self.step)
+        measure = bool(grads) and progress.due(self.cfg.train, self.step)  # a scheduled evaluation only
         keep = ([], []) if measure and progress.keeps_logits(1, self.split.n_train + self.split.n_val, self.split.p) else None
         measured = metrics.evaluate(self.model, self.split, self.loss_fn, keep)
         measured.update(metrics.weight_norms(self.model))
