@@ -300,7 +300,8 @@ class Ensemble:
 
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
         """Every member's metrics row (metrics.eval_rows: the rows a single run writes), one host sync; at
-        a measuring evaluation each row carries its member's progress measures ("progress")."""
+        a measuring evaluation each row carries its member's progress measures ("progress"), brought over
+        by a second sync of their own (progress.live)."""
         measure = bool(grads) and progress.due(self.cfgs[0].train, self.step)  # a scheduled evaluation only
         keep = [] if measure and progress.keeps_logits(self.K, *self.table_y.shape[1:], self.cfgs[0].data.p) else None
         rows = metrics.eval_rows(self.evaluate(keep), grads, self.mean_grad_norms, self.cfgs[0].train, self.step, wall,

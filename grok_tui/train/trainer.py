@@ -92,7 +92,8 @@ class Trainer:
         loss.backward()
 
     def eval_rows(self, grads: dict[str, torch.Tensor], wall: float) -> list[dict[str, Any]]:
-        """This run's metrics row (metrics.eval_rows: the row an ensemble member writes too), one host sync."""
+        """This run's metrics row (metrics.eval_rows: the row an ensemble member writes too), one host sync;
+        a measuring evaluation adds the progress measures' own (progress.live), a second one."""
         if self.two_modes:
             self.opt.eval()
         measure = bool(grads) and progress.due(self.cfg.train, self.step)  # a scheduled evaluation only
